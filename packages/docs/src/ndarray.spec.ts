@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import {
+  DocList,
+  DTYPE_NAMES,
+  defineDoc,
+  floatToHalf,
+  fromNumpyDtype,
+  halfToFloat,
+  NdArray,
+  Tensor,
+  toNumpyDtype,
+  typedArrayFor,
+} from './index.js';
+
+const samples: Record<string, unknown[]> = {
+  float16: [0, 1, -2.5, 65504, 0.000061035156],
+  float32: [0.1, -3.4e38, 1e-45, 7],
+  float64: [0.1, Number.MAX_VALUE, -Number.MIN_VALUE],
+  int8: [-128, 0, 127],
+  int16: [-32768, 32767],
+  int32: [-2147483648, 2147483647],
+  int64: ['-9223372036854775808', 9007199254740991, '9223372036854775807'],
+  uint8: [0, 255],
+  uint16: [0, 65535],
+  uint32: [0, 4294967295],
+  uint64: ['18446744073709551615', 0],
+  bool: [true, false, true],
+};
+
+describe('NdArray', () => {
+  it('round-trips every dtype through nested lists, bytes and JSON', () => {
+    for (const dtype of DTYPE_NAMES) {
+      const values = samples[dtype]!;
+      const t = NdArray.fromList([values, values], dtype);
+      expect(t.shape).toEqual([2, values.length]);
+      expect(t.data).toBeInstanceOf(typedArrayFor(dtype));
+      expect(NdArray.fromList(t.toList(), dtype).equals(t)).toBe(true);
+      expect(NdArray.fromBytes(t.toBytes(), t.shape, dtype).equals(t)).toBe(true);
+      const T = defineDoc('T', { t: Tensor({ dtype }) });
+      const docs = new DocList(T, [{ t }]);
+      for (const tensors of ['list', 'base64'] as const) {
+        const back = DocList.fromJSON(T, JSON.stringify(docs.toJSON({ tensors })));
+        expect(back[0]!.t.equals(t), `${dtype} ${tensors}`).toBe(true);
+      }
+    }
+  });
+
+  it('maps dtypes to numpy dtype strings and back', () => {
+    expect(toNumpyDtype('float32')).toBe('<f4');
+    expect(toNumpyDtype('bool')).toBe('|b1');
+    expect(toNumpyDtype('uint8')).toBe('|u1');
+    expect(fromNumpyDtype('<f2')).toBe('float16');
+    expect(fromNumpyDtype('<i8')).toBe('int64');
+    expect(fromNumpyDtype('=f8')).toBe('float64');
+    expect(fromNumpyDtype('float32')).toBe('float32');
+    expect(fromNumpyDtype('>f4')).toBeUndefined();
+  });
+
+  it('converts half floats with round-to-nearest-even', () => {
+    expect(floatToHalf(1)).toBe(0x3c00);
+    expect(floatToHalf(-2)).toBe(0xc000);
+    expect(floatToHalf(65504)).toBe(0x7bff);
+    expect(floatToHalf(1e6)).toBe(0x7c00);
+    expect(floatToHalf(Number.NaN) & 0x7c00).toBe(0x7c00);
+    expect(halfToFloat(0x0001)).toBe(2 ** -24);
+    expect(floatToHalf(2 ** -24)).toBe(1);
+    for (let h = 0; h < 0x7c00; h += 7) expect(floatToHalf(halfToFloat(h))).toBe(h);
+  });
+
+  it('refuses data that does not fit the shape or the dtype', () => {
+    expect(() => new NdArray(new Float32Array(6), [4, 2])).toThrow(
+      /holds 8 elements but the data has 6/,
+    );
+    expect(() => new NdArray(new Float32Array(2), [2], 'float64')).toThrow(/needs a Float64Array/);
+    expect(() => NdArray.fromList([[1, 2], [3]])).toThrow('tensor[1]: ragged nested list');
+    expect(() => NdArray.fromBytes(new Uint8Array(3), [1], 'float32')).toThrow(/whole number/);
+  });
+
+  it('reads unaligned bytes by copying them', () => {
+    const buf = new Uint8Array(9);
+    new DataView(buf.buffer).setFloat64(1, 1.5, true);
+    expect(NdArray.fromBytes(buf.subarray(1), [1], 'float64').data[0]).toBe(1.5);
+  });
+});
