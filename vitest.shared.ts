@@ -12,5 +12,7 @@ export const sharedConfig = defineConfig({
     include: ['src/**/*.spec.ts', '**/*.spec.ts'],
     exclude: ['**/node_modules/**', '**/dist/**'],
     testTimeout: 20_000,
+    // Executors under test fail on purpose; keep their error logs out of the test output.
+    env: { MARIE_LOG_LEVEL: process.env.MARIE_LOG_LEVEL ?? 'silent' },
   },
 });

@@ -70,13 +70,19 @@ function buildPreparer(schema: TSchema): Prepare | null {
   }
   if (TypeGuard.IsObject(schema)) {
     const fields = Object.entries(schema.properties)
-      .map(([key, s]) => [key, preparerOf(s)] as const)
-      .filter((f): f is readonly [string, Prepare] => f[1] !== null);
+      .map(([key, s]) => ({ key, fallback: s.default as unknown, prepare: preparerOf(s) }))
+      .filter((f) => f.prepare !== null || f.fallback !== undefined);
     if (fields.length === 0) return null;
     return (v, path) => {
       if (!isPlainObject(v)) return v;
       const out: Record<string, unknown> = { ...v };
-      for (const [k, p] of fields) if (out[k] != null) out[k] = p(out[k], `${path}.${k}`);
+      for (const { key, fallback, prepare } of fields) {
+        if (out[key] === undefined) {
+          if (fallback !== undefined) out[key] = cloneDefault(fallback);
+        } else if (out[key] !== null && prepare) {
+          out[key] = prepare(out[key], `${path}.${key}`);
+        }
+      }
       return out;
     };
   }

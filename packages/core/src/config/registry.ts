@@ -1,0 +1,28 @@
+import { type ExecutorClass, isExecutorClass } from '../executor.js';
+
+const registry = new Map<string, ExecutorClass>();
+
+/**
+ * Makes an executor class known by name, for YAML `jtype:` and `marie executor --uses Name`.
+ * Classes exported by the modules a config loads are found without this.
+ */
+export function registerExecutor(cls: ExecutorClass, name: string = cls.name): void {
+  if (!isExecutorClass(cls))
+    throw new TypeError(`registerExecutor: ${name} does not extend Executor`);
+  registry.set(name, cls);
+}
+
+export function registeredExecutors(): ReadonlyMap<string, ExecutorClass> {
+  return registry;
+}
+
+/** Executor classes among a module's exports, by class name (and export name). */
+export function executorsIn(mod: Record<string, unknown>): Map<string, ExecutorClass> {
+  const found = new Map<string, ExecutorClass>();
+  for (const [exportName, value] of Object.entries(mod)) {
+    if (!isExecutorClass(value)) continue;
+    found.set(value.name, value);
+    if (exportName !== 'default') found.set(exportName, value);
+  }
+  return found;
+}

@@ -1,0 +1,49 @@
+import './metadata.js';
+
+export { type BatchOutcome, canonicalJson } from './batcher.js';
+export { ConfigError } from './config/config-error.js';
+export {
+  executorFromConfig,
+  type LoadExecutorOptions,
+  loadExecutor,
+  parseYaml,
+} from './config/load-executor.js';
+export { registerExecutor, registeredExecutors } from './config/registry.js';
+export {
+  createDataRequest,
+  type DataRequest,
+  type DataRequestInit,
+  errorStatus,
+  type RequestHeader,
+  type Route,
+  type SingleDocumentRequest,
+  type Status,
+  StatusCode,
+  throwIfError,
+} from './data-request.js';
+export type { Endpoint, EndpointListing, EndpointSchema } from './endpoints.js';
+export { ErrorCode, MarieError, type MarieErrorOptions, type RemoteException } from './errors.js';
+export {
+  Executor,
+  type ExecutorArgs,
+  type ExecutorClass,
+  isExecutorClass,
+  type Metas,
+  type RuntimeArgs,
+} from './executor.js';
+export { createLogger, type Logger, rootLogger } from './logger.js';
+export { reduceDocs } from './reduce.js';
+export {
+  type HandleOptions,
+  type RequestContext,
+  RequestHandler,
+  type RequestHandlerOptions,
+} from './request-handler.js';
+export {
+  type BatchingOptions,
+  DEFAULT_ENDPOINT,
+  DRY_RUN_ENDPOINT,
+  dynamicBatching,
+  type RequestsOptions,
+  requests,
+} from './requests.js';

@@ -1,0 +1,309 @@
+import { type AnyDocType, coerce, DocList, DocValidationError, isPlainObject } from '@marie/docs';
+import type { Logger } from 'pino';
+import { Batcher } from './batcher.js';
+import {
+  type DataRequest,
+  errorStatus,
+  type RequestHeader,
+  type SingleDocumentRequest,
+} from './data-request.js';
+import {
+  type Endpoint,
+  type EndpointListing,
+  listEndpoints,
+  resolveEndpoints,
+  routeEndpoint,
+} from './endpoints.js';
+import { ErrorCode, MarieError } from './errors.js';
+import type { Executor } from './executor.js';
+import { createLogger } from './logger.js';
+import { Mutex } from './mutex.js';
+import { reduceDocs } from './reduce.js';
+import { DRY_RUN_ENDPOINT } from './requests.js';
+
+/** What an endpoint method gets beside its documents. */
+export interface RequestContext<P = Record<string, unknown>> {
+  /** The request's parameters, `parameters[<executor name>]` merged over them; typed when the endpoint declares a schema. */
+  parameters: P;
+  /** One DocList per incoming request when several were joined (Flow `needs`); else `[docs]`. */
+  docsMatrix: DocList<object>[];
+  header: Readonly<RequestHeader>;
+  /** Aborted when the caller gives up (client gone, deadline passed, server shutting down). */
+  signal: AbortSignal;
+  /** The endpoint being served (`/default` for the fallback, the requested one otherwise). */
+  endpoint: string;
+}
+
+export interface HandleOptions {
+  signal?: AbortSignal;
+}
+
+export interface RequestHandlerOptions {
+  logger?: Logger;
+}
+
+const NEVER = new AbortController().signal;
+
+/**
+ * The transport-agnostic core of serving: a DataRequest in, a DataRequest out, following the
+ * dispatch rules of spec/wire.md. It holds no sockets; every transport is a translator around it.
+ */
+export class RequestHandler {
+  readonly executor: Executor;
+  readonly #endpoints: Map<string, Endpoint>;
+  readonly #mutex = new Mutex();
+  readonly #batcher: Batcher;
+  readonly #logger: Logger;
+  #listing?: EndpointListing;
+  #closing?: Promise<void>;
+
+  constructor(executor: Executor, options: RequestHandlerOptions = {}) {
+    this.executor = executor;
+    this.#endpoints = resolveEndpoints(executor);
+    this.#logger = options.logger ?? createLogger(executor.name);
+    this.#batcher = new Batcher((endpoint, docs, parameters) =>
+      this.#invoke(
+        endpoint,
+        docs,
+        this.#context(endpoint, docs, parameters, { requestId: 'batch' }, NEVER),
+      ),
+    );
+  }
+
+  /** The name routes carry and parameters are scoped by. */
+  get name(): string {
+    return this.executor.name;
+  }
+
+  /** Bound endpoints, the reserved dry-run one included, and their JSON Schemas (endpoint_discovery). */
+  endpoints(): EndpointListing {
+    this.#listing ??= listEndpoints(this.#endpoints);
+    return this.#listing;
+  }
+
+  /** The endpoint that would serve `name` (its own, else `/default`), for codecs that need its schemas. */
+  endpointFor(name: string | undefined): Endpoint | undefined {
+    return routeEndpoint(this.#endpoints, name);
+  }
+
+  /** Serves one request. Never throws: failures come back as `header.status` ERROR. */
+  handle(request: DataRequest<any>, options: HandleOptions = {}): Promise<DataRequest<any>> {
+    return this.#serve([request], options);
+  }
+
+  /** Serves several requests joined into one (process_data): `ctx.docsMatrix` holds each one's docs. */
+  handleMany(
+    requests: readonly DataRequest<any>[],
+    options: HandleOptions = {},
+  ): Promise<DataRequest<any>> {
+    if (requests.length === 0)
+      return Promise.reject(new MarieError(ErrorCode.InvalidArgument, 'no requests'));
+    return this.#serve(requests, options);
+  }
+
+  /**
+   * Serves a generator endpoint for one document: one answer per yielded document. A failure ends
+   * the stream with an answer whose status is ERROR. Other endpoints answer with their documents.
+   */
+  async *streamDoc(
+    request: SingleDocumentRequest<any>,
+    options: HandleOptions = {},
+  ): AsyncGenerator<SingleDocumentRequest<any>> {
+    const endpoint = this.endpointFor(request.header.execEndpoint);
+    const answer = (
+      document: object,
+      header: RequestHeader = { requestId: request.header.requestId },
+    ) => ({
+      header,
+      parameters: request.parameters,
+      routes: [...request.routes, { executor: this.name }],
+      document,
+    });
+    if (!endpoint?.isGenerator) {
+      const res = await this.handle({ ...request, docs: [request.document] }, options);
+      if (res.header.status?.code) yield answer({}, res.header);
+      else for (const doc of res.docs as object[]) yield answer(doc);
+      return;
+    }
+    try {
+      const docs = this.#docsOf(endpoint.requestSchema, [request.document]);
+      const ctx = this.#context(
+        endpoint,
+        docs,
+        this.#parameters(endpoint, request.parameters),
+        request.header,
+        options.signal ?? NEVER,
+      );
+      const stream = this.#generate(endpoint, docs[0]!, ctx);
+      for await (const doc of stream) yield answer(doc);
+    } catch (err) {
+      yield answer(
+        {},
+        { ...request.header, status: this.#failure(err, endpoint, request.header.requestId) },
+      );
+    }
+  }
+
+  /** Flushes pending batches, then closes the executor (once). */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      await this.#batcher.drain();
+      await this.executor.close();
+    })();
+    return this.#closing;
+  }
+
+  async #serve(
+    requests: readonly DataRequest<any>[],
+    options: HandleOptions,
+  ): Promise<DataRequest<any>> {
+    const first = requests[0]!;
+    const name = first.header.execEndpoint;
+    const base = requests.length === 1 ? first : mergeRequests(requests);
+    const routes = [...base.routes, { executor: this.name }];
+    if (name === DRY_RUN_ENDPOINT) return { ...base, routes };
+    const endpoint = this.endpointFor(name);
+    if (!endpoint) return base; // no binding, no /default: unchanged, as Python peers do
+    try {
+      const matrix = requests.map((r) => this.#docsOf(endpoint.requestSchema, r.docs));
+      const docs = reduceDocs(matrix);
+      const parameters = this.#parameters(endpoint, base.parameters);
+      const ctx = this.#context(
+        endpoint,
+        docs,
+        parameters,
+        first.header,
+        options.signal ?? NEVER,
+        matrix,
+      );
+      const { docs: outDocs, results } = endpoint.batching
+        ? await this.#batcher.submit(endpoint, docs, parameters)
+        : this.#applyReturn(endpoint, await this.#invoke(endpoint, docs, ctx), docs);
+      const out: DataRequest<any> = { ...base, routes, docs: outDocs };
+      if (results !== undefined) {
+        const previous = isPlainObject(base.parameters.__results__)
+          ? base.parameters.__results__
+          : {};
+        out.parameters = { ...base.parameters, __results__: { ...previous, [this.name]: results } };
+      }
+      return out;
+    } catch (err) {
+      const status = this.#failure(err, endpoint, first.header.requestId);
+      return { ...base, header: { ...base.header, status }, routes };
+    }
+  }
+
+  #failure(err: unknown, endpoint: Endpoint, requestId: string) {
+    const error = err instanceof DocValidationError ? MarieError.from(err) : err;
+    const expected = error instanceof MarieError && error.code === ErrorCode.InvalidArgument;
+    this.#logger[expected ? 'warn' : 'error'](
+      { err, endpoint: endpoint.name, requestId },
+      expected ? 'rejected request' : 'endpoint failed',
+    );
+    return errorStatus(error, this.executor.constructor.name);
+  }
+
+  #docsOf(schema: AnyDocType, docs: DataRequest['docs']): DocList<object> {
+    if (docs instanceof DocList && docs.docType === schema) return docs;
+    return new DocList(schema as AnyDocType & { static: object }, docs as object[]);
+  }
+
+  #parameters(endpoint: Endpoint, parameters: Record<string, unknown>): Record<string, unknown> {
+    const own = parameters[this.name];
+    const merged = isPlainObject(own) ? { ...parameters, ...own } : { ...parameters };
+    if (!endpoint.parametersSchema) return merged;
+    return coerce(endpoint.parametersSchema, merged, 'parameters') as Record<string, unknown>;
+  }
+
+  #context(
+    endpoint: Endpoint,
+    docs: DocList<object>,
+    parameters: Record<string, unknown>,
+    header: RequestHeader,
+    signal: AbortSignal,
+    docsMatrix: DocList<object>[] = [docs],
+  ): RequestContext {
+    return { parameters, docsMatrix, header, signal, endpoint: endpoint.name };
+  }
+
+  /** Calls the method; sync methods one at a time unless the endpoint allows concurrency. */
+  #invoke(endpoint: Endpoint, docs: DocList<object>, ctx: RequestContext): Promise<unknown> {
+    const call = () => this.#call(endpoint, docs, ctx);
+    const serial =
+      (endpoint.kind === 'sync' || endpoint.kind === 'generator') && !endpoint.allowConcurrent;
+    return serial ? this.#mutex.run(call) : call();
+  }
+
+  async #call(endpoint: Endpoint, docs: DocList<object>, ctx: RequestContext): Promise<unknown> {
+    const fn = this.#method(endpoint);
+    if (endpoint.isGenerator) {
+      const out: object[] = [];
+      for (const doc of docs) for await (const d of this.#generate(endpoint, doc, ctx)) out.push(d);
+      return new DocList(endpoint.responseSchema, out, { trusted: true });
+    }
+    if (endpoint.single) {
+      const out: object[] = [];
+      for (const doc of docs) {
+        const r = await fn.call(this.executor, doc, ctx);
+        if (r !== undefined && r !== null && !isPlainObject(r)) {
+          throw this.#badReturn(endpoint, r, 'a document or nothing');
+        }
+        out.push(r ?? doc);
+      }
+      return new DocList(endpoint.responseSchema, out);
+    }
+    return fn.call(this.executor, docs, ctx);
+  }
+
+  async *#generate(endpoint: Endpoint, doc: object, ctx: RequestContext): AsyncGenerator<object> {
+    const iterator = this.#method(endpoint).call(this.executor, doc, ctx) as AsyncIterable<unknown>;
+    let i = 0;
+    for await (const item of iterator) {
+      yield new DocList(endpoint.responseSchema, [item as object], { path: `yield[${i++}]` })[0]!;
+    }
+  }
+
+  #method(endpoint: Endpoint): (...args: unknown[]) => unknown {
+    return (this.executor as any)[endpoint.method];
+  }
+
+  /** Return rules: DocList/array replaces the docs, nothing keeps them, a plain object is a result. */
+  #applyReturn(
+    endpoint: Endpoint,
+    result: unknown,
+    input: DocList<object>,
+  ): { docs: DocList<object>; results?: unknown } {
+    if (result === undefined || result === null) return { docs: input };
+    if (result instanceof DocList && result.docType === endpoint.responseSchema)
+      return { docs: result };
+    if (Array.isArray(result))
+      return { docs: new DocList(endpoint.responseSchema, result as object[], { path: 'return' }) };
+    if (isPlainObject(result)) return { docs: input, results: result };
+    throw this.#badReturn(endpoint, result, 'a DocList, a plain object (results) or nothing');
+  }
+
+  #badReturn(endpoint: Endpoint, value: unknown, want: string): MarieError {
+    const what =
+      value === null
+        ? 'null'
+        : typeof value === 'object'
+          ? (value.constructor?.name ?? 'object')
+          : typeof value;
+    return new MarieError(
+      ErrorCode.Internal,
+      `${this.executor.constructor.name}.${String(endpoint.method)} returned ${what}; it must return ${want}`,
+    );
+  }
+}
+
+/** Joins requests (process_data): the first's header, parameters merged (earlier win), routes unioned. */
+function mergeRequests(requests: readonly DataRequest<any>[]): DataRequest<any> {
+  const first = requests[0]!;
+  const parameters: Record<string, unknown> = {};
+  for (const r of [...requests].reverse()) Object.assign(parameters, r.parameters);
+  const seen = new Set<string>();
+  const routes = requests
+    .flatMap((r) => r.routes)
+    .filter((r) => !seen.has(r.executor) && seen.add(r.executor));
+  return { header: first.header, parameters, routes, docs: first.docs };
+}
