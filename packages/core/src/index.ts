@@ -34,6 +34,7 @@ export {
 export { createLogger, type Logger, rootLogger } from './logger.js';
 export { reduceDocs } from './reduce.js';
 export {
+  createRequestContext,
   type HandleOptions,
   type RequestContext,
   RequestHandler,

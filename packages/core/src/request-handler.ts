@@ -2,10 +2,12 @@ import { type AnyDocType, coerce, DocList, DocValidationError, isPlainObject } f
 import type { Logger } from 'pino';
 import { Batcher } from './batcher.js';
 import {
+  createDataRequest,
   type DataRequest,
   errorStatus,
   type RequestHeader,
   type SingleDocumentRequest,
+  throwIfError,
 } from './data-request.js';
 import {
   type Endpoint,
@@ -43,6 +45,22 @@ export interface RequestHandlerOptions {
 }
 
 const NEVER = new AbortController().signal;
+
+/**
+ * A context for calling an endpoint method directly (unit tests, scripts):
+ * `executor.process(docs, createRequestContext({ parameters: { job_id: 'j1' } }))`.
+ */
+export function createRequestContext<P = Record<string, unknown>>(
+  init: Partial<RequestContext<P>> = {},
+): RequestContext<P> {
+  return {
+    parameters: init.parameters ?? ({} as P),
+    docsMatrix: init.docsMatrix ?? [],
+    header: init.header ?? { requestId: 'local' },
+    signal: init.signal ?? NEVER,
+    endpoint: init.endpoint ?? '/default',
+  };
+}
 
 /**
  * The transport-agnostic core of serving: a DataRequest in, a DataRequest out, following the
@@ -84,6 +102,22 @@ export class RequestHandler {
   /** The endpoint that would serve `name` (its own, else `/default`), for codecs that need its schemas. */
   endpointFor(name: string | undefined): Endpoint | undefined {
     return routeEndpoint(this.#endpoints, name);
+  }
+
+  /**
+   * Calls an endpoint in process: the same validation and return rules as over the network. Resolves
+   * to the answer's documents; an error status rejects with a MarieError. (`handle` gives the whole
+   * answer, `parameters.__results__` included.)
+   */
+  async post<D extends object = Record<string, unknown>>(
+    endpoint: string,
+    docs: DocList<any> | readonly unknown[] = [],
+    options: HandleOptions & { parameters?: Record<string, unknown> } = {},
+  ): Promise<DocList<D>> {
+    const req = createDataRequest({ endpoint, docs, parameters: options.parameters ?? {} });
+    const res = await this.handle(req, options);
+    throwIfError(res);
+    return res.docs as DocList<D>;
   }
 
   /** Serves one request. Never throws: failures come back as `header.status` ERROR. */

@@ -44,7 +44,8 @@ export async function importModule(
     } catch (err) {
       if (!isUnknownExtension(err) || !/\.[cm]?tsx?$/.test(file)) throw err;
       await enableTypeScript();
-      return (await import(url)) as Record<string, unknown>;
+      // Node remembers the failed import of this URL: ask again under a fresh one.
+      return (await import(`${url}?ts`)) as Record<string, unknown>;
     }
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);

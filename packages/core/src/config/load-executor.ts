@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { isPlainObject } from '@marie/docs';
-import { parseDocument } from 'yaml';
+import { LineCounter, parseDocument } from 'yaml';
 import { resolveEndpoints } from '../endpoints.js';
 import {
   type Executor,
@@ -77,11 +77,17 @@ export async function loadExecutor(
 
 /** Parses YAML 1.1-style configs (merge keys `<<:` on); syntax errors name line and column. */
 export function parseYaml(text: string, source: string): unknown {
-  const doc = parseDocument(text, { merge: true, prettyErrors: false, uniqueKeys: true });
+  const lines = new LineCounter();
+  const doc = parseDocument(text, {
+    merge: true,
+    prettyErrors: false,
+    uniqueKeys: true,
+    lineCounter: lines,
+  });
   const error = doc.errors[0];
   if (error) {
-    const pos = error.linePos?.[0];
-    const where = pos ? ` at line ${pos.line}, column ${pos.col}` : '';
+    const pos = lines.linePos(error.pos[0]);
+    const where = ` at line ${pos.line}, column ${pos.col}`;
     throw new ConfigError(`${source}: YAML syntax error${where}: ${error.message.split('\n')[0]}`);
   }
   return doc.toJS({ maxAliasCount: 1000 });
