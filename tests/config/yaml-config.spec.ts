@@ -25,10 +25,15 @@ async function configError(promise: Promise<unknown>): Promise<string> {
 
 describe('YAML executor config', () => {
   it('loads anchors, merge keys, ENV/CONTEXT substitution, requests remap and dynamic batching', async () => {
+    const warnings: string[] = [];
     const ex = await loadExecutor(fixture('full.yml'), {
       env: { MODEL_DIR: '/opt/models' },
       context: { deployment: 'extractor' },
+      warn: (m) => warnings.push(m),
     });
+    expect(warnings).toEqual([
+      `${fixture('full.yml')}: unknown key "defaults" ignored (known: jtype, with, metas, py_modules, modules, requests, dynamic_batching)`,
+    ]);
     const h = new RequestHandler(ex);
     const settings = await h.handle(createDataRequest({ endpoint: '/settings' }));
     expect((settings.parameters.__results__ as any).extractor).toEqual({
@@ -58,6 +63,7 @@ describe('YAML executor config', () => {
     expect(ex.name).toBe('override');
   });
 
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the title quotes YAML syntax
   it('substitutes the older ${X} and $X forms from the environment, $$ for a dollar', async () => {
     const ex = await loadExecutor(fixture('old-env.yml'), {
       env: { LABEL_PREFIX: 'pre', LABEL_SUFFIX: 'post' },

@@ -166,6 +166,7 @@ describe('Marie-AI executor guide, in TypeScript', () => {
     expect(ex.metas.modules).toEqual(['guide-executors.ts']);
   });
 
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: the title quotes YAML syntax
   it('YAML storage config: ${POSTGRES_PASSWORD} comes from the environment', async () => {
     const ex = await loadExecutor(join(here, 'storage.yml'), {
       env: { POSTGRES_PASSWORD: 's3cret' },

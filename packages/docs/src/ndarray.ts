@@ -169,6 +169,7 @@ export class NdArray {
   toList(): unknown {
     const flat = this.values();
     if (this.shape.length === 0) return flat[0];
+    if (this.shape.length === 1) return flat;
     return nest(flat, this.shape, 0, 0);
   }
 

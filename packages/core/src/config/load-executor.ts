@@ -35,6 +35,8 @@ export interface LoadExecutorOptions {
   classes?: Iterable<ExecutorClass> | Record<string, ExecutorClass>;
   /** Where relative module paths start; the YAML file's folder, or the working directory. */
   baseDir?: string;
+  /** Receives warnings (deprecated `${X}` forms, unknown keys); logged at warn level unless given. */
+  warn?: (message: string) => void;
 }
 
 const KNOWN_KEYS = new Set([
@@ -99,7 +101,7 @@ export async function executorFromConfig(
   options: LoadExecutorOptions & { source?: string } = {},
 ): Promise<Executor> {
   const source = options.source ?? 'config';
-  const log = createLogger('config');
+  const warn = options.warn ?? ((m: string) => createLogger('config').warn(m));
   if (!isPlainObject(raw))
     throw new ConfigError(`${source}: expected a mapping with a "jtype" key`);
   const warned = new Set<string>();
@@ -108,13 +110,13 @@ export async function executorFromConfig(
     context: options.context ?? {},
     source,
     warn: (m) => {
-      if (!warned.has(m)) log.warn(m);
+      if (!warned.has(m)) warn(m);
       warned.add(m);
     },
   }) as Record<string, unknown>;
   for (const key of Object.keys(config)) {
     if (!KNOWN_KEYS.has(key))
-      log.warn(`${source}: unknown key "${key}" ignored (known: ${[...KNOWN_KEYS].join(', ')})`);
+      warn(`${source}: unknown key "${key}" ignored (known: ${[...KNOWN_KEYS].join(', ')})`);
   }
   const jtype = config.jtype;
   if (typeof jtype !== 'string' || jtype === '')

@@ -1,0 +1,74 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// Each package must work on its own, as npm would install it: pack the built packages, install the
+// tarballs into an empty project, and use them from plain JavaScript. nx builds them first.
+const run = promisify(execFile);
+const root = join(import.meta.dirname, '..');
+const npm = (args: string[], cwd: string) =>
+  run('npm', args, { cwd, env: { ...process.env, npm_config_update_notifier: 'false' } });
+const work = mkdtempSync(join(tmpdir(), 'marie-pack-'));
+afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const PACKAGES = ['docs', 'core'];
+
+describe('published packages', () => {
+  it('pack only dist, package.json and README, with every export target present', async () => {
+    for (const name of PACKAGES) {
+      const dir = join(root, 'packages', name);
+      const { stdout } = await npm(['pack', '--dry-run', '--json', '--ignore-scripts'], dir);
+      const files: string[] = JSON.parse(stdout)[0].files.map((f: { path: string }) => f.path);
+      expect(files).toContain('package.json');
+      expect(files).toContain('README.md');
+      expect(
+        files.filter((f) => !f.startsWith('dist/') && f !== 'package.json' && f !== 'README.md'),
+      ).toEqual([]);
+      expect(files.some((f) => f.includes('.spec.'))).toBe(false);
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+      for (const target of [pkg.exports['.'].types, pkg.exports['.'].import]) {
+        expect(files).toContain(target.replace(/^\.\//, ''));
+      }
+    }
+  });
+
+  it('install from tarballs into an empty project and run from plain JavaScript', async () => {
+    const tarballs: string[] = [];
+    for (const name of PACKAGES) {
+      const { stdout } = await npm(
+        ['pack', '--json', '--ignore-scripts', '--pack-destination', work],
+        join(root, 'packages', name),
+      );
+      tarballs.push(join(work, JSON.parse(stdout)[0].filename));
+    }
+    const app = join(work, 'app');
+    await run('mkdir', ['-p', app]);
+    writeFileSync(
+      join(app, 'package.json'),
+      JSON.stringify({ name: 'app', private: true, type: 'module' }),
+    );
+    await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', ...tarballs], app);
+    writeFileSync(
+      join(app, 'main.js'),
+      `
+import { Executor, executorFromConfig, RequestHandler } from '@marie/core';
+import { defineDoc, DocList, Type } from '@marie/docs';
+const Doc = defineDoc('Doc', { text: Type.String({ default: '' }) });
+class Upper extends Executor {
+  run(docs) { return new DocList(Doc, docs.map((d) => ({ text: d.text.toUpperCase() }))); }
+}
+const ex = await executorFromConfig({ jtype: 'Upper', requests: { '/up': 'run' } }, { classes: [Upper] });
+const docs = await new RequestHandler(ex).post('/up', [{ text: 'packed' }]);
+console.log(docs[0].text);
+`,
+    );
+    const { stdout } = await run(process.execPath, ['main.js'], {
+      cwd: app,
+      env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
+    });
+    expect(stdout.trim()).toBe('PACKED');
+  }, 120_000);
+});

@@ -1,0 +1,130 @@
+#!/usr/bin/env node
+// The import rules of ARCHITECTURE.md, checked: which workspace package may import which, what
+// core and docs must never import, and that every package a library imports is one it declares
+// (so each package installs and works on its own). Exit 1 with one line per violation.
+import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { builtinModules } from 'node:module';
+import { join, relative } from 'node:path';
+
+const root = join(import.meta.dirname, '..');
+
+// package -> workspace packages it may import (ARCHITECTURE.md, "Packages and their arrows").
+const ARROWS = {
+  '@marie/docs': [],
+  '@marie/core': ['@marie/docs'],
+  '@marie/proto': ['@marie/core', '@marie/docs'],
+  '@marie/transport-grpc': ['@marie/core', '@marie/docs', '@marie/proto'],
+  '@marie/transport-http': ['@marie/core', '@marie/docs', '@marie/proto'],
+  '@marie/flow': [
+    '@marie/core',
+    '@marie/docs',
+    '@marie/proto',
+    '@marie/transport-grpc',
+    '@marie/transport-http',
+  ],
+  '@marie/gpu': ['@marie/core', '@marie/docs'],
+  '@marie/storage': ['@marie/core', '@marie/docs'],
+  '@marie/executor': ['@marie/core', '@marie/docs', '@marie/gpu', '@marie/storage'],
+  '@marie/cli': '*',
+};
+// Never in core or docs: a transport, a server framework, a driver or a native runtime.
+const FORBIDDEN_IN_CORE = [
+  'fastify',
+  '@fastify/',
+  '@grpc/',
+  'pg',
+  'koffi',
+  'onnxruntime-node',
+  'ws',
+  'undici',
+  '@aws-sdk/',
+];
+
+const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
+const problems = [];
+
+function files(dir) {
+  return readdirSync(dir).flatMap((name) => {
+    const p = join(dir, name);
+    if (name === 'node_modules' || name === 'dist') return [];
+    return statSync(p).isDirectory() ? files(p) : /\.[cm]?tsx?$/.test(name) ? [p] : [];
+  });
+}
+
+function importsOf(text) {
+  const out = [];
+  const re =
+    /(?:^|[^.\w])(?:import|export)\s[^'"`;]*?from\s*['"]([^'"]+)['"]|import\s*\(\s*['"]([^'"]+)['"]\s*\)|^\s*import\s*['"]([^'"]+)['"]/gm;
+  for (const m of text.matchAll(re)) out.push(m[1] ?? m[2] ?? m[3]);
+  return out;
+}
+
+const packageOf = (spec) =>
+  spec.startsWith('@') ? spec.split('/').slice(0, 2).join('/') : spec.split('/')[0];
+
+const projects = ['packages', 'apps']
+  .flatMap((d) => {
+    try {
+      return readdirSync(join(root, d)).map((n) => join(root, d, n));
+    } catch {
+      return [];
+    }
+  })
+  .filter((dir) => {
+    try {
+      return statSync(join(dir, 'package.json')).isFile();
+    } catch {
+      return false;
+    }
+  });
+
+for (const dir of projects) {
+  const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
+  const isApp = relative(root, dir).startsWith('apps');
+  const runtimeDeps = new Set([
+    ...Object.keys(pkg.dependencies ?? {}),
+    ...Object.keys(pkg.peerDependencies ?? {}),
+  ]);
+  const allDeps = new Set([...runtimeDeps, ...Object.keys(pkg.devDependencies ?? {})]);
+  const allowed = isApp ? '*' : ARROWS[pkg.name];
+  if (allowed === undefined)
+    problems.push(
+      `${pkg.name}: not in ARCHITECTURE.md's package list (add its arrows to tools/check-deps.mjs)`,
+    );
+  for (const file of files(join(dir, 'src'))) {
+    const isSpec = /\.spec\.[cm]?tsx?$/.test(file);
+    for (const spec of importsOf(readFileSync(file, 'utf8'))) {
+      if (spec.startsWith('.') || builtins.has(spec)) continue;
+      const name = packageOf(spec);
+      const where = `${relative(root, file)}: imports ${spec}`;
+      if (name === pkg.name) continue;
+      if (name.startsWith('@marie/')) {
+        if (name === '@marie/tests' || name.startsWith('@marie/app-'))
+          problems.push(`${where} (nothing imports an app or the tests)`);
+        else if (allowed !== '*' && !allowed?.includes(name))
+          problems.push(`${where} (${pkg.name} may not import ${name})`);
+      }
+      if (
+        ['@marie/docs', '@marie/core'].includes(pkg.name) &&
+        FORBIDDEN_IN_CORE.some((f) => spec === f || (f.endsWith('/') && spec.startsWith(f)))
+      ) {
+        problems.push(
+          `${where} (core and docs never import a transport, driver or native runtime)`,
+        );
+      }
+      const declared = isSpec ? allDeps.has(name) || name === 'vitest' : runtimeDeps.has(name);
+      if (!declared)
+        problems.push(
+          `${where} (not declared in ${relative(root, join(dir, 'package.json'))}${isSpec ? '' : ' dependencies'})`,
+        );
+    }
+  }
+}
+
+if (problems.length) {
+  console.error(
+    `check-deps: ${problems.length} problem(s)\n${problems.map((p) => `  ${p}`).join('\n')}`,
+  );
+  process.exit(1);
+}
+console.log(`check-deps: ${projects.length} projects follow the import rules`);
