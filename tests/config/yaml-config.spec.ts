@@ -60,7 +60,7 @@ describe('YAML executor config', () => {
       metas: { name: 'override' },
     });
     expect((ex as any).settings).toEqual({ model_path: '/m/model.onnx', threshold: 0.1 });
-    expect(ex.name).toBe('override');
+    expect(ex.runtimeArgs.name).toBe('override');
   });
 
   // biome-ignore lint/suspicious/noTemplateCurlyInString: the title quotes YAML syntax

@@ -1,5 +1,5 @@
 import { type AnyDocType, LegacyDocument, type TSchema, toJsonSchema } from '@marie/docs';
-import type { Executor } from './executor.js';
+import { type Executor, OVERRIDES } from './executor.js';
 import {
   type BatchingOptions,
   DEFAULT_ENDPOINT,
@@ -50,7 +50,7 @@ export function resolveEndpoints(executor: Executor): Map<string, Endpoint> {
   const bindings = new Map<string, MethodBinding>(table.endpoints);
   const className = cls.name;
 
-  for (const [endpoint, method] of Object.entries(executor.overrides.requests ?? {})) {
+  for (const [endpoint, method] of Object.entries(executor[OVERRIDES].requests ?? {})) {
     if (typeof method !== 'string' || typeof (executor as any)[method] !== 'function') {
       throw new TypeError(
         `requests: "${endpoint}" maps to ${JSON.stringify(method)}, which is not a method of ${className}`,
@@ -92,7 +92,7 @@ export function resolveEndpoints(executor: Executor): Map<string, Endpoint> {
     out.set(name, endpoint);
   }
 
-  for (const [name, batching] of Object.entries(executor.overrides.dynamicBatching ?? {})) {
+  for (const [name, batching] of Object.entries(executor[OVERRIDES].dynamicBatching ?? {})) {
     const endpoint = out.get(name);
     if (!endpoint) {
       throw new TypeError(

@@ -46,6 +46,9 @@ export const RESERVED_ARGS: readonly string[] = [
   'dynamicBatching',
 ];
 
+/** Where an instance keeps its YAML overrides; a symbol so that no executor field can clash with it. */
+export const OVERRIDES: unique symbol = Symbol('marie.overrides');
+
 /** Per instance, the keys its base constructor was handed ('all' for a tracked config itself). */
 export const receivedKeys = new WeakMap<object, string[] | 'all'>();
 /** Config objects the loader watches; enumerating one here would look like a use of every key. */
@@ -67,7 +70,7 @@ export class Executor implements AsyncDisposable {
   readonly metas: Metas;
   readonly runtimeArgs: RuntimeArgs;
   /** YAML `requests:` and `dynamic_batching:` for this instance (the request handler reads them). */
-  readonly overrides: Pick<ExecutorArgs, 'requests' | 'dynamicBatching'>;
+  readonly [OVERRIDES]: Pick<ExecutorArgs, 'requests' | 'dynamicBatching'>;
   #workspace?: string;
 
   constructor(args: ExecutorArgs = {}) {
@@ -89,9 +92,9 @@ export class Executor implements AsyncDisposable {
       replicas: runtime.replicas ?? 1,
       replicaId: runtime.replicaId ?? 0,
     };
-    this.overrides = {};
-    if (args.requests) this.overrides.requests = args.requests;
-    if (args.dynamicBatching) this.overrides.dynamicBatching = args.dynamicBatching;
+    this[OVERRIDES] = {};
+    if (args.requests) this[OVERRIDES].requests = args.requests;
+    if (args.dynamicBatching) this[OVERRIDES].dynamicBatching = args.dynamicBatching;
 
     // close() runs once however often and from wherever it is called: wrap the subclass's own.
     const close = this.close;
@@ -101,11 +104,6 @@ export class Executor implements AsyncDisposable {
       configurable: true,
       writable: true,
     });
-  }
-
-  /** The name routes carry and parameters are scoped by: the deployment's, else `metas.name`. */
-  get name(): string {
-    return this.runtimeArgs.name;
   }
 
   /**

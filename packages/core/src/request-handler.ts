@@ -78,7 +78,7 @@ export class RequestHandler {
   constructor(executor: Executor, options: RequestHandlerOptions = {}) {
     this.executor = executor;
     this.#endpoints = resolveEndpoints(executor);
-    this.#logger = options.logger ?? createLogger(executor.name);
+    this.#logger = options.logger ?? createLogger(executor.runtimeArgs.name);
     this.#batcher = new Batcher((endpoint, docs, parameters) =>
       this.#invoke(
         endpoint,
@@ -90,7 +90,7 @@ export class RequestHandler {
 
   /** The name routes carry and parameters are scoped by. */
   get name(): string {
-    return this.executor.name;
+    return this.executor.runtimeArgs.name;
   }
 
   /** Bound endpoints, the reserved dry-run one included, and their JSON Schemas (endpoint_discovery). */
