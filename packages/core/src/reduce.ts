@@ -28,11 +28,9 @@ export function reduceDocs<T extends object>(matrix: readonly DocList<T>[]): Doc
           Array.isArray(value) &&
           value.length
         ) {
-          seen[key] = new DocList(
-            (mine as DocList<object>).docType ?? first.docType,
-            [...mine, ...value],
-            { trusted: true },
-          );
+          seen[key] = new DocList((mine as DocList<object>).docType as never, [...mine, ...value], {
+            trusted: true,
+          });
         }
       }
     }

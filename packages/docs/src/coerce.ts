@@ -126,13 +126,18 @@ function docPreparer(schema: TSchema): Prepare {
     }));
     const out: Record<string, unknown> = {};
     for (const f of plan) {
-      const v = value[f.key];
+      let v = value[f.key];
       if (v === undefined || v === null) {
-        if (f.key === 'id') out.id = newDocId();
-        else if (f.schema.default !== undefined) out[f.key] = cloneDefault(f.schema.default);
-        else if (v === null && !f.optional) out[f.key] = null;
-        // An absent optional field stays absent; docarray peers send `null` for it.
-        continue;
+        if (f.key === 'id') {
+          out.id = newDocId();
+          continue;
+        }
+        if (f.schema.default === undefined) {
+          // An absent optional field stays absent; docarray peers send `null` for it.
+          if (v === null && !f.optional) out[f.key] = null;
+          continue;
+        }
+        v = cloneDefault(f.schema.default);
       }
       out[f.key] = f.prepare ? f.prepare(v, `${path}.${f.key}`) : v;
     }

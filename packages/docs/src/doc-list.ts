@@ -33,7 +33,7 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
 
   constructor(
     docType: TSchema & { static: T },
-    items: Iterable<DocInit<T> | T> = [],
+    items: Iterable<NoInfer<DocInit<T> | T>> = [],
     options: DocListOptions = {},
   ) {
     super();

@@ -1,0 +1,180 @@
+import { createDataRequest, StatusCode } from '@marie/core';
+import {
+  Bytes,
+  Dict,
+  DocList,
+  Docs,
+  DocValidationError,
+  defineDoc,
+  Embedding,
+  ImageBytes,
+  ImageUrl,
+  LegacyDocument,
+  NdArray,
+  Type,
+} from '@marie/docs';
+import { describe, expect, it } from 'vitest';
+import {
+  dataRequestFromProto,
+  decodeDataRequest,
+  docarray,
+  docListToProto,
+  docsFromProto,
+  encodeDataRequest,
+  jina,
+} from './index.js';
+
+const Word = defineDoc('Word', { text: Type.String(), score: Type.Number({ default: 0 }) });
+const Page = defineDoc('Page', {
+  title: Type.String({ default: '' }),
+  count: Type.Integer({ default: 0 }),
+  big: Type.Optional(Type.Integer()),
+  ratio: Type.Number({ default: 1 }),
+  flag: Type.Boolean({ default: false }),
+  image: Type.Optional(ImageUrl()),
+  raw: Type.Optional(Bytes()),
+  png: Type.Optional(ImageBytes()),
+  embedding: Type.Optional(Embedding({ dtype: 'float32' })),
+  cover: Type.Optional(Word),
+  words: Docs(Word, { default: [] }),
+  labels: Type.Array(Type.String(), { default: [] }),
+  tags: Dict(Type.Unknown(), { default: {} }),
+});
+
+const sample = () =>
+  new DocList(Page, [
+    {
+      id: 'a'.repeat(32),
+      title: 'invoice',
+      count: 3,
+      big: 2 ** 40,
+      ratio: 2,
+      flag: true,
+      image: 's3://bucket/page.png',
+      raw: new Uint8Array([1, 2, 3]),
+      png: new Uint8Array([137, 80]),
+      embedding: new Float32Array([0.5, -1, 3.25]),
+      cover: { text: 'INVOICE', score: 0.9 },
+      words: [{ text: 'total' }, { text: '42', score: 1 }],
+      labels: ['x', 'y'],
+      tags: { dpi: 300, nested: { ok: true, list: [1, 'two'] }, half: 0.5 },
+    },
+    {},
+  ]);
+
+describe('document codec', () => {
+  it('writes every field with the wire types and docarray tags of spec/wire.md', () => {
+    const proto = docListToProto(sample());
+    const d = proto.docs[0]!.data;
+    expect(d.id).toEqual({ text: 'a'.repeat(32), type: 'id' });
+    expect(d.title).toEqual({ text: 'invoice' });
+    expect(d.count).toEqual({ integer: 3 });
+    expect(d.big).toEqual({ float: 2 ** 40 });
+    expect(d.ratio).toEqual({ float: 2 });
+    expect(d.flag).toEqual({ boolean: true });
+    expect(d.image).toEqual({ text: 's3://bucket/page.png', type: 'image_url' });
+    expect(d.raw).toEqual({ blob: new Uint8Array([1, 2, 3]) });
+    expect(d.png).toEqual({ blob: new Uint8Array([137, 80]), type: 'image_bytes' });
+    expect(d.embedding!.type).toBe('ndarray_embedding');
+    expect(d.embedding!.ndarray!.dense).toEqual({
+      buffer: new Uint8Array(new Float32Array([0.5, -1, 3.25]).buffer),
+      shape: [3],
+      dtype: '<f4',
+    });
+    expect(d.cover!.doc!.data.text).toEqual({ text: 'INVOICE' });
+    expect(d.words!.docArray!.docs).toHaveLength(2);
+    expect(d.labels).toEqual({ list: { data: [{ text: 'x' }, { text: 'y' }] } });
+    expect(d.tags!.dict!.data.nested!.dict!.data.list).toEqual({
+      list: { data: [{ integer: 1 }, { text: 'two' }] },
+    });
+    // A missing optional field is an empty NodeProto, as docarray writes None.
+    expect(proto.docs[1]!.data.embedding).toEqual({});
+    expect(Object.keys(proto.docs[1]!.data)).toEqual(Object.keys(Page.properties));
+  });
+
+  it('round-trips a DataRequest through bytes exactly', () => {
+    const docs = sample();
+    const req = createDataRequest({
+      endpoint: '/extract',
+      docs,
+      parameters: { job_id: 'j', n: 2, nested: { a: [1, null] } },
+    });
+    req.header.targetExecutor = 'ocr.*';
+    req.header.timeout = 5000;
+    req.header.status = {
+      code: StatusCode.ERROR,
+      description: 'ValueError: x',
+      exception: { name: 'ValueError', args: ['x'], stacks: ['at y'], executor: 'E' },
+    };
+    req.routes.push({ executor: 'gateway', startTime: new Date(1000), endTime: new Date(2500) });
+    const back = decodeDataRequest(encodeDataRequest(req));
+    expect(back.header).toEqual(req.header);
+    expect(back.parameters).toEqual(req.parameters);
+    expect(back.routes).toEqual(req.routes);
+    const again = new DocList(Page, back.docs as object[]);
+    expect(JSON.stringify(again)).toBe(JSON.stringify(docs));
+    expect(again[0]!.embedding!.equals(docs[0]!.embedding!)).toBe(true);
+  });
+
+  it('reads docs_bytes as a serialized DocListProto', () => {
+    const list = docListToProto(sample());
+    const bytes = docarray.DocListProto.encode(list).finish();
+    const proto: jina.DataRequestProto = {
+      header: { requestId: 'r' },
+      routes: [],
+      data: { docsBytes: bytes },
+    };
+    const req = dataRequestFromProto(
+      jina.DataRequestProto.decode(jina.DataRequestProto.encode(proto).finish()),
+    );
+    expect(new DocList(Page, req.docs as object[])[0]!.title).toBe('invoice');
+  });
+
+  it('ignores map keys the schema does not have', () => {
+    const proto = docListToProto(sample());
+    proto.docs[0]!.data.unknown_field = { text: 'from a newer peer' };
+    const docs = new DocList(Page, docsFromProto(proto));
+    expect(docs[0]).not.toHaveProperty('unknown_field');
+  });
+
+  it('encodes every dtype little-endian and reads foreign tensor tags as ndarray', () => {
+    const T = defineDoc('T', { t: Type.Optional(LegacyDocument.properties.tensor as never) });
+    for (const data of [
+      new Float64Array([1.5, -2]),
+      new Int8Array([-1, 5]),
+      new BigInt64Array([-(2n ** 62n)]),
+      new Uint16Array([1, 65535]),
+    ]) {
+      const tensor = new NdArray(data);
+      const proto = docListToProto(new DocList(T, [{ t: tensor }]));
+      proto.docs[0]!.data.t!.type = 'torch_tensor';
+      const back = new DocList(T, docsFromProto(proto));
+      expect((back[0]!.t as NdArray).equals(tensor)).toBe(true);
+    }
+  });
+
+  it('names the field of a tensor whose dtype or shape does not fit its bytes', () => {
+    const bad = (dense: docarray.DenseNdArrayProto) => () =>
+      docsFromProto({ docs: [{ data: { embedding: { ndarray: { dense }, type: 'ndarray' } } }] });
+    expect(bad({ buffer: new Uint8Array(8), shape: [3], dtype: '<f4' })).toThrow(
+      new DocValidationError(
+        'docs[0].embedding',
+        'tensor of shape [3] and dtype float32 needs 12 bytes, got 8',
+      ),
+    );
+    expect(bad({ buffer: new Uint8Array(8), shape: [2], dtype: '<c8' })).toThrow(
+      'docs[0].embedding: unsupported dtype "<c8"',
+    );
+    expect(() => decodeDataRequest(new Uint8Array([0x0a, 0xff, 0xff, 0xff]))).toThrow(
+      /^request: not a DataRequestProto/,
+    );
+  });
+
+  it('validation of decoded documents names the field that does not match', () => {
+    const proto = docListToProto(sample());
+    proto.docs[0]!.data.count = { text: 'three' };
+    expect(() => new DocList(Page, docsFromProto(proto))).toThrow(
+      'docs[0].count: expected integer, got string "three"',
+    );
+  });
+});

@@ -1,0 +1,19 @@
+// The wire messages (ts-proto) and the codec between them and @marie/core's DataRequest.
+export {
+  dataRequestFromProto,
+  dataRequestToProto,
+  decodeDataRequest,
+  encodeDataRequest,
+  headerFromProto,
+  headerToProto,
+  type SchemaFor,
+  singleDocRequestFromProto,
+  singleDocRequestToProto,
+  statusFromProto,
+  statusToProto,
+} from './data-request-codec.js';
+export { docFromProto, docListToProto, docsFromProto, docToProto, encodeAny } from './doc-codec.js';
+export * as docarray from './generated/docarray.js';
+export * as health from './generated/grpc/health/v1/health.js';
+export * as jina from './generated/jina.js';
+export { PROTO_FILES, PROTO_ROOT } from './proto-files.js';
