@@ -178,6 +178,11 @@ export class RequestHandler {
     }
   }
 
+  /** Sends every pending dynamic batch now and waits for the batches in flight (shutdown). */
+  flush(): Promise<void> {
+    return this.#batcher.drain();
+  }
+
   /** Flushes pending batches, then closes the executor (once). */
   close(): Promise<void> {
     this.#closing ??= (async () => {

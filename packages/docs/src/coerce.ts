@@ -124,7 +124,8 @@ function docPreparer(schema: TSchema): Prepare {
       optional: TypeGuard.IsOptional(s),
       prepare: preparerOf(s),
     }));
-    const out: Record<string, unknown> = {};
+    // Open document types (AnyDoc) keep the keys they do not declare, as they came.
+    const out: Record<string, unknown> = schema.additionalProperties === true ? { ...value } : {};
     for (const f of plan) {
       let v = value[f.key];
       if (v === undefined || v === null) {

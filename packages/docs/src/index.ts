@@ -65,6 +65,7 @@ export {
   typedArrayFor,
 } from './ndarray.js';
 export {
+  AnyDoc,
   AssetKeyDoc,
   BatchableMarieDoc,
   ImageDoc,

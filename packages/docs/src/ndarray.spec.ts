@@ -80,5 +80,8 @@ describe('NdArray', () => {
     const buf = new Uint8Array(9);
     new DataView(buf.buffer).setFloat64(1, 1.5, true);
     expect(NdArray.fromBytes(buf.subarray(1), [1], 'float64').data[0]).toBe(1.5);
+    expect(NdArray.fromBytes(Buffer.from(buf.buffer).subarray(1), [1], 'float64').data[0]).toBe(
+      1.5,
+    );
   });
 });

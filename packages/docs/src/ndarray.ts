@@ -194,7 +194,8 @@ export class NdArray {
     }
     let source = bytes;
     if (!LITTLE_ENDIAN) source = swapBytes(bytes, width);
-    else if (source.byteOffset % width !== 0) source = source.slice();
+    // A copy, and not `.slice()`: on a Buffer that is a view with the same bad offset.
+    else if (source.byteOffset % width !== 0) source = new Uint8Array(source);
     return new NdArray(
       new ctor(source.buffer, source.byteOffset, source.byteLength / width),
       shape,

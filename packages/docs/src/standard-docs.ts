@@ -34,6 +34,17 @@ export const ImageDoc = defineDoc('ImageDoc', {
 });
 export type ImageDoc = DocOf<typeof ImageDoc>;
 
+/**
+ * docarray's `AnyDoc`: any fields at all, kept as they come. What a client answers with when it
+ * is not told the response's document type.
+ */
+export const AnyDoc = defineDoc(
+  'AnyDoc',
+  {},
+  { additionalProperties: true },
+) as unknown as DocSchema<{ id: string } & Record<string, unknown>>;
+export type AnyDoc = DocOf<typeof AnyDoc>;
+
 /** Marie's reference to a stored asset (S3 key or local path) and the pages to process. */
 export const AssetKeyDoc = defineDoc('AssetKeyDoc', {
   asset_key: Type.String({ description: 'S3 key or local path of the asset' }),

@@ -60,11 +60,12 @@ function build(schema: TSchema, mode: 'list' | 'base64'): ToJson {
     const fields = Object.entries(schema.properties as Record<string, TSchema>).map(
       ([key, s]) => [key, toJsonValue(s, { tensors: mode })] as const,
     );
-    const keepExtra = !isDocSchema(schema);
+    const keepExtra = !isDocSchema(schema) || schema.additionalProperties === true;
+    const extra = anyToJson(mode);
     return (v) => {
       if (typeof v !== 'object' || v === null) return v;
       const src = v as Record<string, unknown>;
-      const out: Record<string, unknown> = keepExtra ? { ...src } : {};
+      const out: Record<string, unknown> = keepExtra ? (extra(src) as Record<string, unknown>) : {};
       for (const [key, conv] of fields) {
         const x = src[key];
         if (x !== undefined) out[key] = x === null ? null : conv(x);

@@ -37,7 +37,8 @@ export function docToProto(doc: object, schema: TSchema): DocProto {
 
 /** The DocListProto of documents; plain objects without a DocList use `schema` (or are inferred). */
 export function docListToProto(docs: readonly object[], schema?: TSchema): DocListProto {
-  const type = schema ?? (docs instanceof DocList ? docs.docType : undefined);
+  // A DocList knows its own type best; plain objects take the given schema, or are inferred.
+  const type = docs instanceof DocList ? docs.docType : schema;
   const out = new Array<DocProto>(docs.length);
   for (let i = 0; i < docs.length; i++) {
     out[i] = type
@@ -48,14 +49,16 @@ export function docListToProto(docs: readonly object[], schema?: TSchema): DocLi
 }
 
 function compileDocEncoder(schema: TSchema): (doc: object) => DocProto {
+  const open = schema.additionalProperties === true;
   let fields: [string, Encode][] | undefined;
   return (doc) => {
     fields ??= Object.entries(schema.properties as Record<string, TSchema>).map(([key, s]) => [
       key,
       fieldEncoder(s, key),
     ]);
-    const data: Record<string, NodeProto> = {};
     const src = doc as Record<string, unknown>;
+    // Open document types (AnyDoc) send the fields they do not declare too.
+    const data: Record<string, NodeProto> = open ? encodeObject(src) : {};
     // Every field of the schema is an entry; a missing one is an empty NodeProto (docarray's None).
     for (const [key, encode] of fields) {
       const v = src[key];
@@ -179,7 +182,9 @@ function nodeValue(node: NodeProto, path: string): unknown {
   if (node.integer !== undefined) return node.integer;
   if (node.float !== undefined) return node.float;
   if (node.boolean !== undefined) return node.boolean;
-  if (node.blob !== undefined) return node.blob;
+  // A plain Uint8Array view (the reader hands out Buffer views of the message).
+  if (node.blob !== undefined)
+    return new Uint8Array(node.blob.buffer, node.blob.byteOffset, node.blob.byteLength);
   if (node.ndarray !== undefined) {
     if (node.type !== undefined && !TENSOR_TAGS.test(node.type)) {
       throw new DocValidationError(path, `unknown tensor type "${node.type}"`);

@@ -1,0 +1,385 @@
+import { createRequire } from 'node:module';
+import * as grpc from '@grpc/grpc-js';
+import { loadSync } from '@grpc/proto-loader';
+import { ReflectionService } from '@grpc/reflection';
+import {
+  createDataRequest,
+  createLogger,
+  type DataRequest,
+  DRY_RUN_ENDPOINT,
+  type Logger,
+  type RequestHandler,
+  StatusCode,
+} from '@marie/core';
+import type { TSchema } from '@marie/docs';
+import {
+  dataRequestFromProto,
+  decodeDataRequest,
+  encodeDataRequest,
+  jina,
+  PROTO_FILES,
+  PROTO_ROOT,
+  singleDocRequestFromProto,
+  singleDocRequestToProto,
+  statusToProto,
+} from '@marie/proto';
+import { SERVICES, serverDefinition } from './definitions.js';
+import { HealthService } from './health.js';
+
+export interface GrpcServerOptions {
+  /** Interface to listen on; all of them (`0.0.0.0`) unless given. */
+  host?: string;
+  /** Port; 54321 unless given; 0 picks a free one. */
+  port?: number;
+  /** Largest message accepted and sent, in bytes; unlimited unless given (Python peers set no cap). */
+  maxMessageBytes?: number;
+  /** Serve TLS with this certificate chain and key (PEM). */
+  tls?: { cert: Buffer | string; key: Buffer | string };
+  logger?: Logger;
+}
+
+export const DEFAULT_PORT = 54321;
+
+const require = createRequire(import.meta.url);
+const VERSION: string = require('../package.json').version;
+
+const SNAPSHOT = jina.SnapshotStatusProto_Status;
+const RESTORE = jina.RestoreSnapshotStatusProto_Status;
+
+interface SnapshotCapable {
+  snapshot?: () => Promise<string> | string;
+  restore?: (file: string) => Promise<void> | void;
+}
+
+/**
+ * Serves one executor over gRPC with every service of spec/wire.md: process_single_data,
+ * process_data, JinaRPC/Call, stream_doc, endpoint_discovery, dry_run, _status, snapshot/restore,
+ * grpc.health.v1 and server reflection.
+ */
+export class GrpcServer {
+  readonly handler: RequestHandler;
+  readonly #server: grpc.Server;
+  readonly #health: HealthService;
+  readonly #options: GrpcServerOptions;
+  readonly #logger: Logger;
+  #address?: { host: string; port: number };
+  #stopping?: Promise<void>;
+
+  constructor(handler: RequestHandler, options: GrpcServerOptions = {}) {
+    this.handler = handler;
+    this.#options = options;
+    this.#logger = options.logger ?? createLogger('grpc');
+    const limit = options.maxMessageBytes ?? -1;
+    this.#server = new grpc.Server({
+      'grpc.max_receive_message_length': limit,
+      'grpc.max_send_message_length': limit,
+      // Python peers ping every ~10 s even when idle (spec/wire.md): never refuse that.
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 1000,
+    });
+    const names = Object.values(SERVICES).map((s) => s.fullName);
+    this.#health = new HealthService(names);
+    this.#addServices();
+  }
+
+  /** Binds and starts serving; health turns SERVING once the port is open. */
+  async start(): Promise<{ host: string; port: number; address: string }> {
+    const host = this.#options.host ?? '0.0.0.0';
+    const credentials = this.#options.tls
+      ? grpc.ServerCredentials.createSsl(null, [
+          {
+            cert_chain: Buffer.from(this.#options.tls.cert),
+            private_key: Buffer.from(this.#options.tls.key),
+          },
+        ])
+      : grpc.ServerCredentials.createInsecure();
+    const target = host.includes(':') ? `[${host}]` : host;
+    const port = await new Promise<number>((resolve, reject) => {
+      this.#server.bindAsync(
+        `${target}:${this.#options.port ?? DEFAULT_PORT}`,
+        credentials,
+        (err, bound) => (err ? reject(err) : resolve(bound)),
+      );
+    });
+    this.#address = { host, port };
+    this.#health.setServing(true);
+    return { host, port, address: `grpc://${host}:${port}` };
+  }
+
+  get address(): { host: string; port: number } | undefined {
+    return this.#address;
+  }
+
+  /**
+   * Graceful stop: health NOT_SERVING, no new calls, pending dynamic batches sent, in-flight calls
+   * finish (cut after `graceMs`), then the executor's close() runs. Safe to call more than once.
+   */
+  shutdown(graceMs = 10_000): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#health.setServing(false);
+      const drained = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
+      await this.handler.flush();
+      const timer = setTimeout(() => this.#server.forceShutdown(), graceMs);
+      await drained;
+      clearTimeout(timer);
+      this.#health.close();
+      await this.handler.close();
+    })();
+    return this.#stopping;
+  }
+
+  #schemaOf(res: DataRequest<any>): TSchema | undefined {
+    return this.handler.endpointFor(res.header.execEndpoint)?.responseSchema;
+  }
+
+  /** Encodes an answer; an error status gets trailing metadata `is-error: true` (spec/wire.md). */
+  #answer(res: DataRequest<any>): { bytes: Uint8Array; trailer: grpc.Metadata } {
+    const trailer = new grpc.Metadata();
+    if (res.header.status?.code === StatusCode.ERROR) trailer.set('is-error', 'true');
+    return { bytes: encodeDataRequest(res, this.#schemaOf(res)), trailer };
+  }
+
+  #signal(call: { on(event: 'cancelled', listener: () => void): unknown }): AbortSignal {
+    const controller = new AbortController();
+    call.on('cancelled', () => controller.abort(new Error('the client cancelled the call')));
+    return controller.signal;
+  }
+
+  #badRequest(err: unknown): grpc.ServiceError {
+    return Object.assign(new Error((err as Error).message), {
+      code: grpc.status.INVALID_ARGUMENT,
+      details: (err as Error).message,
+      metadata: new grpc.Metadata(),
+    });
+  }
+
+  #internal(err: unknown): grpc.ServiceError {
+    this.#logger.error({ err }, 'gRPC call failed');
+    return Object.assign(new Error('internal error'), {
+      code: grpc.status.INTERNAL,
+      details: 'internal error',
+      metadata: new grpc.Metadata(),
+    });
+  }
+
+  #addServices(): void {
+    const s = this.#server;
+    const handler = this.handler;
+
+    s.addService(serverDefinition(SERVICES.singleData), {
+      process_single_data: (
+        call: grpc.ServerUnaryCall<Buffer, Uint8Array>,
+        callback: grpc.sendUnaryData<Uint8Array>,
+      ) => {
+        let req: DataRequest;
+        try {
+          req = decodeDataRequest(call.request);
+        } catch (err) {
+          callback(this.#badRequest(err));
+          return;
+        }
+        handler.handle(req, { signal: this.#signal(call) }).then(
+          (res) => {
+            const { bytes, trailer } = this.#answer(res);
+            callback(null, bytes, trailer);
+          },
+          (err) => callback(this.#internal(err)),
+        );
+      },
+    });
+
+    s.addService(serverDefinition(SERVICES.data), {
+      process_data: (
+        call: grpc.ServerUnaryCall<Buffer, Uint8Array>,
+        callback: grpc.sendUnaryData<Uint8Array>,
+      ) => {
+        let reqs: DataRequest[];
+        try {
+          reqs = jina.DataRequestListProto.decode(call.request).requests.map(dataRequestFromProto);
+          if (reqs.length === 0) throw new Error('process_data needs at least one request');
+        } catch (err) {
+          callback(this.#badRequest(err));
+          return;
+        }
+        handler.handleMany(reqs, { signal: this.#signal(call) }).then(
+          (res) => {
+            const { bytes, trailer } = this.#answer(res);
+            callback(null, bytes, trailer);
+          },
+          (err) => callback(this.#internal(err)),
+        );
+      },
+    });
+
+    s.addService(serverDefinition(SERVICES.call), {
+      Call: (call: grpc.ServerDuplexStream<Buffer, Uint8Array>) => {
+        const signal = this.#signal(call);
+        let pending = 0;
+        let ended = false;
+        const maybeEnd = () => {
+          if (ended && pending === 0) call.end();
+        };
+        call.on('data', (bytes: Buffer) => {
+          let req: DataRequest;
+          try {
+            req = decodeDataRequest(bytes);
+          } catch (err) {
+            call.destroy(this.#badRequest(err));
+            return;
+          }
+          pending++;
+          handler
+            .handle(req, { signal })
+            .then(
+              (res) => {
+                if (!call.destroyed) call.write(this.#answer(res).bytes);
+              },
+              (err) => call.destroy(this.#internal(err)),
+            )
+            .finally(() => {
+              pending--;
+              maybeEnd();
+            });
+        });
+        call.on('end', () => {
+          ended = true;
+          maybeEnd();
+        });
+      },
+    });
+
+    s.addService(serverDefinition(SERVICES.streamDoc), {
+      stream_doc: async (call: grpc.ServerWritableStream<Buffer, Uint8Array>) => {
+        let req: ReturnType<typeof singleDocRequestFromProto>;
+        try {
+          req = singleDocRequestFromProto(jina.SingleDocumentRequestProto.decode(call.request));
+        } catch (err) {
+          call.destroy(this.#badRequest(err));
+          return;
+        }
+        try {
+          const schema = handler.endpointFor(req.header.execEndpoint)?.responseSchema;
+          for await (const part of handler.streamDoc(req, { signal: this.#signal(call) })) {
+            if (call.cancelled) break;
+            call.write(
+              jina.SingleDocumentRequestProto.encode(
+                singleDocRequestToProto(part, part.header.status ? undefined : schema),
+              ).finish(),
+            );
+          }
+          call.end();
+        } catch (err) {
+          call.destroy(this.#internal(err));
+        }
+      },
+    });
+
+    s.addService(serverDefinition(SERVICES.discovery), {
+      endpoint_discovery: (_call: unknown, callback: grpc.sendUnaryData<jina.EndpointsProto>) => {
+        const { endpoints, writeEndpoints, schemas } = handler.endpoints();
+        callback(null, { endpoints, writeEndpoints, schemas: schemas as Record<string, unknown> });
+      },
+    });
+
+    s.addService(serverDefinition(SERVICES.dryRun), {
+      dry_run: (_call: unknown, callback: grpc.sendUnaryData<jina.StatusProto>) => {
+        handler.handle(createDataRequest({ endpoint: DRY_RUN_ENDPOINT })).then(
+          (res) =>
+            callback(
+              null,
+              statusToProto(res.header.status ?? { code: StatusCode.SUCCESS, description: '' }),
+            ),
+          (err) => callback(this.#internal(err)),
+        );
+      },
+    });
+
+    s.addService(serverDefinition(SERVICES.info), {
+      _status: (_call: unknown, callback: grpc.sendUnaryData<jina.JinaInfoProto>) => {
+        const envs: Record<string, string> = {};
+        for (const [k, v] of Object.entries(process.env))
+          if (/^(MARIE|JINA)_/.test(k) && v !== undefined) envs[k] = v;
+        callback(null, {
+          jina: {
+            marie: VERSION,
+            'marie-runtime': 'typescript',
+            node: process.version,
+            'grpc-js': (require('@grpc/grpc-js/package.json') as { version: string }).version,
+            executor: handler.executor.constructor.name,
+            name: handler.name,
+          },
+          envs,
+        });
+      },
+    });
+
+    const executor = handler.executor as unknown as SnapshotCapable;
+    let lastSnapshot: jina.SnapshotStatusProto | undefined;
+    let lastRestore: jina.RestoreSnapshotStatusProto | undefined;
+    s.addService(serverDefinition(SERVICES.snapshot), {
+      snapshot: async (_call: unknown, callback: grpc.sendUnaryData<jina.SnapshotStatusProto>) => {
+        const id = { value: `snapshot-${Date.now()}` };
+        if (typeof executor.snapshot !== 'function')
+          return callback(null, { id, status: SNAPSHOT.NOT_FOUND, snapshotFile: '' });
+        try {
+          lastSnapshot = {
+            id,
+            status: SNAPSHOT.SUCCEEDED,
+            snapshotFile: await executor.snapshot(),
+          };
+        } catch (err) {
+          this.#logger.error({ err }, 'snapshot failed');
+          lastSnapshot = { id, status: SNAPSHOT.FAILED, snapshotFile: '' };
+        }
+        callback(null, lastSnapshot);
+      },
+    });
+    s.addService(serverDefinition(SERVICES.snapshotProgress), {
+      snapshot_status: (
+        call: grpc.ServerUnaryCall<jina.SnapshotId, unknown>,
+        callback: grpc.sendUnaryData<jina.SnapshotStatusProto>,
+      ) => {
+        const known = lastSnapshot && lastSnapshot.id?.value === call.request.value;
+        callback(
+          null,
+          known
+            ? lastSnapshot!
+            : { id: call.request, status: SNAPSHOT.NOT_FOUND, snapshotFile: '' },
+        );
+      },
+    });
+    s.addService(serverDefinition(SERVICES.restore), {
+      restore: async (
+        call: grpc.ServerUnaryCall<jina.RestoreSnapshotCommand, unknown>,
+        callback: grpc.sendUnaryData<jina.RestoreSnapshotStatusProto>,
+      ) => {
+        const id = { value: `restore-${Date.now()}` };
+        if (typeof executor.restore !== 'function')
+          return callback(null, { id, status: RESTORE.FAILED });
+        try {
+          await executor.restore(call.request.snapshotFile);
+          lastRestore = { id, status: RESTORE.SUCCEEDED };
+        } catch (err) {
+          this.#logger.error({ err }, 'restore failed');
+          lastRestore = { id, status: RESTORE.FAILED };
+        }
+        callback(null, lastRestore);
+      },
+    });
+    s.addService(serverDefinition(SERVICES.restoreProgress), {
+      restore_status: (
+        call: grpc.ServerUnaryCall<jina.RestoreId, unknown>,
+        callback: grpc.sendUnaryData<jina.RestoreSnapshotStatusProto>,
+      ) => {
+        const known = lastRestore && lastRestore.id?.value === call.request.value;
+        callback(null, known ? lastRestore! : { id: call.request, status: RESTORE.NOT_FOUND });
+      },
+    });
+
+    s.addService(serverDefinition(SERVICES.health), this.#health.implementation);
+
+    const files = PROTO_FILES.map((f) => `${PROTO_ROOT}${f}`);
+    const pkg = loadSync(files, { includeDirs: [PROTO_ROOT], keepCase: true });
+    new ReflectionService(pkg).addToServer(s);
+  }
+}
