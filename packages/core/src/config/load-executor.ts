@@ -35,6 +35,8 @@ export interface LoadExecutorOptions {
   classes?: Iterable<ExecutorClass> | Record<string, ExecutorClass>;
   /** Where relative module paths start; the YAML file's folder, or the working directory. */
   baseDir?: string;
+  /** More modules to import (resolved against `baseDir`), as `--py-modules` gives them. */
+  modules?: readonly string[];
   /** Receives warnings (deprecated `${X}` forms, unknown keys); logged at warn level unless given. */
   warn?: (message: string) => void;
 }
@@ -129,6 +131,7 @@ export async function executorFromConfig(
     ...listAt(config, 'py_modules', source),
     ...listAt(config, 'modules', source),
     ...listAt(metas, 'py_modules', source),
+    ...(options.modules ?? []),
   ];
   const found = new Map<string, ExecutorClass>();
   for (const m of modules) {

@@ -1,0 +1,26 @@
+import { Client } from '@marie/client';
+import { Command } from 'commander';
+import { exitWith } from './errors.js';
+import { integer } from './parse.js';
+
+/** `marie ping`: exit 0 when the runtime's health check says SERVING, 1 otherwise. */
+export function pingCommand(): Command {
+  return new Command('ping')
+    .description('check that a runtime answers its health check')
+    .argument('<address>', 'grpc://host:port')
+    .option('--timeout <ms>', 'give up after this many milliseconds', integer('--timeout', 1), 3000)
+    .action(async (address: string, flags: { timeout: number }) => {
+      let client: Client;
+      try {
+        client = new Client({ host: address });
+      } catch (err) {
+        exitWith('marie ping', err);
+      }
+      const ok = await client.isReady({ timeoutMs: flags.timeout });
+      client.close();
+      process.stdout.write(
+        `${address}: ${ok ? 'SERVING' : `not serving (no answer within ${flags.timeout} ms)`}\n`,
+      );
+      process.exit(ok ? 0 : 1);
+    });
+}

@@ -1,0 +1,18 @@
+import { createRequire } from 'node:module';
+import { Command } from 'commander';
+import { executorCommand } from './executor-command.js';
+import { pingCommand } from './ping-command.js';
+
+const require = createRequire(import.meta.url);
+const { version } = require('../package.json') as { version: string };
+
+/** The `marie` command line. */
+export function createProgram(): Command {
+  const program = new Command('marie')
+    .description('Marie for TypeScript: serve and call document-processing executors')
+    .version(version)
+    .showHelpAfterError();
+  program.addCommand(executorCommand());
+  program.addCommand(pingCommand());
+  return program;
+}

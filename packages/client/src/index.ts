@@ -1,0 +1,7 @@
+export {
+  Client,
+  type ClientOptions,
+  type PostOptions,
+  type Protocol,
+  resolveAddress,
+} from './client.js';

@@ -1,0 +1,60 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { join } from 'node:path';
+
+export const ROOT = join(import.meta.dirname, '..', '..');
+export const MARIE_BIN = join(ROOT, 'packages/cli/dist/bin.js');
+
+export interface MarieProcess {
+  child: ChildProcess;
+  /** The `ready PROTOCOL://HOST:PORT` lines printed so far. */
+  ready: string[];
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Runs the built `marie` command (plain Node, as a user would). */
+export function runMarie(
+  args: string[],
+  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+): MarieProcess {
+  const child = spawn(process.execPath, [MARIE_BIN, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: { ...process.env, MARIE_LOG_LEVEL: 'warn', ...options.env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  const ready: string[] = [];
+  child.stdout!.on('data', (chunk: Buffer) => {
+    out += chunk.toString();
+    ready.splice(0, ready.length, ...out.split('\n').filter((l) => l.startsWith('ready ')));
+  });
+  child.stderr!.on('data', (chunk: Buffer) => {
+    err += chunk.toString();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('exit', (code, signal) => resolve({ code, signal }));
+  });
+  return { child, ready, stdout: () => out, stderr: () => err, exited };
+}
+
+/** Waits for `count` ready lines; rejects with the process's stderr if it exits or takes too long. */
+export async function waitReady(p: MarieProcess, count = 1, timeoutMs = 20_000): Promise<string[]> {
+  const started = Date.now();
+  while (p.ready.length < count) {
+    if (p.child.exitCode !== null)
+      throw new Error(`marie exited with ${p.child.exitCode}: ${p.stderr()}`);
+    if (Date.now() - started > timeoutMs) {
+      p.child.kill('SIGKILL');
+      throw new Error(`marie not ready after ${timeoutMs} ms: ${p.stderr()}`);
+    }
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return p.ready;
+}
+
+/** `ready grpc://127.0.0.1:1234` -> 1234 */
+export function portOf(readyLine: string): number {
+  return Number(/:(\d+)$/.exec(readyLine)?.[1]);
+}
