@@ -21,7 +21,10 @@ const ARROWS = {
     '@marie/proto',
     '@marie/transport-grpc',
     '@marie/transport-http',
+    '@marie/client',
   ],
+  // One Client whatever the protocol: it sits above the transports (a transport never imports another).
+  '@marie/client': ['@marie/core', '@marie/docs', '@marie/transport-grpc', '@marie/transport-http'],
   '@marie/gpu': ['@marie/core', '@marie/docs'],
   '@marie/storage': ['@marie/core', '@marie/docs'],
   '@marie/executor': ['@marie/core', '@marie/docs', '@marie/gpu', '@marie/storage'],

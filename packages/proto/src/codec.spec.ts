@@ -170,6 +170,26 @@ describe('document codec', () => {
     );
   });
 
+  it('refuses an integer above int32 instead of keeping its low bits', () => {
+    const doc = docarray.DocListProto.encode({
+      docs: [{ data: { count: { integer: 7 } } }],
+    }).finish();
+    const bytes = Buffer.from(doc);
+    // Rewrite the varint 7 (0x10 0x07) as 2^40 (10 bytes on the wire for int32 fields: sign-extended).
+    const at = bytes.indexOf(Buffer.from([0x10, 0x07]));
+    const big = Buffer.from([0x10, 0x80, 0x80, 0x80, 0x80, 0x80, 0x20]);
+    const patched = Buffer.concat([bytes.subarray(0, at), big, bytes.subarray(at + 2)]);
+    // Fix the two enclosing length prefixes (DocProto entry and map value) grown by 5 bytes.
+    const proto: jina.DataRequestProto = {
+      header: { requestId: 'r' },
+      routes: [],
+      data: { docsBytes: fixLengths(patched, 5) },
+    };
+    expect(() => dataRequestFromProto(proto)).toThrow(
+      'NodeProto.integer: 1099511627776 is outside the int32 range',
+    );
+  });
+
   it('validation of decoded documents names the field that does not match', () => {
     const proto = docListToProto(sample());
     proto.docs[0]!.data.count = { text: 'three' };
@@ -178,3 +198,17 @@ describe('document codec', () => {
     );
   });
 });
+
+/** Adds `grow` to every length prefix on the path to the patched varint (DocListProto nesting). */
+function fixLengths(bytes: Buffer, grow: number): Uint8Array {
+  // DocListProto{ docs: [DocProto{ data: {count: NodeProto{integer}} }] }: three nested lengths.
+  const out = Buffer.from(bytes);
+  let pos = 0;
+  for (let depth = 0; depth < 3; depth++) {
+    pos += 1; // tag
+    out[pos] = out[pos]! + grow; // single-byte lengths in this small message
+    pos += 1;
+    if (depth === 1) pos += 7; // skip map key "count" (tag, len, 5 bytes)
+  }
+  return out;
+}

@@ -16,6 +16,7 @@ import {
   type SingleDocumentRequestProto,
   type StatusProto,
 } from './generated/jina.js';
+import { StrictReader } from './strict-reader.js';
 
 /** Picks the document type of the endpoint a request names (a handler's `endpointFor`). */
 export type SchemaFor = (endpoint: string | undefined) => TSchema | undefined;
@@ -91,7 +92,7 @@ export function dataRequestFromProto(proto: DataRequestProto): DataRequest {
   let docs: DocListProto | undefined = proto.data?.docs;
   if (!docs && proto.data?.docsBytes) {
     try {
-      docs = DocListProto.decode(proto.data.docsBytes);
+      docs = DocListProto.decode(new StrictReader(proto.data.docsBytes));
     } catch (err) {
       throw new DocValidationError(
         'data.docs_bytes',
@@ -115,7 +116,7 @@ export function encodeDataRequest(req: DataRequest<any>, schema?: TSchema): Uint
 export function decodeDataRequest(bytes: Uint8Array): DataRequest {
   let proto: DataRequestProto;
   try {
-    proto = DataRequestProto.decode(bytes);
+    proto = DataRequestProto.decode(new StrictReader(bytes));
   } catch (err) {
     throw new DocValidationError('request', `not a DataRequestProto (${(err as Error).message})`);
   }

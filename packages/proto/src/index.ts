@@ -17,3 +17,4 @@ export * as docarray from './generated/docarray.js';
 export * as health from './generated/grpc/health/v1/health.js';
 export * as jina from './generated/jina.js';
 export { PROTO_FILES, PROTO_ROOT } from './proto-files.js';
+export { StrictReader } from './strict-reader.js';

@@ -1,0 +1,24 @@
+import { describe, expect, it } from 'vitest';
+import { createProgram } from './index.js';
+
+describe('marie program', () => {
+  it('has the executor and ping commands with their flags', () => {
+    const program = createProgram();
+    expect(program.commands.map((c) => c.name())).toEqual(['executor', 'ping']);
+    const executor = program.commands[0]!;
+    const flags = executor.options.map((o) => o.long);
+    for (const flag of [
+      '--uses',
+      '--uses-with',
+      '--py-modules',
+      '--name',
+      '--host',
+      '--port',
+      '--protocol',
+    ])
+      expect(flags).toContain(flag);
+    expect(executor.getOptionValue('port')).toBe(54321);
+    expect(executor.getOptionValue('host')).toBe('0.0.0.0');
+    expect(program.commands[1]!.getOptionValue('timeout')).toBe(3000);
+  });
+});
