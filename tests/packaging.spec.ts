@@ -14,7 +14,7 @@ const npm = (args: string[], cwd: string) =>
 const work = mkdtempSync(join(tmpdir(), 'marie-pack-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const PACKAGES = ['docs', 'core'];
+const PACKAGES = ['docs', 'core', 'proto', 'transport-grpc', 'client', 'cli'];
 
 describe('published packages', () => {
   it('pack only dist, package.json and README, with every export target present', async () => {
@@ -24,9 +24,11 @@ describe('published packages', () => {
       const files: string[] = JSON.parse(stdout)[0].files.map((f: { path: string }) => f.path);
       expect(files).toContain('package.json');
       expect(files).toContain('README.md');
-      expect(
-        files.filter((f) => !f.startsWith('dist/') && f !== 'package.json' && f !== 'README.md'),
-      ).toEqual([]);
+      // @marie/proto also ships its .proto sources (reflection, other languages' codegen).
+      const extra = files.filter(
+        (f) => !/^(dist|protos)\//.test(f) && f !== 'package.json' && f !== 'README.md',
+      );
+      expect(extra).toEqual([]);
       expect(files.some((f) => f.includes('.spec.'))).toBe(false);
       const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8'));
       for (const target of [pkg.exports['.'].types, pkg.exports['.'].import]) {
@@ -56,19 +58,29 @@ describe('published packages', () => {
       `
 import { Executor, executorFromConfig, RequestHandler } from '@marie/core';
 import { defineDoc, DocList, Type } from '@marie/docs';
+import { GrpcServer } from '@marie/transport-grpc';
+import { Client } from '@marie/client';
 const Doc = defineDoc('Doc', { text: Type.String({ default: '' }) });
 class Upper extends Executor {
   run(docs) { return new DocList(Doc, docs.map((d) => ({ text: d.text.toUpperCase() }))); }
 }
 const ex = await executorFromConfig({ jtype: 'Upper', requests: { '/up': 'run' } }, { classes: [Upper] });
 const docs = await new RequestHandler(ex).post('/up', [{ text: 'packed' }]);
-console.log(docs[0].text);
+const server = new GrpcServer(new RequestHandler(ex), { host: '127.0.0.1', port: 0 });
+const { port } = await server.start();
+const client = new Client({ host: 'grpc://127.0.0.1:' + port });
+const remote = await client.post('/up', [{ text: 'over grpc' }]);
+client.close();
+await server.shutdown();
+console.log(docs[0].text + ' ' + remote[0].text);
 `,
     );
     const { stdout } = await run(process.execPath, ['main.js'], {
       cwd: app,
       env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
     });
-    expect(stdout.trim()).toBe('PACKED');
+    expect(stdout.trim()).toBe('PACKED OVER GRPC');
+    const version = await run(join(app, 'node_modules/.bin/marie'), ['--version']);
+    expect(version.stdout.trim()).toBe('0.1.0');
   }, 120_000);
 });

@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { runMarie, waitReady } from './support/marie-process.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -28,6 +29,42 @@ describe('README', () => {
       'hello marie -> [ 1, 2, 1, 1, 0 ]',
       'documents -> [ 0, 1, 0, 1, 1 ]',
     ]);
+  });
+
+  it('serves and calls the gRPC example as the README shows it', async () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Serve it over gRPC'));
+    const shell = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+    const serve = shell.split('\n').find((l) => l.includes(' executor --uses '))!;
+    const args = serve
+      .replace(/^node packages\/cli\/dist\/bin\.js /, '')
+      .replace('--port 54321', '--host 127.0.0.1 --port 0')
+      .split(' ');
+    const marie = runMarie(args);
+    try {
+      const [line] = await waitReady(marie);
+      const code = /```ts\n([\s\S]*?)```/
+        .exec(section)![1]!
+        .replace('grpc://127.0.0.1:54321', line!.slice('ready '.length));
+      const dir = mkdtempSync(join(import.meta.dirname, '.readme-'));
+      const file = join(dir, 'client.ts');
+      writeFileSync(
+        file,
+        `${code}\nconsole.log(JSON.stringify(docs.map((d) => d.text)));\nclient.close();\n`,
+      );
+      try {
+        const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
+          cwd: root,
+          env: { ...process.env, FORCE_COLOR: '0' },
+        });
+        expect(stdout.trim().split('\n')).toEqual(['one', 'two', '["HELLO"]']);
+      } finally {
+        rmSync(dir, { recursive: true, force: true });
+      }
+    } finally {
+      marie.child.kill('SIGTERM');
+      await marie.exited;
+    }
   });
 
   it('names the same test command that .ci/run runs', () => {

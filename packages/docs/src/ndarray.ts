@@ -192,15 +192,17 @@ export class NdArray {
     if (bytes.byteLength % width !== 0) {
       throw new TypeError(`NdArray: ${bytes.byteLength} bytes is not a whole number of ${dtype}`);
     }
-    let source = bytes;
-    if (!LITTLE_ENDIAN) source = swapBytes(bytes, width);
-    // A copy, and not `.slice()`: on a Buffer that is a view with the same bad offset.
-    else if (source.byteOffset % width !== 0) source = new Uint8Array(source);
-    return new NdArray(
-      new ctor(source.buffer, source.byteOffset, source.byteLength / width),
-      shape,
-      dtype,
-    );
+    const length = bytes.byteLength / width;
+    if (!LITTLE_ENDIAN) {
+      const swapped = swapBytes(bytes, width);
+      return new NdArray(new ctor(swapped.buffer, 0, length), shape, dtype);
+    }
+    if (bytes.byteOffset % width === 0) {
+      return new NdArray(new ctor(bytes.buffer, bytes.byteOffset, length), shape, dtype);
+    }
+    // Misaligned (inside a received message): one aligned copy, a plain memcpy.
+    const copy = alignedCopy(bytes);
+    return new NdArray(new ctor(copy.buffer, copy.byteOffset, length), shape, dtype);
   }
 
   /**
@@ -258,6 +260,26 @@ export class NdArray {
     const b = other.toBytes();
     return a.length === b.length && Buffer.compare(a, b) === 0;
   }
+}
+
+// Small aligned copies come from a shared slab, as Node's Buffer pool does: allocating an
+// ArrayBuffer per tensor costs more than copying a few kilobytes.
+const SLAB_SIZE = 1 << 20;
+const SLAB_MAX = 64 * 1024;
+let slab = new ArrayBuffer(0);
+let slabUsed = 0;
+
+function alignedCopy(bytes: Uint8Array): Uint8Array {
+  const n = bytes.byteLength;
+  if (n > SLAB_MAX) return new Uint8Array(bytes);
+  if (slabUsed + n > slab.byteLength) {
+    slab = new ArrayBuffer(SLAB_SIZE);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, n);
+  out.set(bytes);
+  slabUsed += (n + 7) & ~7; // keep every copy 8-byte aligned
+  return out;
 }
 
 function nest(flat: unknown[], shape: readonly number[], depth: number, offset: number): unknown[] {

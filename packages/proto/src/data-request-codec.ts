@@ -1,78 +1,15 @@
-import {
-  type DataRequest,
-  type RequestHeader,
-  type Route,
-  type SingleDocumentRequest,
-  type Status,
-  StatusCode,
-} from '@marie/core';
+import type { DataRequest, SingleDocumentRequest } from '@marie/core';
 import { DocList, DocValidationError, type TSchema } from '@marie/docs';
+import { headerFromProto, headerToProto, jsonOf, routeFromProto, routeToProto } from './convert.js';
 import { docFromProto, docListToProto, docsFromProto, docToProto } from './doc-codec.js';
+import { readDataRequest } from './fast-reader.js';
+import { writeDataRequest } from './fast-writer.js';
 import { DocListProto } from './generated/docarray.js';
-import {
-  DataRequestProto,
-  type HeaderProto,
-  type RouteProto,
-  type SingleDocumentRequestProto,
-  type StatusProto,
-} from './generated/jina.js';
+import type { DataRequestProto, SingleDocumentRequestProto } from './generated/jina.js';
 import { StrictReader } from './strict-reader.js';
 
 /** Picks the document type of the endpoint a request names (a handler's `endpointFor`). */
 export type SchemaFor = (endpoint: string | undefined) => TSchema | undefined;
-
-export function statusToProto(status: Status): StatusProto {
-  const out: StatusProto = { code: status.code, description: status.description };
-  if (status.exception) out.exception = { ...status.exception };
-  return out;
-}
-
-export function statusFromProto(status: StatusProto): Status {
-  const out: Status = {
-    code: status.code === StatusCode.ERROR ? StatusCode.ERROR : StatusCode.SUCCESS,
-    description: status.description,
-  };
-  if (status.exception) {
-    const { name, args, stacks, executor } = status.exception;
-    out.exception = { name, args, stacks, executor };
-  }
-  return out;
-}
-
-export function headerToProto(header: RequestHeader): HeaderProto {
-  const out: HeaderProto = { requestId: header.requestId };
-  if (header.status) out.status = statusToProto(header.status);
-  if (header.execEndpoint !== undefined) out.execEndpoint = header.execEndpoint;
-  if (header.targetExecutor !== undefined) out.targetExecutor = header.targetExecutor;
-  if (header.timeout !== undefined) out.timeout = header.timeout;
-  return out;
-}
-
-export function headerFromProto(header: HeaderProto | undefined): RequestHeader {
-  const out: RequestHeader = { requestId: header?.requestId ?? '' };
-  if (!header) return out;
-  if (header.status) out.status = statusFromProto(header.status);
-  if (header.execEndpoint !== undefined) out.execEndpoint = header.execEndpoint;
-  if (header.targetExecutor !== undefined) out.targetExecutor = header.targetExecutor;
-  if (header.timeout !== undefined) out.timeout = header.timeout;
-  return out;
-}
-
-function routeToProto(route: Route): RouteProto {
-  const out: RouteProto = { executor: route.executor };
-  if (route.startTime) out.startTime = route.startTime;
-  if (route.endTime) out.endTime = route.endTime;
-  if (route.status) out.status = statusToProto(route.status);
-  return out;
-}
-
-function routeFromProto(route: RouteProto): Route {
-  const out: Route = { executor: route.executor };
-  if (route.startTime) out.startTime = route.startTime;
-  if (route.endTime) out.endTime = route.endTime;
-  if (route.status) out.status = statusFromProto(route.status);
-  return out;
-}
 
 /** A DataRequest as its protobuf message; documents always go as `data.docs`. */
 export function dataRequestToProto(req: DataRequest<any>, schema?: TSchema): DataRequestProto {
@@ -102,25 +39,24 @@ export function dataRequestFromProto(proto: DataRequestProto): DataRequest {
   }
   return {
     header: headerFromProto(proto.header),
-    parameters: proto.parameters ?? {},
+    parameters: jsonOf(proto.parameters ?? {}) as Record<string, unknown>,
     routes: proto.routes.map(routeFromProto),
     docs: docsFromProto(docs),
   };
 }
 
 export function encodeDataRequest(req: DataRequest<any>, schema?: TSchema): Uint8Array {
-  return DataRequestProto.encode(dataRequestToProto(req, schema)).finish();
+  return writeDataRequest(dataRequestToProto(req, schema));
 }
 
 /** Decodes bytes into a DataRequest; garbage throws a DocValidationError naming what broke. */
 export function decodeDataRequest(bytes: Uint8Array): DataRequest {
-  let proto: DataRequestProto;
   try {
-    proto = DataRequestProto.decode(new StrictReader(bytes));
+    return readDataRequest(bytes);
   } catch (err) {
+    if (err instanceof DocValidationError) throw err;
     throw new DocValidationError('request', `not a DataRequestProto (${(err as Error).message})`);
   }
-  return dataRequestFromProto(proto);
 }
 
 export function singleDocRequestToProto(

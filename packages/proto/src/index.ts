@@ -1,18 +1,24 @@
 // The wire messages (ts-proto) and the codec between them and @marie/core's DataRequest.
 export {
+  headerFromProto,
+  headerToProto,
+  routeFromProto,
+  routeToProto,
+  statusFromProto,
+  statusToProto,
+} from './convert.js';
+export {
   dataRequestFromProto,
   dataRequestToProto,
   decodeDataRequest,
   encodeDataRequest,
-  headerFromProto,
-  headerToProto,
   type SchemaFor,
   singleDocRequestFromProto,
   singleDocRequestToProto,
-  statusFromProto,
-  statusToProto,
 } from './data-request-codec.js';
 export { docFromProto, docListToProto, docsFromProto, docToProto, encodeAny } from './doc-codec.js';
+export { readDataRequest, readDocListBytes } from './fast-reader.js';
+export { writeDataRequest } from './fast-writer.js';
 export * as docarray from './generated/docarray.js';
 export * as health from './generated/grpc/health/v1/health.js';
 export * as jina from './generated/jina.js';

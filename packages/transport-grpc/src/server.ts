@@ -128,6 +128,16 @@ export class GrpcServer {
     return this.#stopping;
   }
 
+  /** Serves a unary call: the answer, or INTERNAL if even encoding it failed (never a hung call). */
+  #reply(work: Promise<DataRequest<any>>, callback: grpc.sendUnaryData<Uint8Array>): void {
+    work
+      .then((res) => this.#answer(res))
+      .then(
+        ({ bytes, trailer }) => callback(null, bytes, trailer),
+        (err: unknown) => callback(this.#internal(err)),
+      );
+  }
+
   #schemaOf(res: DataRequest<any>): TSchema | undefined {
     return this.handler.endpointFor(res.header.execEndpoint)?.responseSchema;
   }
@@ -178,13 +188,7 @@ export class GrpcServer {
           callback(this.#badRequest(err));
           return;
         }
-        handler.handle(req, { signal: this.#signal(call) }).then(
-          (res) => {
-            const { bytes, trailer } = this.#answer(res);
-            callback(null, bytes, trailer);
-          },
-          (err) => callback(this.#internal(err)),
-        );
+        this.#reply(handler.handle(req, { signal: this.#signal(call) }), callback);
       },
     });
 
@@ -201,13 +205,7 @@ export class GrpcServer {
           callback(this.#badRequest(err));
           return;
         }
-        handler.handleMany(reqs, { signal: this.#signal(call) }).then(
-          (res) => {
-            const { bytes, trailer } = this.#answer(res);
-            callback(null, bytes, trailer);
-          },
-          (err) => callback(this.#internal(err)),
-        );
+        this.#reply(handler.handleMany(reqs, { signal: this.#signal(call) }), callback);
       },
     });
 
@@ -230,12 +228,10 @@ export class GrpcServer {
           pending++;
           handler
             .handle(req, { signal })
-            .then(
-              (res) => {
-                if (!call.destroyed) call.write(this.#answer(res).bytes);
-              },
-              (err) => call.destroy(this.#internal(err)),
-            )
+            .then((res) => {
+              if (!call.destroyed) call.write(this.#answer(res).bytes);
+            })
+            .catch((err: unknown) => call.destroy(this.#internal(err)))
             .finally(() => {
               pending--;
               maybeEnd();
