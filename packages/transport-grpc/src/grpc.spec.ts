@@ -40,6 +40,11 @@ class Probe extends Executor {
     if (docs.some((d) => d.text === 'odd')) throw new Error('odd one out');
   }
 
+  @requests({ on: '/join' })
+  join(docs: DocList<LegacyDocument>, ctx: RequestContext) {
+    return { parts: ctx.docsMatrix.map((m) => m.length), ids: docs.map((d) => d.id) };
+  }
+
   @requests({ on: '/sleep' })
   async sleep(_docs: DocList<LegacyDocument>, ctx: RequestContext) {
     this.inFlight++;
@@ -178,11 +183,40 @@ describe('gRPC transport', () => {
     await expect(pending).rejects.toMatchObject({ code: 'canceled' });
   });
 
+  it('joins several requests with process_data: docsMatrix holds each, docs are reduced by id', async () => {
+    const a = createDataRequest({ endpoint: '/join', docs: [{ id: '1' }, { id: '2' }] });
+    const b = createDataRequest({ endpoint: '/join', docs: [{ id: '2' }, { id: '3' }] });
+    const list = jina.DataRequestListProto.encode({
+      requests: [a, b].map((r) => jina.DataRequestProto.decode(encodeDataRequest(r))),
+    }).finish();
+    const res = await rawCall(port, '/jina.JinaDataRequestRPC/process_data', list);
+    expect(res.err).toBeNull();
+    const answer = jina.DataRequestProto.decode(res.value!);
+    expect(answer.parameters?.__results__?.probe).toEqual({ parts: [2, 2], ids: ['1', '2', '3'] });
+    const empty = await rawCall(port, '/jina.JinaDataRequestRPC/process_data', new Uint8Array(0));
+    expect(empty.err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+  });
+
+  it('answers in arrival order when asked, request order by default', async () => {
+    const docs = [{ text: 'a' }, { text: 'b' }, { text: 'c' }];
+    const ordered = await client.post('/echo', docs, { requestSize: 1 });
+    expect(ordered.map((d) => d.text)).toEqual(['a:', 'b:', 'c:']);
+    const arrived = await client.post('/echo', docs, { requestSize: 1, resultsInOrder: false });
+    expect(arrived.map((d) => d.text).sort()).toEqual(['a:', 'b:', 'c:']);
+  });
+
   it('answers health, dry run, discovery, _status and snapshot without support', async () => {
     expect(await client.isReady()).toBe(true);
     expect(await client.dryRun()).toBe(true);
     const endpoints = await client.endpoints();
-    expect(endpoints.endpoints).toEqual(['/echo', '/boom', '/odd', '/sleep', '_jina_dry_run_']);
+    expect(endpoints.endpoints).toEqual([
+      '/echo',
+      '/boom',
+      '/odd',
+      '/join',
+      '/sleep',
+      '_jina_dry_run_',
+    ]);
     expect(endpoints.schemas?.['/echo']).toMatchObject({
       input: { name: 'Text', model: { title: 'Text' } },
       is_generator: false,
