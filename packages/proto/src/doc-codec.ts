@@ -185,12 +185,7 @@ function nodeValue(node: NodeProto, path: string): unknown {
   // A plain Uint8Array view (the reader hands out Buffer views of the message).
   if (node.blob !== undefined)
     return new Uint8Array(node.blob.buffer, node.blob.byteOffset, node.blob.byteLength);
-  if (node.ndarray !== undefined) {
-    if (node.type !== undefined && !TENSOR_TAGS.test(node.type)) {
-      throw new DocValidationError(path, `unknown tensor type "${node.type}"`);
-    }
-    return tensorFromProto(node.ndarray.dense, path);
-  }
+  if (node.ndarray !== undefined) return tensorFromDense(node.ndarray.dense, node.type, path);
   if (node.doc !== undefined) return docFromProto(node.doc, path);
   if (node.docArray !== undefined) return docsFromProto(node.docArray, path);
   const list = node.list ?? node.tuple;
@@ -205,21 +200,29 @@ function nodeValue(node: NodeProto, path: string): unknown {
   return undefined; // an empty NodeProto: docarray's None
 }
 
-function tensorFromProto(
-  dense: { buffer: Uint8Array; shape: number[]; dtype: string } | undefined,
+/**
+ * A tensor from DenseNdArrayProto parts, checking the type tag, the dtype and that shape and bytes
+ * agree; errors name the field.
+ */
+export function tensorFromDense(
+  dense: { buffer?: Uint8Array; shape: number[]; dtype: string } | undefined,
+  type: string | undefined,
   path: string,
 ): NdArray {
+  if (type !== undefined && !TENSOR_TAGS.test(type))
+    throw new DocValidationError(path, `unknown tensor type "${type}"`);
   if (!dense) throw new DocValidationError(path, 'tensor without dense data');
   const dtype = fromNumpyDtype(dense.dtype);
   if (!dtype) throw new DocValidationError(path, `unsupported dtype "${dense.dtype}"`);
+  const buffer = dense.buffer ?? new Uint8Array(0);
   let size = 1;
   for (const d of dense.shape) size *= d;
-  const width = typedArrayFor(dtype).BYTES_PER_ELEMENT;
-  if (size * width !== dense.buffer.byteLength) {
+  const need = size * typedArrayFor(dtype).BYTES_PER_ELEMENT;
+  if (need !== buffer.byteLength) {
     throw new DocValidationError(
       path,
-      `tensor of shape [${dense.shape.join(', ')}] and dtype ${dtype} needs ${size * width} bytes, got ${dense.buffer.byteLength}`,
+      `tensor of shape [${dense.shape.join(', ')}] and dtype ${dtype} needs ${need} bytes, got ${buffer.byteLength}`,
     );
   }
-  return NdArray.fromBytes(dense.buffer, dense.shape, dtype);
+  return NdArray.fromBytes(buffer, dense.shape, dtype);
 }

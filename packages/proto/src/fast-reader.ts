@@ -1,16 +1,14 @@
 import type { BinaryReader } from '@bufbuild/protobuf/wire';
 import type { DataRequest } from '@marie/core';
-import { DocValidationError, fromNumpyDtype, NdArray, typedArrayFor } from '@marie/docs';
+import { DocValidationError } from '@marie/docs';
 import { headerFromProto, jsonOf, routeFromProto } from './convert.js';
+import { tensorFromDense } from './doc-codec.js';
 import { Struct } from './generated/google/protobuf/struct.js';
 import { HeaderProto, RouteProto } from './generated/jina.js';
 import { StrictReader } from './strict-reader.js';
 
 // The hot path in: DataRequestProto bytes straight to plain documents, without first building the
 // generated NodeProto objects (docFromProto's input). Same results as decode + dataRequestFromProto.
-
-const TENSOR_TAGS =
-  /^(ndarray|ndarray_embedding|image_ndarray|audio_ndarray|video_ndarray|(torch|tensorflow)(_tensor|_embedding|_image|_audio|_video)?.*|jaxarray.*)$/;
 
 const MAX_DEPTH = 100;
 
@@ -156,31 +154,8 @@ function readNode(r: BinaryReader, end: number, path: string, depth: number): un
         r.skip(tag & 7);
     }
   }
-  if (tensor !== undefined && value === tensor) {
-    if (type !== undefined && !TENSOR_TAGS.test(type))
-      throw new DocValidationError(path, `unknown tensor type "${type}"`);
-    return toTensor(tensor, path);
-  }
+  if (tensor !== undefined && value === tensor) return tensorFromDense(tensor, type, path);
   return value;
-}
-
-function toTensor(
-  t: { buffer?: Uint8Array; shape: number[]; dtype: string },
-  path: string,
-): NdArray {
-  const dtype = fromNumpyDtype(t.dtype);
-  if (!dtype) throw new DocValidationError(path, `unsupported dtype "${t.dtype}"`);
-  const buffer = t.buffer ?? new Uint8Array(0);
-  let size = 1;
-  for (const d of t.shape) size *= d;
-  const need = size * typedArrayFor(dtype).BYTES_PER_ELEMENT;
-  if (need !== buffer.byteLength) {
-    throw new DocValidationError(
-      path,
-      `tensor of shape [${t.shape.join(', ')}] and dtype ${dtype} needs ${need} bytes, got ${buffer.byteLength}`,
-    );
-  }
-  return NdArray.fromBytes(buffer, t.shape, dtype);
 }
 
 /** Reads a serialized DocListProto into plain documents. */
