@@ -86,7 +86,7 @@ describe('marie executor', () => {
     [['--uses', fixture('lifecycle.yml'), '--port', 'abc'], /--port must be an integer >= 0/],
     [
       ['--uses', fixture('lifecycle.yml'), '--protocol', 'grpc', 'carrier-pigeon'],
-      /^marie executor: --protocol carrier-pigeon: only grpc is served so far$/,
+      /^marie executor: --protocol carrier-pigeon: unknown \(grpc, http, websocket\)$/,
     ],
   ])('refuses bad configuration %j with one line and exit code 2', async (args, message) => {
     const p = runMarie(['executor', ...args, '--port', '0']);
@@ -95,6 +95,56 @@ describe('marie executor', () => {
     const lines = p.stderr().trim().split('\n');
     expect(lines.some((l) => message.test(l))).toBe(true);
     expect(p.stdout()).toBe('');
+  });
+});
+
+describe('marie executor on several protocols', () => {
+  it('prints one ready line per protocol and answers on each, ping included', async () => {
+    const p = runMarie([
+      'executor',
+      '--uses',
+      conformanceYaml,
+      '--protocol',
+      'grpc',
+      'http',
+      'websocket',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+    ]);
+    const lines = await waitReady(p, 3);
+    expect(lines.map((l) => l.replace(/:\d+$/, ''))).toEqual([
+      'ready grpc://127.0.0.1',
+      'ready http://127.0.0.1',
+      'ready ws://127.0.0.1',
+    ]);
+    for (const line of lines) {
+      const address = line.slice('ready '.length);
+      const client = new Client({ host: address });
+      const docs = await client.post('/upper', [{ text: 'x' }]);
+      expect(docs[0]!.text, address).toBe('X');
+      client.close();
+      const ping = runMarie(['ping', address]);
+      expect((await ping.exited).code, address).toBe(0);
+    }
+    p.child.kill('SIGTERM');
+    expect((await p.exited).code).toBe(0);
+  });
+
+  it('wants one port per protocol', async () => {
+    const p = runMarie([
+      'executor',
+      '--uses',
+      conformanceYaml,
+      '--protocol',
+      'grpc',
+      'http',
+      '--port',
+      '5000',
+    ]);
+    expect((await p.exited).code).toBe(2);
+    expect(p.stderr()).toContain('--port: give one port per protocol (2 protocols, 1 port)');
   });
 });
 

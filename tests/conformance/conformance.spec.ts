@@ -2,12 +2,24 @@ import { createDataRequest, type DataRequest, DRY_RUN_ENDPOINT, StatusCode } fro
 import { DocList, LegacyDocument, NdArray } from '@marie/docs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { NoDefaultExecutor, ReferenceExecutor, TensorDoc, TextIn } from './reference-executor.js';
-import { inProcess, overGrpc, type Target, type TargetFactory, texts } from './targets.js';
+import {
+  inProcess,
+  overGrpc,
+  overHttp,
+  overWsBytes,
+  overWsJson,
+  type Target,
+  type TargetFactory,
+  texts,
+} from './targets.js';
 
 // One set of expectations, every transport. HTTP and WebSocket plug in as more factories.
 const TARGETS: [string, TargetFactory][] = [
   ['in process', inProcess],
   ['gRPC', overGrpc],
+  ['HTTP', overHttp],
+  ['WebSocket json', overWsJson],
+  ['WebSocket bytes', overWsBytes],
 ];
 
 const NAME = 'ref';

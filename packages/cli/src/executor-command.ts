@@ -1,5 +1,7 @@
+import { Client } from '@marie/client';
 import { createLogger, loadExecutor, RequestHandler } from '@marie/core';
-import { DEFAULT_PORT, GrpcClient, GrpcServer } from '@marie/transport-grpc';
+import { DEFAULT_PORT, GrpcServer } from '@marie/transport-grpc';
+import { HttpServer } from '@marie/transport-http';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
 import { integer } from './parse.js';
@@ -11,7 +13,7 @@ interface ExecutorFlags {
   pyModules?: string[];
   name?: string;
   host: string;
-  port: number;
+  port?: string[];
   protocol: string[];
   workspace?: string;
   shardId: number;
@@ -37,7 +39,9 @@ function json(flag: string, text: string | undefined): Record<string, unknown> {
 /** `marie executor`: serve one executor until SIGTERM/SIGINT. */
 export function executorCommand(): Command {
   return new Command('executor')
-    .description('serve an executor (a YAML config or a class name) over gRPC')
+    .description(
+      'serve an executor (a YAML config or a class name) over gRPC, HTTP and/or WebSocket',
+    )
     .requiredOption(
       '--uses <config>',
       'YAML config (jtype/with/metas/py_modules) or executor class name',
@@ -48,12 +52,14 @@ export function executorCommand(): Command {
     .option('--name <name>', 'deployment name (routes carry it, parameters are scoped by it)')
     .option('--host <host>', 'interface to listen on', '0.0.0.0')
     .option(
-      '--port <port>',
-      'port to listen on; 0 picks a free one',
-      integer('--port', 0),
-      DEFAULT_PORT,
+      '--port <ports...>',
+      `one port per protocol; 0 picks a free one (default ${DEFAULT_PORT})`,
     )
-    .addOption(new Option('--protocol <protocols...>', 'protocols to serve').default(['grpc']))
+    .addOption(
+      new Option('--protocol <protocols...>', 'protocols to serve: grpc, http, websocket').default([
+        'grpc',
+      ]),
+    )
     .option('--workspace <dir>', 'workspace root of the executor')
     .option('--shard-id <n>', 'shard id', integer('--shard-id', 0), 0)
     .option('--shards <n>', 'number of shards', integer('--shards', 1), 1)
@@ -74,10 +80,42 @@ export function executorCommand(): Command {
     });
 }
 
+const PROTOCOLS: Record<string, 'grpc' | 'http' | 'websocket'> = {
+  grpc: 'grpc',
+  http: 'http',
+  websocket: 'websocket',
+  ws: 'websocket',
+};
+const SCHEME = { grpc: 'grpc', http: 'http', websocket: 'ws' } as const;
+
+interface Served {
+  protocol: 'grpc' | 'http' | 'websocket';
+  shutdown: (graceMs: number) => Promise<void>;
+  address: { host: string; port: number };
+}
+
 async function serve(flags: ExecutorFlags): Promise<void> {
-  const unsupported = flags.protocol.filter((p) => p !== 'grpc');
-  if (unsupported.length)
-    throw new UsageError(`--protocol ${unsupported.join(' ')}: only grpc is served so far`);
+  const unknown = flags.protocol.filter((p) => !(p in PROTOCOLS));
+  if (unknown.length)
+    throw new UsageError(`--protocol ${unknown.join(' ')}: unknown (grpc, http, websocket)`);
+  const protocols = [...new Set(flags.protocol.map((p) => PROTOCOLS[p]!))];
+  let ports = (flags.port ?? [String(DEFAULT_PORT)]).map((p) => {
+    try {
+      return integer('--port', 0)(p);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  });
+  if (ports.length === 1 && protocols.length > 1) {
+    if (ports[0] !== 0)
+      throw new UsageError(
+        `--port: give one port per protocol (${protocols.length} protocols, 1 port)`,
+      );
+    ports = protocols.map(() => 0);
+  }
+  if (ports.length !== protocols.length)
+    throw new UsageError(`--port: ${ports.length} ports for ${protocols.length} protocols`);
+
   const metas = json('--uses-metas', flags.usesMetas);
   const runtimeArgs = {
     shardId: flags.shardId,
@@ -94,16 +132,30 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     ...(flags.pyModules ? { modules: flags.pyModules } : {}),
   });
   const log = createLogger('marie executor');
-  const server = new GrpcServer(new RequestHandler(executor), {
-    host: flags.host,
-    port: flags.port,
-  });
-  let address: { host: string; port: number };
+  const handler = new RequestHandler(executor);
+  const served: Served[] = [];
   try {
-    address = await server.start();
+    for (const [i, protocol] of protocols.entries()) {
+      if (protocol === 'grpc') {
+        const server = new GrpcServer(handler, { host: flags.host, port: ports[i]! });
+        served.push({
+          protocol,
+          shutdown: (ms) => server.shutdown(ms),
+          address: await server.start(),
+        });
+      } else {
+        const server = new HttpServer(handler, { protocol, host: flags.host, port: ports[i]! });
+        served.push({
+          protocol,
+          shutdown: (ms) => server.shutdown(ms),
+          address: await server.start(),
+        });
+      }
+    }
   } catch (err) {
-    await executor.close();
-    throw new Error(`cannot listen on ${flags.host}:${flags.port}: ${(err as Error).message}`);
+    await Promise.all(served.map((s) => s.shutdown(0)));
+    await handler.close();
+    throw new Error(`cannot listen on ${flags.host}:${ports.join('/')}: ${(err as Error).message}`);
   }
 
   let stopping = false;
@@ -114,30 +166,34 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     }
     stopping = true;
     log.info(`${signal}: shutting down`);
-    server.shutdown(flags.gracePeriod).then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
+    Promise.all(served.map((s) => s.shutdown(flags.gracePeriod)))
+      .then(() => handler.close())
+      .then(
+        () => process.exit(0),
+        (err: unknown) => {
+          log.error({ err }, 'shutdown failed');
+          process.exit(1);
+        },
+      );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
 
-  // `ready` means a health check through the port answers SERVING, not merely that we bound it.
-  const probeHost =
-    address.host === '0.0.0.0' || address.host === '::' ? '127.0.0.1' : address.host;
-  const probe = new GrpcClient({ host: probeHost, port: address.port, poolSize: 1 });
-  const healthy = await probe.isReady({ timeoutMs: 5000 });
-  probe.close();
-  if (!healthy)
-    throw new Error(
-      `the server on ${address.host}:${address.port} does not answer its health check`,
-    );
-  process.stdout.write(`ready grpc://${address.host}:${address.port}\n`);
-  log.info(
-    { executor: executor.constructor.name, address: `grpc://${address.host}:${address.port}` },
-    'serving',
-  );
+  // `ready` means a health check through each port answers, not merely that it is bound.
+  for (const s of served) {
+    const host =
+      s.address.host === '0.0.0.0' || s.address.host === '::' ? '127.0.0.1' : s.address.host;
+    const probe = new Client({
+      host: `${SCHEME[s.protocol]}://${host}:${s.address.port}`,
+      poolSize: 1,
+    });
+    const healthy = await probe.isReady({ timeoutMs: 5000 });
+    probe.close();
+    if (!healthy)
+      throw new Error(
+        `the ${s.protocol} server on ${s.address.host}:${s.address.port} does not answer its health check`,
+      );
+    process.stdout.write(`ready ${SCHEME[s.protocol]}://${s.address.host}:${s.address.port}\n`);
+  }
+  log.info({ executor: executor.constructor.name, protocols }, 'serving');
 }

@@ -7,7 +7,7 @@ import { integer } from './parse.js';
 export function pingCommand(): Command {
   return new Command('ping')
     .description('check that a runtime answers its health check')
-    .argument('<address>', 'grpc://host:port')
+    .argument('<address>', 'grpc://host:port, http://host:port or ws://host:port')
     .option('--timeout <ms>', 'give up after this many milliseconds', integer('--timeout', 1), 3000)
     .action(async (address: string, flags: { timeout: number }) => {
       let client: Client;

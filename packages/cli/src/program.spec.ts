@@ -17,7 +17,7 @@ describe('marie program', () => {
       '--protocol',
     ])
       expect(flags).toContain(flag);
-    expect(executor.getOptionValue('port')).toBe(54321);
+    expect(executor.getOptionValue('port')).toBeUndefined();
     expect(executor.getOptionValue('host')).toBe('0.0.0.0');
     expect(program.commands[1]!.getOptionValue('timeout')).toBe(3000);
   });

@@ -1,6 +1,7 @@
 import { ErrorCode, MarieError } from '@marie/core';
 import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
 import { GrpcClient, type PostOptions } from '@marie/transport-grpc';
+import { HttpClient, WsClient } from '@marie/transport-http';
 
 export type { PostOptions } from '@marie/transport-grpc';
 
@@ -15,6 +16,20 @@ export interface ClientOptions {
   ca?: Buffer | string;
   /** Connections to spread calls over. */
   poolSize?: number;
+  /** WebSocket sub-protocol: `json` (default) or `bytes`. */
+  subprotocol?: 'json' | 'bytes';
+}
+
+interface Transport {
+  post(
+    on: string,
+    docs?: DocList<any> | readonly object[],
+    options?: PostOptions<any>,
+  ): Promise<DocList<any>>;
+  streamDoc(on: string, doc: any, options?: any): AsyncGenerator<any>;
+  dryRun(options?: { timeoutMs?: number }): Promise<boolean>;
+  isReady(options?: { timeoutMs?: number }): Promise<boolean>;
+  close(): void;
 }
 
 const DEFAULT_PORT = 54321;
@@ -51,25 +66,40 @@ export class Client {
   readonly protocol: Protocol;
   readonly host: string;
   readonly port: number;
-  readonly #grpc: GrpcClient;
+  readonly #transport: Transport;
 
   constructor(options: ClientOptions = {}) {
     const { protocol, host, port } = resolveAddress(options);
     this.protocol = protocol;
     this.host = host;
     this.port = port;
-    if (protocol !== 'grpc' && protocol !== 'grpcs') {
-      throw new MarieError(
-        ErrorCode.Unimplemented,
-        `protocol ${protocol}: this client speaks gRPC only so far`,
-      );
+    switch (protocol) {
+      case 'grpc':
+      case 'grpcs':
+        this.#transport = new GrpcClient({
+          host,
+          port,
+          ...(protocol === 'grpcs' ? { tls: options.ca ? { ca: options.ca } : true } : {}),
+          ...(options.poolSize ? { poolSize: options.poolSize } : {}),
+        });
+        break;
+      case 'http':
+      case 'https':
+        this.#transport = new HttpClient({
+          host,
+          port,
+          tls: protocol === 'https',
+          ...(options.poolSize ? { poolSize: options.poolSize } : {}),
+        });
+        break;
+      default:
+        this.#transport = new WsClient({
+          host,
+          port,
+          tls: protocol === 'wss',
+          subprotocol: options.subprotocol ?? 'json',
+        });
     }
-    this.#grpc = new GrpcClient({
-      host,
-      port,
-      ...(protocol === 'grpcs' ? { tls: options.ca ? { ca: options.ca } : true } : {}),
-      ...(options.poolSize ? { poolSize: options.poolSize } : {}),
-    });
   }
 
   /** Posts documents to an endpoint, `requestSize` per request, and resolves to the answer's documents. */
@@ -78,7 +108,7 @@ export class Client {
     docs?: DocList<any> | readonly object[],
     options?: PostOptions<R>,
   ): Promise<DocList<R['static']>> {
-    return this.#grpc.post(on, docs, options);
+    return this.#transport.post(on, docs, options) as Promise<DocList<R['static']>>;
   }
 
   /** The documents a generator endpoint yields for one document. */
@@ -87,19 +117,19 @@ export class Client {
     doc: object,
     options?: Parameters<GrpcClient['streamDoc']>[2],
   ): AsyncGenerator<R['static']> {
-    return this.#grpc.streamDoc<R>(on, doc, options as never);
+    return this.#transport.streamDoc(on, doc, options);
   }
 
   dryRun(options?: { timeoutMs?: number }): Promise<boolean> {
-    return this.#grpc.dryRun(options);
+    return this.#transport.dryRun(options);
   }
 
   isReady(options?: { timeoutMs?: number }): Promise<boolean> {
-    return this.#grpc.isReady(options);
+    return this.#transport.isReady(options);
   }
 
   close(): void {
-    this.#grpc.close();
+    this.#transport.close();
   }
 
   [Symbol.dispose](): void {

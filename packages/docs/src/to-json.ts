@@ -6,14 +6,22 @@ export interface JsonOptions {
   /**
    * How tensors are written: `list` (nested number lists, what pydantic/docarray peers read; the
    * default) or `base64` (`{ dtype, shape, data }` with numpy dtype strings and little-endian
-   * base64 data: exact for every dtype and about 4x smaller for float32).
+   * base64 data: exact for every dtype and about 4x smaller for float32), or `auto`: lists where
+   * a reader rebuilds the exact tensor from them (the field pins the dtype, or it is float32, the
+   * dtype lists are read as), the base64 form otherwise. `auto` is what the JSON transports write.
    */
-  tensors?: 'list' | 'base64';
+  tensors?: 'list' | 'base64' | 'auto';
 }
+
+type Mode = 'list' | 'base64' | 'auto';
 
 type ToJson = (value: unknown) => unknown;
 
-const cache = { list: new WeakMap<TSchema, ToJson>(), base64: new WeakMap<TSchema, ToJson>() };
+const cache = {
+  list: new WeakMap<TSchema, ToJson>(),
+  base64: new WeakMap<TSchema, ToJson>(),
+  auto: new WeakMap<TSchema, ToJson>(),
+};
 
 /** The JSON converter of a schema: a function from a field value to a JSON-ready value. */
 export function toJsonValue(schema: TSchema, options: JsonOptions = {}): ToJson {
@@ -29,8 +37,9 @@ export function toJsonValue(schema: TSchema, options: JsonOptions = {}): ToJson 
   return fn;
 }
 
-export function tensorToJson(value: NdArray, mode: 'list' | 'base64'): unknown {
-  if (mode === 'list') return value.toList();
+export function tensorToJson(value: NdArray, mode: Mode, pinned?: string): unknown {
+  if (mode === 'list' || (mode === 'auto' && value.dtype === (pinned ?? 'float32')))
+    return value.toList();
   return {
     dtype: toNumpyDtype(value.dtype),
     shape: [...value.shape],
@@ -38,9 +47,9 @@ export function tensorToJson(value: NdArray, mode: 'list' | 'base64'): unknown {
   };
 }
 
-function build(schema: TSchema, mode: 'list' | 'base64'): ToJson {
+function build(schema: TSchema, mode: Mode): ToJson {
   if (isTensorSchema(schema)) {
-    return (v) => (v instanceof NdArray ? tensorToJson(v, mode) : v);
+    return (v) => (v instanceof NdArray ? tensorToJson(v, mode, schema.dtype) : v);
   }
   if (TypeGuard.IsUint8Array(schema)) {
     return (v) =>
@@ -92,7 +101,7 @@ function build(schema: TSchema, mode: 'list' | 'base64'): ToJson {
 }
 
 /** Values of untyped fields (`tags`, `Unknown`): tensors and bytes nested anywhere still convert. */
-function anyToJson(mode: 'list' | 'base64'): ToJson {
+function anyToJson(mode: Mode): ToJson {
   const walk: ToJson = (v) => {
     if (v === null || typeof v !== 'object') return v;
     if (v instanceof NdArray) return tensorToJson(v, mode);

@@ -1,0 +1,318 @@
+import { createRequire } from 'node:module';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import websocket from '@fastify/websocket';
+import {
+  createDataRequest,
+  createLogger,
+  type DataRequest,
+  DRY_RUN_ENDPOINT,
+  type Logger,
+  type RequestHandler,
+  StatusCode,
+} from '@marie/core';
+import { DocValidationError } from '@marie/docs';
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { answerJson, requestFromJson } from './json-wire.js';
+import { ERROR_SCHEMA, openApiModels } from './openapi.js';
+import { serveWebSocket } from './websocket.js';
+
+export type HttpProtocol = 'http' | 'websocket';
+
+export interface HttpServerOptions {
+  /** `http` (REST + OpenAPI + SSE) or `websocket` (sub-protocols json and bytes). */
+  protocol?: HttpProtocol;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Largest request body (HTTP) or frame (WebSocket), in bytes; 100 MB unless given. */
+  bodyLimit?: number;
+  logger?: Logger;
+}
+
+const require = createRequire(import.meta.url);
+const VERSION: string = require('../package.json').version;
+
+/** An endpoint's URL path: `/extract` for `/extract`, `/default` for the fallback. */
+export function endpointPath(endpoint: string): string {
+  return endpoint.startsWith('/') ? endpoint : `/${endpoint}`;
+}
+
+/**
+ * Serves one executor over HTTP (POST /<endpoint>, POST /post, SSE for generator endpoints,
+ * /openapi.json, Swagger UI at /docs, GET / health, /status, /dry_run) or over WebSocket.
+ */
+export class HttpServer {
+  readonly handler: RequestHandler;
+  readonly protocol: HttpProtocol;
+  readonly app: FastifyInstance;
+  readonly #options: HttpServerOptions;
+  readonly #logger: Logger;
+  #serving = false;
+  #stopping?: Promise<void>;
+  #ready: Promise<void>;
+
+  constructor(handler: RequestHandler, options: HttpServerOptions = {}) {
+    this.handler = handler;
+    this.protocol = options.protocol ?? 'http';
+    this.#options = options;
+    this.#logger = options.logger ?? createLogger(this.protocol);
+    const bodyLimit = options.bodyLimit ?? 100 * 1024 * 1024;
+    // At shutdown idle keep-alive connections close; busy ones finish their request first.
+    this.app = Fastify({
+      bodyLimit,
+      logger: false,
+      return503OnClosing: true,
+      forceCloseConnections: 'idle',
+    });
+    // Documents are validated by @marie/docs (errors name `docs[i].field`); route schemas only
+    // describe the API for OpenAPI, and answers are serialized by their own toJSON.
+    this.app.setValidatorCompiler(() => () => true);
+    this.app.setSerializerCompiler(() => (data) => JSON.stringify(data));
+    this.app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, _req, reply) => {
+      // fastify's own errors: malformed JSON 400, body too large 413, wrong content type 415.
+      const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
+      if (status >= 500) this.#logger.error({ err }, 'request failed');
+      reply.code(status).send({ detail: status >= 500 ? 'internal error' : err.message });
+    });
+    this.app.setNotFoundHandler((req, reply) => {
+      reply.code(404).send({ detail: `no route ${req.method} ${req.url}` });
+    });
+    this.#ready = this.protocol === 'http' ? this.#http() : this.#websocket(bodyLimit);
+  }
+
+  async start(): Promise<{ host: string; port: number; address: string }> {
+    await this.#ready;
+    const host = this.#options.host ?? '0.0.0.0';
+    await this.app.listen({ host, port: this.#options.port ?? 0 });
+    const address = this.app.server.address();
+    const port = typeof address === 'object' && address ? address.port : (this.#options.port ?? 0);
+    this.#serving = true;
+    const scheme = this.protocol === 'http' ? 'http' : 'ws';
+    return { host, port, address: `${scheme}://${host}:${port}` };
+  }
+
+  /**
+   * Stops taking requests (health 503), lets in-flight ones finish, then closes; connections still
+   * open after `graceMs` are cut. Does not close the executor (several servers may share it).
+   */
+  shutdown(graceMs = 10_000): Promise<void> {
+    this.#stopping ??= (async () => {
+      this.#serving = false;
+      const timer = setTimeout(() => this.app.server.closeAllConnections(), graceMs);
+      try {
+        await this.app.close();
+      } finally {
+        clearTimeout(timer);
+      }
+    })();
+    return this.#stopping;
+  }
+
+  #health(reply: FastifyReply): void {
+    if (this.#serving) reply.send({});
+    else reply.code(503).send({ detail: 'not serving' });
+  }
+
+  #signalOf(_req: FastifyRequest, reply: FastifyReply): AbortSignal {
+    const controller = new AbortController();
+    // The client went away before the answer was written: whatever the handler awaits can stop.
+    // (The request's own 'close' fires once its body is read; the response's when the socket goes.)
+    reply.raw.on('close', () => {
+      if (!reply.raw.writableEnded) controller.abort(new Error('the client disconnected'));
+    });
+    return controller.signal;
+  }
+
+  /** Runs a request and answers: 200, 422 for bad input, 500 for an executor error. */
+  async #answer(req: DataRequest, signal: AbortSignal, reply: FastifyReply): Promise<void> {
+    const res = await this.handler.handle(req, { signal });
+    const status = res.header.status;
+    if (status?.code === StatusCode.ERROR) {
+      const invalid = status.exception?.name === 'ValidationError';
+      const description = status.description.replace(/^ValidationError: /, '');
+      // The whole answer travels too (header with the status, parameters, routes), as on gRPC.
+      reply
+        .code(invalid ? 422 : 500)
+        .send({ detail: description, exception: status.exception, ...answerJson(res) });
+      return;
+    }
+    const schema = this.handler.endpointFor(res.header.execEndpoint)?.responseSchema;
+    reply.send(answerJson(res, schema));
+  }
+
+  #badInput(err: unknown, reply: FastifyReply): void {
+    if (err instanceof DocValidationError) reply.code(422).send({ detail: err.message });
+    else throw err;
+  }
+
+  async #http(): Promise<void> {
+    const app = this.app;
+    const listing = this.handler.endpoints();
+    const models = openApiModels(listing);
+    for (const schema of models.shared) app.addSchema(schema);
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: `${this.handler.executor.constructor.name} (${this.handler.name})`,
+          description:
+            'Marie executor: one POST per endpoint. Documents carry tensors as nested number lists and bytes as base64.',
+          version: VERSION,
+        },
+      },
+      refResolver: {
+        buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`),
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+    // Python's HTTP client reads /openapi.json first (spec/wire.md).
+    app.get('/openapi.json', { schema: { hide: true } }, () => app.swagger());
+
+    app.get('/', { schema: { hide: true } }, (_req, reply) => this.#health(reply));
+    app.get('/status', { schema: { summary: 'Name, versions and endpoints' } }, () => ({
+      name: this.handler.name,
+      executor: this.handler.executor.constructor.name,
+      versions: { marie: VERSION, node: process.version },
+      endpoints: listing.endpoints,
+    }));
+    app.get(
+      '/dry_run',
+      { schema: { summary: 'Dry run through the executor' } },
+      async (_req, reply) => {
+        const res = await this.handler.handle(createDataRequest({ endpoint: DRY_RUN_ENDPOINT }));
+        const status = res.header.status ?? { code: StatusCode.SUCCESS, description: '' };
+        reply.code(status.code === StatusCode.ERROR ? 500 : 200).send({
+          code: status.code === StatusCode.ERROR ? 'ERROR' : 'SUCCESS',
+          description: status.description,
+        });
+      },
+    );
+
+    for (const [endpoint, route] of models.routes) {
+      const url = endpointPath(endpoint);
+      app.post(
+        url,
+        {
+          schema: {
+            summary: `POST to ${endpoint}`,
+            body: route.body,
+            response: { 200: route.response, 422: ERROR_SCHEMA, 500: ERROR_SCHEMA },
+          },
+        },
+        async (req, reply) => {
+          let request: DataRequest;
+          try {
+            request = requestFromJson(req.body, endpoint);
+          } catch (err) {
+            return this.#badInput(err, reply);
+          }
+          await this.#answer(request, this.#signalOf(req, reply), reply);
+        },
+      );
+      if (route.isGenerator) {
+        app.get(
+          url,
+          {
+            schema: {
+              summary: `Stream ${endpoint} as Server-Sent Events (one "update" per document, then "end")`,
+            },
+          },
+          (req, reply) => this.#sse(endpoint, req, reply),
+        );
+      }
+    }
+
+    app.post(
+      '/post',
+      {
+        schema: {
+          summary: 'POST to any endpoint named by exec_endpoint',
+          body: {
+            type: 'object',
+            properties: {
+              data: { type: 'array', items: { type: 'object' } },
+              parameters: { type: 'object' },
+              exec_endpoint: { type: 'string' },
+              target_executor: { type: 'string' },
+            },
+          },
+        },
+      },
+      async (req, reply) => {
+        let request: DataRequest;
+        try {
+          request = requestFromJson(req.body);
+        } catch (err) {
+          return this.#badInput(err, reply);
+        }
+        await this.#answer(request, this.#signalOf(req, reply), reply);
+      },
+    );
+  }
+
+  /** Server-Sent Events: `update` per yielded document, then `end` (or `error`). */
+  async #sse(endpoint: string, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const query = (req.query ?? {}) as Record<string, unknown>;
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const { parameters: rawParams, ...docFields } = { ...query, ...body };
+    let parameters: Record<string, unknown> = {};
+    if (typeof rawParams === 'string') {
+      try {
+        parameters = JSON.parse(rawParams);
+      } catch {
+        reply.code(422).send({ detail: 'parameters: not valid JSON' });
+        return;
+      }
+    } else if (rawParams && typeof rawParams === 'object')
+      parameters = rawParams as Record<string, unknown>;
+    const signal = this.#signalOf(req, reply);
+    reply.hijack();
+    const out = reply.raw;
+    out.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'keep-alive',
+    });
+    const schema = this.handler.endpointFor(endpoint)?.responseSchema;
+    const toJson = (doc: object) =>
+      answerJson({ header: { requestId: '' }, parameters: {}, routes: [], docs: [doc] }, schema)
+        .data as unknown[];
+    for await (const part of this.handler.streamDoc(
+      {
+        header: { requestId: String(req.id), execEndpoint: endpoint },
+        parameters,
+        routes: [],
+        document: docFields,
+      },
+      { signal },
+    )) {
+      if (out.destroyed) break;
+      if (part.header.status?.code === StatusCode.ERROR) {
+        out.write(
+          `event: error\ndata: ${JSON.stringify({ detail: part.header.status.description, exception: part.header.status.exception })}\n\n`,
+        );
+        break;
+      }
+      out.write(`event: update\ndata: ${JSON.stringify(toJson(part.document as object)[0])}\n\n`);
+    }
+    if (!out.destroyed) out.end('event: end\ndata: {}\n\n');
+  }
+
+  async #websocket(maxPayload: number): Promise<void> {
+    await this.app.register(websocket, {
+      options: {
+        maxPayload,
+        // Python peers offer `json` or `bytes` (spec/wire.md); no offer means json.
+        handleProtocols: (offered: Set<string>) =>
+          offered.has('bytes') ? 'bytes' : offered.has('json') ? 'json' : false,
+      },
+    });
+    this.app.route({
+      method: 'GET',
+      url: '/',
+      handler: (_req, reply) => this.#health(reply),
+      wsHandler: (socket) => serveWebSocket(socket, this.handler, this.#logger),
+    });
+  }
+}
