@@ -64,7 +64,7 @@ describe.skipIf(!available)('Swagger UI in a real browser', () => {
     await operation.getByRole('button', { name: 'Execute' }).click();
     const answer = operation.locator('.live-responses-table .response-col_description pre').first();
     await answer.waitFor({ timeout: 15_000 });
-    const text = await answer.innerText();
+    const text = (await answer.textContent()) ?? '';
     expect(JSON.parse(text).data[0].text).toBe('FROM THE BROWSER');
     await page.screenshot({ path: join(tmpdir(), 'marie-swagger-ui.png'), fullPage: false });
     await page.close();
