@@ -86,6 +86,10 @@ describe('toJsonSchema', () => {
       tags: { type: 'object', additionalProperties: true, default: {} },
     });
     expect(schema.$defs).toHaveProperty('LegacyDocument');
+    // An open tensor field documents both JSON forms: lists, or {dtype, shape, data}.
+    const tensor = (schema.properties as any).tensor.anyOf[0];
+    expect(tensor.anyOf[0]).toEqual({ type: 'array', items: {} });
+    expect(tensor.anyOf[1]).toMatchObject({ type: 'object', required: ['dtype', 'shape', 'data'] });
   });
 
   it('keeps Marie field names exactly', () => {

@@ -3,6 +3,16 @@ import { isDocListSchema, isDocSchema, isTensorSchema } from './fields.js';
 
 export type JsonSchema = Record<string, unknown>;
 
+const TENSOR_OBJECT: JsonSchema = {
+  type: 'object',
+  required: ['dtype', 'shape', 'data'],
+  properties: {
+    dtype: { type: 'string', description: 'numpy dtype string, e.g. <f8, <i8, |b1' },
+    shape: { type: 'array', items: { type: 'integer' } },
+    data: { type: 'string', contentEncoding: 'base64', description: 'little-endian C-order bytes' },
+  },
+};
+
 // TypeBox keys that are not JSON Schema, and ours that a peer does not need.
 const DROP = new Set(['$id', 'docarrayType', 'docType', 'patternProperties', 'static', 'params']);
 
@@ -51,11 +61,16 @@ function convert(schema: TSchema, defs: Record<string, JsonSchema>): JsonSchema 
     return { ...pick(base, ['description']), $ref: `#/$defs/${name}` };
   }
   if (isTensorSchema(schema)) {
-    const out: JsonSchema = {
-      ...base,
+    const list: JsonSchema = {
       type: 'array',
       items: { type: schema.dtype === 'bool' ? 'boolean' : 'number' },
     };
+    // A field that pins its dtype travels as nested lists; an open one may also carry
+    // {dtype, shape, data}, the JSON form that keeps a non-float32 tensor exact.
+    const out: JsonSchema =
+      schema.dtype === undefined
+        ? { ...base, anyOf: [{ type: 'array', items: {} }, TENSOR_OBJECT] }
+        : { ...base, ...list };
     out['x-docarray-type'] = schema.docarrayType;
     if (schema.dtype) out['x-dtype'] = schema.dtype;
     if (schema.shape) out['x-shape'] = schema.shape;
