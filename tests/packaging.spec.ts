@@ -14,7 +14,16 @@ const npm = (args: string[], cwd: string) =>
 const work = mkdtempSync(join(tmpdir(), 'marie-pack-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
-const PACKAGES = ['docs', 'core', 'proto', 'transport-grpc', 'transport-http', 'client', 'cli'];
+const PACKAGES = [
+  'docs',
+  'core',
+  'proto',
+  'transport-grpc',
+  'transport-http',
+  'client',
+  'cli',
+  'flow',
+];
 
 describe('published packages', () => {
   it('pack only dist, package.json and README, with every export target present', async () => {

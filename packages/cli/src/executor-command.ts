@@ -178,6 +178,12 @@ async function serve(flags: ExecutorFlags): Promise<void> {
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
+  // Started by a supervisor (Deployment) with an IPC channel: when the supervisor dies, even by
+  // SIGKILL, the channel closes and this runtime stops too, so no orphan is left behind.
+  if (process.channel) {
+    process.on('disconnect', () => stop('supervisor gone'));
+    process.channel.unref();
+  }
 
   // `ready` means a health check through each port answers, not merely that it is bound.
   for (const s of served) {

@@ -1,0 +1,294 @@
+import {
+  createDataRequest,
+  createLogger,
+  type DataRequest,
+  ErrorCode,
+  type Logger,
+  MarieError,
+  reduceDocs,
+  StatusCode,
+  throwIfError,
+} from '@marie/core';
+import { AnyDoc, type AnyDocType, DocList, isPlainObject } from '@marie/docs';
+import { Replica } from './replica.js';
+
+export type PollingMode = 'ANY' | 'ALL';
+/** One mode for every endpoint, or per endpoint with `*` as the fallback: `{ '/index': 'ALL', '*': 'ANY' }`. */
+export type Polling = PollingMode | Record<string, PollingMode>;
+
+export interface DeploymentOptions {
+  /** YAML config or executor class name, as `marie executor --uses` takes it. */
+  uses: string;
+  usesWith?: Record<string, unknown>;
+  usesMetas?: Record<string, unknown>;
+  /** Modules defining the class when `uses` is a class name. */
+  pyModules?: string[];
+  /** Deployment name: routes carry it, parameters are scoped by it. */
+  name?: string;
+  replicas?: number;
+  shards?: number;
+  polling?: Polling;
+  env?: Record<string, string>;
+  /** How long each replica may take to print `ready`; 60 s unless given. */
+  timeoutReadyMs?: number;
+  /** Attempts on other replicas after an UNAVAILABLE answer; 3 unless given. */
+  retries?: number;
+  /** SIGTERM-to-SIGKILL grace at close; 10 s unless given. */
+  graceMs?: number;
+  cwd?: string;
+  logger?: Logger;
+}
+
+export interface PostOptions<R extends AnyDocType = AnyDocType> {
+  parameters?: Record<string, unknown>;
+  responseSchema?: R;
+  timeoutMs?: number;
+}
+
+const RETRYABLE = new Set<string>([ErrorCode.Unavailable]);
+
+/**
+ * One executor scaled out: `replicas` × `shards` `marie executor` processes, supervised here.
+ * Each request goes to one replica of a shard (least in flight, round robin on ties); a replica
+ * that dies is restarted with backoff, and a request it dropped is retried on another replica.
+ * Shards are polled ANY (one shard) or ALL (every shard, answers reduced by document id).
+ */
+export class Deployment implements AsyncDisposable {
+  readonly name: string;
+  readonly options: DeploymentOptions;
+  /** shards[shardId][replicaId] */
+  readonly shards: Replica[][] = [];
+  readonly #logger: Logger;
+  #next = 0;
+  #closing?: Promise<void>;
+  readonly #restartTimers = new Set<NodeJS.Timeout>();
+
+  constructor(options: DeploymentOptions) {
+    this.options = options;
+    this.name = options.name ?? 'executor';
+    this.#logger = options.logger ?? createLogger(`deployment ${this.name}`);
+    const replicas = options.replicas ?? 1;
+    const shards = options.shards ?? 1;
+    for (const [what, n] of [
+      ['replicas', replicas],
+      ['shards', shards],
+    ] as const) {
+      if (!Number.isInteger(n) || n < 1)
+        throw new MarieError(
+          ErrorCode.InvalidArgument,
+          `${what} must be a positive integer, got ${n}`,
+        );
+    }
+    for (let s = 0; s < shards; s++) {
+      const row: Replica[] = [];
+      for (let r = 0; r < replicas; r++) row.push(this.#replica(s, r, shards, replicas));
+      this.shards.push(row);
+    }
+  }
+
+  #replica(shardId: number, replicaId: number, shards: number, replicas: number): Replica {
+    const o = this.options;
+    const args = [
+      'executor',
+      '--uses',
+      o.uses,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+      '--name',
+      this.name,
+    ];
+    args.push(
+      '--shard-id',
+      String(shardId),
+      '--shards',
+      String(shards),
+      '--replica-id',
+      String(replicaId),
+      '--replicas',
+      String(replicas),
+    );
+    if (o.usesWith) args.push('--uses-with', JSON.stringify(o.usesWith));
+    if (o.usesMetas) args.push('--uses-metas', JSON.stringify(o.usesMetas));
+    if (o.pyModules?.length) args.push('--py-modules', ...o.pyModules);
+    return new Replica(
+      {
+        args,
+        env: { ...process.env, ...o.env },
+        cwd: o.cwd ?? process.cwd(),
+        timeoutReadyMs: o.timeoutReadyMs ?? 60_000,
+        logger: this.#logger,
+        label: `${this.name}/shard-${shardId}/replica-${replicaId}`,
+      },
+      (replica, code, signal) => this.#restart(replica, code, signal),
+    );
+  }
+
+  /** Starts every replica and resolves once all are ready; on failure stops those that started. */
+  async start(): Promise<this> {
+    try {
+      await Promise.all(this.shards.flat().map((r) => r.start()));
+    } catch (err) {
+      await this.close();
+      throw err;
+    }
+    return this;
+  }
+
+  #restart(replica: Replica, code: number | null, signal: NodeJS.Signals | null): void {
+    if (this.#closing) return;
+    const delay = Math.min(5000, 100 * 2 ** replica.restarts);
+    replica.restarts++;
+    this.#logger.warn(
+      `${replica.spec.label} exited (${signal ?? code}); restarting in ${delay} ms`,
+    );
+    const timer = setTimeout(() => {
+      this.#restartTimers.delete(timer);
+      if (this.#closing) return;
+      replica.start().then(
+        () => this.#logger.info(`${replica.spec.label} is back (pid ${replica.pid})`),
+        (err: unknown) => this.#logger.error({ err }, `${replica.spec.label} did not come back`),
+      );
+    }, delay);
+    this.#restartTimers.add(timer);
+  }
+
+  /** The least busy ready replica of a shard, round robin among equals. */
+  #pick(shard: Replica[], exclude: Set<Replica>): Replica | undefined {
+    let best: Replica | undefined;
+    const start = this.#next++;
+    for (let i = 0; i < shard.length; i++) {
+      const r = shard[(start + i) % shard.length]!;
+      if (!r.ready || exclude.has(r)) continue;
+      if (!best || r.inFlight < best.inFlight) best = r;
+    }
+    return best;
+  }
+
+  async #sendToShard(
+    shard: Replica[],
+    req: DataRequest<any>,
+    timeoutMs?: number,
+  ): Promise<DataRequest> {
+    const tried = new Set<Replica>();
+    const retries = this.options.retries ?? 3;
+    let lastError: unknown;
+    for (let attempt = 0; attempt <= retries; attempt++) {
+      const replica = this.#pick(shard, tried) ?? this.#pick(shard, new Set());
+      if (!replica?.client) {
+        lastError = new MarieError(ErrorCode.Unavailable, `${this.name}: no replica is ready`);
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+        continue;
+      }
+      tried.add(replica);
+      replica.inFlight++;
+      try {
+        return await replica.client.send(req, timeoutMs === undefined ? {} : { timeoutMs });
+      } catch (err) {
+        lastError = err;
+        if (!(err instanceof MarieError) || !RETRYABLE.has(err.code)) throw err;
+        this.#logger.warn(`${replica.spec.label}: ${err.message}; retrying on another replica`);
+      } finally {
+        replica.inFlight--;
+      }
+    }
+    throw lastError;
+  }
+
+  #pollingFor(endpoint: string | undefined): PollingMode {
+    const p = this.options.polling ?? 'ANY';
+    if (typeof p === 'string') return p;
+    return p[endpoint ?? '/default'] ?? p['*'] ?? 'ANY';
+  }
+
+  /** Sends one request through the deployment and returns the answer (an error answer carries its status). */
+  async send(req: DataRequest<any>, options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+    if (this.#closing) throw new MarieError(ErrorCode.Unavailable, `${this.name} is closed`);
+    if (this.shards.length === 1 || this.#pollingFor(req.header.execEndpoint) === 'ANY') {
+      const shard = this.shards[this.#next % this.shards.length]!;
+      return this.#sendToShard(shard, req, options.timeoutMs);
+    }
+    const settled = await Promise.allSettled(
+      this.shards.map((shard) => this.#sendToShard(shard, req, options.timeoutMs)),
+    );
+    return reduceAnswers(req, settled);
+  }
+
+  /** Posts documents and resolves to the answer's documents; an error answer rejects with a MarieError. */
+  async post<R extends AnyDocType = typeof AnyDoc>(
+    on: string,
+    docs: DocList<any> | readonly object[] = [],
+    options: PostOptions<R> = {},
+  ): Promise<DocList<R['static']>> {
+    const res = await this.send(
+      createDataRequest({ endpoint: on, docs, parameters: options.parameters ?? {} }),
+      options,
+    );
+    throwIfError(res);
+    return new DocList(
+      (options.responseSchema ?? AnyDoc) as R & { static: object },
+      res.docs as never,
+    );
+  }
+
+  /** Process ids by shard, for supervision tools and tests. */
+  pids(): (number | undefined)[][] {
+    return this.shards.map((row) => row.map((r) => r.pid));
+  }
+
+  /** Stops every replica: SIGTERM, then SIGKILL after the grace period. Safe to call twice. */
+  close(): Promise<void> {
+    this.#closing ??= (async () => {
+      for (const t of this.#restartTimers) clearTimeout(t);
+      await Promise.all(this.shards.flat().map((r) => r.stop(this.options.graceMs ?? 10_000)));
+    })();
+    return this.#closing;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
+
+/**
+ * ALL polling: documents merged by id (first shard wins a field), `__results__` merged, and the
+ * answer fails only when every shard failed; otherwise `parameters.__failed_shards__` counts them.
+ */
+export function reduceAnswers(
+  req: DataRequest<any>,
+  settled: PromiseSettledResult<DataRequest>[],
+): DataRequest {
+  const answers: DataRequest[] = [];
+  let failed = 0;
+  let firstError: unknown;
+  for (const s of settled) {
+    if (s.status === 'fulfilled' && s.value.header.status?.code !== StatusCode.ERROR)
+      answers.push(s.value);
+    else {
+      failed++;
+      firstError ??= s.status === 'rejected' ? s.reason : s.value;
+    }
+  }
+  if (answers.length === 0) {
+    if (firstError instanceof Error) throw firstError;
+    return firstError as DataRequest;
+  }
+  const docs = reduceDocs(
+    answers.map((a) => new DocList(AnyDoc, a.docs as never, { trusted: true })),
+  );
+  const results: Record<string, unknown> = {};
+  for (const a of answers) {
+    const r = a.parameters.__results__;
+    if (isPlainObject(r)) Object.assign(results, r);
+  }
+  const first = answers[0]!;
+  const parameters: Record<string, unknown> = { ...first.parameters };
+  if (Object.keys(results).length) parameters.__results__ = results;
+  if (failed) parameters.__failed_shards__ = failed;
+  const seen = new Set<string>();
+  const routes = answers
+    .flatMap((a) => a.routes)
+    .filter((r) => !seen.has(r.executor) && seen.add(r.executor));
+  return { header: { ...first.header, requestId: req.header.requestId }, parameters, routes, docs };
+}

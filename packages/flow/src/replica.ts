@@ -1,0 +1,111 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createRequire } from 'node:module';
+import type { Logger } from '@marie/core';
+import { GrpcClient } from '@marie/transport-grpc';
+
+const require = createRequire(import.meta.url);
+
+/** The `marie` command that runs one replica (the `marie executor` runtime of @marie/cli). */
+export function marieBin(): string {
+  return require.resolve('@marie/cli/bin');
+}
+
+export interface ReplicaSpec {
+  args: string[];
+  env: NodeJS.ProcessEnv;
+  cwd: string;
+  timeoutReadyMs: number;
+  logger: Logger;
+  label: string;
+}
+
+/**
+ * One replica: a `marie executor` child process supervised by its Deployment. It is started with
+ * an IPC channel, so it stops by itself when the supervisor dies, even by SIGKILL.
+ */
+export class Replica {
+  readonly spec: ReplicaSpec;
+  client?: GrpcClient;
+  child?: ChildProcess;
+  inFlight = 0;
+  restarts = 0;
+  #stopping = false;
+  #onExit?: (replica: Replica, code: number | null, signal: NodeJS.Signals | null) => void;
+
+  constructor(
+    spec: ReplicaSpec,
+    onExit: (replica: Replica, code: number | null, signal: NodeJS.Signals | null) => void,
+  ) {
+    this.spec = spec;
+    this.#onExit = onExit;
+  }
+
+  get ready(): boolean {
+    return this.client !== undefined && !this.#stopping;
+  }
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  /** Starts the process and resolves once it printed `ready grpc://HOST:PORT`. */
+  start(): Promise<void> {
+    const child = spawn(process.execPath, [marieBin(), ...this.spec.args], {
+      cwd: this.spec.cwd,
+      env: this.spec.env,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    this.child = child;
+    let stderr = '';
+    child.stderr!.on('data', (chunk: Buffer) => {
+      stderr = (stderr + chunk.toString()).slice(-4000);
+    });
+    return new Promise<void>((resolve, reject) => {
+      let out = '';
+      const timer = setTimeout(() => {
+        child.kill('SIGKILL');
+        reject(
+          new Error(
+            `${this.spec.label}: not ready after ${this.spec.timeoutReadyMs} ms: ${stderr.trim()}`,
+          ),
+        );
+      }, this.spec.timeoutReadyMs);
+      child.stdout!.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        const m = /^ready grpc:\/\/([^\s]+):(\d+)$/m.exec(out);
+        if (m && !this.client) {
+          clearTimeout(timer);
+          this.client = new GrpcClient({
+            host: m[1] === '0.0.0.0' ? '127.0.0.1' : m[1]!,
+            port: Number(m[2]),
+            poolSize: 1,
+          });
+          resolve();
+        }
+      });
+      child.on('exit', (code, signal) => {
+        clearTimeout(timer);
+        this.client?.close();
+        this.client = undefined;
+        if (!this.#stopping) this.#onExit?.(this, code, signal);
+        reject(
+          new Error(
+            `${this.spec.label}: exited with ${signal ?? code} before it was ready: ${stderr.trim()}`,
+          ),
+        );
+      });
+    });
+  }
+
+  /** SIGTERM, then SIGKILL after `graceMs`; resolves when the process is gone. */
+  async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+    await gone;
+    clearTimeout(timer);
+  }
+}
