@@ -129,6 +129,26 @@ describe('Deployment (replicas and shards as processes)', () => {
     expect(new Set(seenIn(root)).size).toBe(500);
   }, 120_000);
 
+  it('exitOnExceptions: the replica answers the error, exits and is restarted', async () => {
+    await using dep = await new Deployment({
+      uses: fixture('scale.yml'),
+      name: 'fragile',
+      exitOnExceptions: ['FatalError'],
+      env: { MARIE_WORKSPACE: workspace() },
+    }).start();
+    const before = dep.pids()[0]![0]!;
+    const res = await dep.send(createDataRequest({ endpoint: '/fatal' }));
+    expect(res.header.status).toMatchObject({
+      code: StatusCode.ERROR,
+      exception: { name: 'FatalError', args: [`device lost in ${before}`] },
+    });
+    for (let i = 0; i < 100 && (dep.pids()[0]![0] === before || !dep.shards[0]![0]!.ready); i++)
+      await sleep(100);
+    expect(alive(before)).toBe(false);
+    const after = await dep.send(createDataRequest({ endpoint: '/work' }));
+    expect((after.parameters.__results__ as any).fragile.pid).not.toBe(before);
+  }, 60_000);
+
   it('close() stops every replica; killing the supervisor with SIGKILL leaves no orphan', async () => {
     const dep = await new Deployment({
       uses: fixture('scale.yml'),

@@ -1,5 +1,11 @@
 import { Client } from '@marie/client';
-import { createLogger, loadExecutor, RequestHandler } from '@marie/core';
+import {
+  createLogger,
+  type DataRequest,
+  type HandleOptions,
+  loadExecutor,
+  RequestHandler,
+} from '@marie/core';
 import { DEFAULT_PORT, GrpcServer } from '@marie/transport-grpc';
 import { HttpServer } from '@marie/transport-http';
 import { Command, Option } from 'commander';
@@ -21,6 +27,7 @@ interface ExecutorFlags {
   replicas: number;
   replicaId: number;
   gracePeriod: number;
+  exitOnExceptions?: string[];
 }
 
 function json(flag: string, text: string | undefined): Record<string, unknown> {
@@ -70,6 +77,10 @@ export function executorCommand(): Command {
       'how long in-flight calls may finish at shutdown',
       integer('--grace-period', 0),
       10_000,
+    )
+    .option(
+      '--exit-on-exceptions <names...>',
+      'after answering one of these errors, exit (a supervisor restarts it)',
     )
     .action(async (flags: ExecutorFlags) => {
       try {
@@ -132,7 +143,24 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     ...(flags.pyModules ? { modules: flags.pyModules } : {}),
   });
   const log = createLogger('marie executor');
-  const handler = new RequestHandler(executor);
+  const exitOn = new Set(flags.exitOnExceptions ?? []);
+  let fatal: ((name: string) => void) | undefined;
+  const watch = (res: DataRequest<any>) => {
+    const name = res.header.status?.exception?.name;
+    if (name && exitOn.has(name)) fatal?.(name);
+    return res;
+  };
+  // With --exit-on-exceptions the answer goes out first; then the runtime stops with exit code 1.
+  const handler = exitOn.size
+    ? new (class extends RequestHandler {
+        override async handle(req: DataRequest<any>, options?: HandleOptions) {
+          return watch(await super.handle(req, options));
+        }
+        override async handleMany(reqs: readonly DataRequest<any>[], options?: HandleOptions) {
+          return watch(await super.handleMany(reqs, options));
+        }
+      })(executor)
+    : new RequestHandler(executor);
   const served: Served[] = [];
   try {
     for (const [i, protocol] of protocols.entries()) {
@@ -159,7 +187,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
   }
 
   let stopping = false;
-  const stop = (signal: string) => {
+  const stop = (signal: string, code = 0) => {
     if (stopping) {
       log.warn(`${signal} again: exiting without waiting`);
       process.exit(1);
@@ -169,13 +197,14 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     Promise.all(served.map((s) => s.shutdown(flags.gracePeriod)))
       .then(() => handler.close())
       .then(
-        () => process.exit(0),
+        () => process.exit(code),
         (err: unknown) => {
           log.error({ err }, 'shutdown failed');
           process.exit(1);
         },
       );
   };
+  fatal = (name) => setTimeout(() => stop(`${name} (--exit-on-exceptions)`, 1), 50).unref();
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // Started by a supervisor (Deployment) with an IPC channel: when the supervisor dies, even by

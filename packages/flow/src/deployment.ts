@@ -36,6 +36,8 @@ export interface DeploymentOptions {
   /** SIGTERM-to-SIGKILL grace at close; 10 s unless given. */
   graceMs?: number;
   cwd?: string;
+  /** Error names after which a replica answers, then exits, and is restarted (a GPU fault, say). */
+  exitOnExceptions?: string[];
   logger?: Logger;
 }
 
@@ -112,6 +114,7 @@ export class Deployment implements AsyncDisposable {
     if (o.usesWith) args.push('--uses-with', JSON.stringify(o.usesWith));
     if (o.usesMetas) args.push('--uses-metas', JSON.stringify(o.usesMetas));
     if (o.pyModules?.length) args.push('--py-modules', ...o.pyModules);
+    if (o.exitOnExceptions?.length) args.push('--exit-on-exceptions', ...o.exitOnExceptions);
     return new Replica(
       {
         args,
