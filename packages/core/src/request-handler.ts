@@ -20,6 +20,7 @@ import { ErrorCode, MarieError } from './errors.js';
 import type { Executor } from './executor.js';
 import { createLogger } from './logger.js';
 import { Mutex } from './mutex.js';
+import type { Processor } from './processor.js';
 import { reduceDocs } from './reduce.js';
 import { DRY_RUN_ENDPOINT } from './requests.js';
 
@@ -66,8 +67,10 @@ export function createRequestContext<P = Record<string, unknown>>(
  * The transport-agnostic core of serving: a DataRequest in, a DataRequest out, following the
  * dispatch rules of spec/wire.md. It holds no sockets; every transport is a translator around it.
  */
-export class RequestHandler {
+export class RequestHandler implements Processor {
   readonly executor: Executor;
+  readonly snapshot?: () => Promise<string>;
+  readonly restore?: (file: string) => Promise<void>;
   readonly #endpoints: Map<string, Endpoint>;
   readonly #mutex = new Mutex();
   readonly #batcher: Batcher;
@@ -78,6 +81,15 @@ export class RequestHandler {
   constructor(executor: Executor, options: RequestHandlerOptions = {}) {
     this.executor = executor;
     this.#endpoints = resolveEndpoints(executor);
+    // Snapshot support is the executor's own `snapshot()`/`restore(file)`, when it has them.
+    const own = executor as unknown as {
+      snapshot?: () => unknown;
+      restore?: (file: string) => unknown;
+    };
+    if (typeof own.snapshot === 'function')
+      this.snapshot = async () => String(await own.snapshot!());
+    if (typeof own.restore === 'function')
+      this.restore = async (file) => void (await own.restore!(file));
     this.#logger = options.logger ?? createLogger(executor.runtimeArgs.name);
     this.#batcher = new Batcher((endpoint, docs, parameters) =>
       this.#invoke(
@@ -86,6 +98,11 @@ export class RequestHandler {
         this.#context(endpoint, docs, parameters, { requestId: 'batch' }, NEVER),
       ),
     );
+  }
+
+  /** The executor's class name, which `_status` reports. */
+  get kind(): string {
+    return this.executor.constructor.name;
   }
 
   /** The name routes carry and parameters are scoped by. */

@@ -301,6 +301,48 @@ describe('gRPC transport', () => {
   });
 });
 
+describe('gRPC snapshot and restore', () => {
+  it("uses the executor's own snapshot() and restore() when it has them", async () => {
+    class Stateful extends Probe {
+      restored = '';
+      async snapshot() {
+        return '/tmp/state.bin';
+      }
+      async restore(file: string) {
+        this.restored = file;
+      }
+    }
+    const ex = new Stateful();
+    const server = new GrpcServer(new RequestHandler(ex), { host: '127.0.0.1', port: 0 });
+    const { port } = await server.start();
+    const snap = jina.SnapshotStatusProto.decode(
+      (await rawCall(port, '/jina.JinaExecutorSnapshot/snapshot', new Uint8Array(0))).value!,
+    );
+    expect(snap).toMatchObject({
+      status: jina.SnapshotStatusProto_Status.SUCCEEDED,
+      snapshotFile: '/tmp/state.bin',
+    });
+    const progress = await rawCall(
+      port,
+      '/jina.JinaExecutorSnapshotProgress/snapshot_status',
+      jina.SnapshotId.encode(snap.id!).finish(),
+    );
+    expect(jina.SnapshotStatusProto.decode(progress.value!).status).toBe(
+      jina.SnapshotStatusProto_Status.SUCCEEDED,
+    );
+    const restore = await rawCall(
+      port,
+      '/jina.JinaExecutorRestore/restore',
+      jina.RestoreSnapshotCommand.encode({ snapshotFile: '/tmp/state.bin' }).finish(),
+    );
+    expect(jina.RestoreSnapshotStatusProto.decode(restore.value!).status).toBe(
+      jina.RestoreSnapshotStatusProto_Status.SUCCEEDED,
+    );
+    expect(ex.restored).toBe('/tmp/state.bin');
+    await server.shutdown();
+  });
+});
+
 describe('gRPC server lifecycle', () => {
   it('shuts down gracefully: NOT_SERVING, in-flight calls finish, close() once', async () => {
     const probe = new Probe();

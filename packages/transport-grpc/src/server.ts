@@ -8,7 +8,7 @@ import {
   type DataRequest,
   DRY_RUN_ENDPOINT,
   type Logger,
-  type RequestHandler,
+  type Processor,
   StatusCode,
 } from '@marie/core';
 import type { TSchema } from '@marie/docs';
@@ -57,7 +57,7 @@ interface SnapshotCapable {
  * grpc.health.v1 and server reflection.
  */
 export class GrpcServer {
-  readonly handler: RequestHandler;
+  readonly handler: Processor;
   readonly #server: grpc.Server;
   readonly #health: HealthService;
   readonly #options: GrpcServerOptions;
@@ -65,7 +65,7 @@ export class GrpcServer {
   #address?: { host: string; port: number };
   #stopping?: Promise<void>;
 
-  constructor(handler: RequestHandler, options: GrpcServerOptions = {}) {
+  constructor(handler: Processor, options: GrpcServerOptions = {}) {
     this.handler = handler;
     this.#options = options;
     this.#logger = options.logger ?? createLogger('grpc');
@@ -301,7 +301,7 @@ export class GrpcServer {
             'marie-runtime': 'typescript',
             node: process.version,
             'grpc-js': (require('@grpc/grpc-js/package.json') as { version: string }).version,
-            executor: handler.executor.constructor.name,
+            executor: handler.kind,
             name: handler.name,
           },
           envs,
@@ -309,19 +309,19 @@ export class GrpcServer {
       },
     });
 
-    const executor = handler.executor as unknown as SnapshotCapable;
+    const runtime: SnapshotCapable = handler;
     let lastSnapshot: jina.SnapshotStatusProto | undefined;
     let lastRestore: jina.RestoreSnapshotStatusProto | undefined;
     s.addService(serverDefinition(SERVICES.snapshot), {
       snapshot: async (_call: unknown, callback: grpc.sendUnaryData<jina.SnapshotStatusProto>) => {
         const id = { value: `snapshot-${Date.now()}` };
-        if (typeof executor.snapshot !== 'function')
+        if (typeof runtime.snapshot !== 'function')
           return callback(null, { id, status: SNAPSHOT.NOT_FOUND, snapshotFile: '' });
         try {
           lastSnapshot = {
             id,
             status: SNAPSHOT.SUCCEEDED,
-            snapshotFile: await executor.snapshot(),
+            snapshotFile: await runtime.snapshot(),
           };
         } catch (err) {
           this.#logger.error({ err }, 'snapshot failed');
@@ -350,10 +350,10 @@ export class GrpcServer {
         callback: grpc.sendUnaryData<jina.RestoreSnapshotStatusProto>,
       ) => {
         const id = { value: `restore-${Date.now()}` };
-        if (typeof executor.restore !== 'function')
+        if (typeof runtime.restore !== 'function')
           return callback(null, { id, status: RESTORE.FAILED });
         try {
-          await executor.restore(call.request.snapshotFile);
+          await runtime.restore(call.request.snapshotFile);
           lastRestore = { id, status: RESTORE.SUCCEEDED };
         } catch (err) {
           this.#logger.error({ err }, 'restore failed');

@@ -8,7 +8,7 @@ import {
   type DataRequest,
   DRY_RUN_ENDPOINT,
   type Logger,
-  type RequestHandler,
+  type Processor,
   StatusCode,
 } from '@marie/core';
 import { DocValidationError } from '@marie/docs';
@@ -43,7 +43,7 @@ export function endpointPath(endpoint: string): string {
  * /openapi.json, Swagger UI at /docs, GET / health, /status, /dry_run) or over WebSocket.
  */
 export class HttpServer {
-  readonly handler: RequestHandler;
+  readonly handler: Processor;
   readonly protocol: HttpProtocol;
   readonly app: FastifyInstance;
   readonly #options: HttpServerOptions;
@@ -52,7 +52,7 @@ export class HttpServer {
   #stopping?: Promise<void>;
   #ready: Promise<void>;
 
-  constructor(handler: RequestHandler, options: HttpServerOptions = {}) {
+  constructor(handler: Processor, options: HttpServerOptions = {}) {
     this.handler = handler;
     this.protocol = options.protocol ?? 'http';
     this.#options = options;
@@ -155,7 +155,7 @@ export class HttpServer {
       openapi: {
         openapi: '3.1.0',
         info: {
-          title: `${this.handler.executor.constructor.name} (${this.handler.name})`,
+          title: `${this.handler.kind} (${this.handler.name})`,
           description:
             'Marie executor: one POST per endpoint. Documents carry tensors as nested number lists and bytes as base64.',
           version: VERSION,
@@ -172,7 +172,7 @@ export class HttpServer {
     app.get('/', { schema: { hide: true } }, (_req, reply) => this.#health(reply));
     app.get('/status', { schema: { summary: 'Name, versions and endpoints' } }, () => ({
       name: this.handler.name,
-      executor: this.handler.executor.constructor.name,
+      executor: this.handler.kind,
       versions: { marie: VERSION, node: process.version },
       endpoints: listing.endpoints,
     }));

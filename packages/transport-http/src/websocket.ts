@@ -1,4 +1,4 @@
-import type { DataRequest, Logger, RequestHandler } from '@marie/core';
+import type { DataRequest, Logger, Processor } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
 import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
 import type { WebSocket } from 'ws';
@@ -13,7 +13,7 @@ const FAILURE = 1011;
  * 0x00 byte ends it. Requests run concurrently; answers carry their request_id; the socket closes
  * (1000) once the client ended and every answer is out. Garbage closes it with 1011.
  */
-export function serveWebSocket(socket: WebSocket, handler: RequestHandler, logger: Logger): void {
+export function serveWebSocket(socket: WebSocket, handler: Processor, logger: Logger): void {
   const bytes = socket.protocol === 'bytes';
   const controller = new AbortController();
   let pending = 0;

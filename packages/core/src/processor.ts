@@ -1,0 +1,34 @@
+import type { DataRequest, SingleDocumentRequest } from './data-request.js';
+import type { Endpoint, EndpointListing } from './endpoints.js';
+import type { HandleOptions } from './request-handler.js';
+
+/**
+ * What a transport serves: DataRequests in and out, plus the endpoint listing. A RequestHandler
+ * (one executor) is one; a gateway walking a Flow's graph will be another, served the same way.
+ */
+export interface Processor {
+  /** The name routes carry and parameters are scoped by. */
+  readonly name: string;
+  handle(request: DataRequest<any>, options?: HandleOptions): Promise<DataRequest<any>>;
+  handleMany(
+    requests: readonly DataRequest<any>[],
+    options?: HandleOptions,
+  ): Promise<DataRequest<any>>;
+  streamDoc(
+    request: SingleDocumentRequest<any>,
+    options?: HandleOptions,
+  ): AsyncGenerator<SingleDocumentRequest<any>>;
+  endpoints(): EndpointListing;
+  /** The endpoint that would serve `name`, for codecs that need its document schemas. */
+  endpointFor(
+    name: string | undefined,
+  ): Pick<Endpoint, 'requestSchema' | 'responseSchema'> | undefined;
+  /** Sends pending work (dynamic batches) now; shutdown calls it. */
+  flush(): Promise<void>;
+  close(): Promise<void>;
+  /** What `_status` and `/status` report: the kind of runtime (the executor's class name). */
+  readonly kind: string;
+  /** Present when the runtime can snapshot its state (JinaExecutorSnapshot). */
+  snapshot?: () => Promise<string>;
+  restore?: (file: string) => Promise<void>;
+}
