@@ -50,13 +50,12 @@ export {
   VideoTensor,
   VideoUrl,
 } from './fields.js';
+export { floatToHalf, halfToFloat } from './half.js';
 export { type JsonSchema, toJsonSchema } from './json-schema.js';
 export {
   DTYPE_NAMES,
   type DType,
-  floatToHalf,
   fromNumpyDtype,
-  halfToFloat,
   isDType,
   isTypedArray,
   NdArray,

@@ -1,0 +1,67 @@
+import { type DataRequest, ErrorCode, MarieError, throwIfError } from '@marie/core';
+import { AnyDoc, type AnyDocType, DocList, type TSchema } from '@marie/docs';
+import { docsJson } from './json-wire.js';
+
+// What the HTTP and WebSocket clients share: options, request splitting, answers to DocLists.
+
+export interface PostOptions<R extends AnyDocType = AnyDocType> {
+  parameters?: Record<string, unknown>;
+  requestSize?: number;
+  targetExecutor?: string;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  resultsInOrder?: boolean;
+  continueOnError?: boolean;
+  onError?: (error: MarieError) => void;
+  responseSchema?: R;
+  requestSchema?: TSchema;
+}
+
+export function parts(docs: readonly object[], size: number): object[][] {
+  if (!Number.isInteger(size) || size < 1)
+    throw new MarieError(
+      ErrorCode.InvalidArgument,
+      `requestSize must be a positive integer, got ${size}`,
+    );
+  const out: object[][] = [];
+  for (let i = 0; i < docs.length; i += size) out.push(docs.slice(i, i + size));
+  return out.length ? out : [[]];
+}
+
+function remote(res: DataRequest): MarieError | undefined {
+  try {
+    throwIfError(res);
+  } catch (err) {
+    return err as MarieError;
+  }
+  return undefined;
+}
+
+/** Collects answers into one DocList, following continueOnError and resultsInOrder. */
+export function collect<R extends AnyDocType>(
+  answers: DataRequest[],
+  options: PostOptions<R>,
+): DocList<R['static']> {
+  const out: object[] = [];
+  for (const a of answers) {
+    const err = remote(a);
+    if (err) {
+      if (!options.continueOnError) throw err;
+      options.onError?.(err);
+      continue;
+    }
+    out.push(...(a.docs as object[]));
+  }
+  return new DocList((options.responseSchema ?? AnyDoc) as R & { static: object }, out as never);
+}
+
+export function bodyOf(req: DataRequest<any>, schema?: TSchema): Record<string, unknown> {
+  const header: Record<string, unknown> = { request_id: req.header.requestId };
+  if (req.header.targetExecutor) header.target_executor = req.header.targetExecutor;
+  return {
+    data: docsJson(req.docs, schema),
+    parameters: req.parameters,
+    header,
+    exec_endpoint: req.header.execEndpoint ?? '/default',
+  };
+}

@@ -1,0 +1,200 @@
+import {
+  createDataRequest,
+  type DataRequest,
+  ErrorCode,
+  MarieError,
+  StatusCode,
+} from '@marie/core';
+import { AnyDoc, type AnyDocType, DocList, type TSchema } from '@marie/docs';
+import { Agent, request } from 'undici';
+import { bodyOf, collect, type PostOptions, parts } from './client-common.js';
+import { answerFromJson } from './json-wire.js';
+
+export interface HttpClientOptions {
+  host: string;
+  port: number;
+  tls?: boolean;
+  /** Connections kept open; 8 unless given. */
+  poolSize?: number;
+}
+
+/** A client of a Marie/Jina HTTP runtime (undici). Requests go to POST /post with their endpoint. */
+export class HttpClient {
+  readonly origin: string;
+  readonly #agent: Agent;
+
+  constructor(options: HttpClientOptions) {
+    const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+    this.origin = `${options.tls ? 'https' : 'http'}://${host}:${options.port}`;
+    this.#agent = new Agent({ connections: options.poolSize ?? 8, keepAliveTimeout: 10_000 });
+  }
+
+  async #call(
+    method: 'GET' | 'POST',
+    path: string,
+    body?: unknown,
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ) {
+    try {
+      const res = await request(`${this.origin}${path}`, {
+        method,
+        dispatcher: this.#agent,
+        ...(body === undefined
+          ? {}
+          : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        ...(options.signal ? { signal: options.signal } : {}),
+        ...(options.timeoutMs
+          ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs }
+          : {}),
+      });
+      return {
+        status: res.statusCode,
+        json: (await res.body.json().catch(() => ({}))) as Record<string, unknown>,
+      };
+    } catch (err) {
+      const e = err as Error & { code?: string };
+      if (e.name === 'AbortError')
+        throw new MarieError(ErrorCode.Canceled, 'the call was aborted', { cause: err });
+      if (e.code === 'UND_ERR_HEADERS_TIMEOUT' || e.code === 'UND_ERR_BODY_TIMEOUT')
+        throw new MarieError(ErrorCode.DeadlineExceeded, e.message, { cause: err });
+      throw new MarieError(ErrorCode.Unavailable, `${this.origin}: ${e.message}`, { cause: err });
+    }
+  }
+
+  /** Sends one request and returns the answer as a DataRequest (an error answer carries its status). */
+  async send(
+    req: DataRequest<any>,
+    options: { timeoutMs?: number; signal?: AbortSignal; requestSchema?: TSchema } = {},
+  ): Promise<DataRequest> {
+    const { status, json } = await this.#call(
+      'POST',
+      '/post',
+      bodyOf(req, options.requestSchema),
+      options,
+    );
+    if (status === 200) return answerFromJson(json);
+    if (status === 422 || status === 500) {
+      const answer = answerFromJson(
+        json.header
+          ? json
+          : { header: { request_id: req.header.requestId }, parameters: req.parameters },
+      );
+      if (!answer.header.status) {
+        const detail = String(json.detail ?? `HTTP ${status}`);
+        answer.header.status = {
+          code: StatusCode.ERROR,
+          description: status === 422 ? `ValidationError: ${detail}` : detail,
+          exception: {
+            name: status === 422 ? 'ValidationError' : 'Error',
+            args: [detail],
+            stacks: [],
+            executor: '',
+          },
+        };
+      }
+      return answer;
+    }
+    const code =
+      status === 413
+        ? ErrorCode.ResourceExhausted
+        : status === 503
+          ? ErrorCode.Unavailable
+          : status === 504
+            ? ErrorCode.DeadlineExceeded
+            : status === 404
+              ? ErrorCode.NotFound
+              : ErrorCode.InvalidArgument;
+    throw new MarieError(code, `HTTP ${status}: ${String(json.detail ?? '')}`);
+  }
+
+  async post<R extends AnyDocType = typeof AnyDoc>(
+    on: string,
+    docs: DocList<any> | readonly object[] = [],
+    options: PostOptions<R> = {},
+  ): Promise<DocList<R['static']>> {
+    const schema = docs instanceof DocList ? docs.docType : options.requestSchema;
+    const answers = await Promise.all(
+      parts(docs, options.requestSize ?? 100).map((part) =>
+        this.send(
+          createDataRequest({
+            endpoint: on,
+            docs: part,
+            parameters: options.parameters ?? {},
+            ...(options.targetExecutor ? { targetExecutor: options.targetExecutor } : {}),
+          }),
+          {
+            ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+            ...(options.signal ? { signal: options.signal } : {}),
+            ...(schema ? { requestSchema: schema } : {}),
+          },
+        ),
+      ),
+    );
+    return collect(answers, options);
+  }
+
+  /** Server-Sent Events of a generator endpoint: GET /<endpoint>?field=value. */
+  async *streamDoc<R extends AnyDocType = typeof AnyDoc>(
+    on: string,
+    doc: Record<string, unknown>,
+    options: {
+      parameters?: Record<string, unknown>;
+      responseSchema?: R;
+      signal?: AbortSignal;
+    } = {},
+  ): AsyncGenerator<R['static']> {
+    const query = new URLSearchParams();
+    for (const [k, v] of Object.entries(doc))
+      query.set(k, typeof v === 'string' ? v : JSON.stringify(v));
+    if (options.parameters) query.set('parameters', JSON.stringify(options.parameters));
+    const path = on.startsWith('/') ? on : `/${on}`;
+    const res = await request(`${this.origin}${path}?${query}`, {
+      dispatcher: this.#agent,
+      ...(options.signal ? { signal: options.signal } : {}),
+    });
+    if (res.statusCode !== 200)
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `HTTP ${res.statusCode}: ${await res.body.text()}`,
+      );
+    const schema = (options.responseSchema ?? AnyDoc) as R & { static: object };
+    let buffer = '';
+    for await (const chunk of res.body) {
+      buffer += chunk.toString();
+      let at: number;
+      while ((at = buffer.indexOf('\n\n')) >= 0) {
+        const block = buffer.slice(0, at);
+        buffer = buffer.slice(at + 2);
+        const event = /^event: (.*)$/m.exec(block)?.[1];
+        const data = /^data: (.*)$/m.exec(block)?.[1] ?? '{}';
+        if (event === 'end') return;
+        if (event === 'error')
+          throw new MarieError(ErrorCode.Unknown, String(JSON.parse(data).detail));
+        if (event === 'update') yield new DocList(schema, [JSON.parse(data)])[0] as R['static'];
+      }
+    }
+  }
+
+  async dryRun(options: { timeoutMs?: number } = {}): Promise<boolean> {
+    const { status, json } = await this.#call('GET', '/dry_run', undefined, {
+      timeoutMs: options.timeoutMs ?? 5000,
+    });
+    return status === 200 && json.code === 'SUCCESS';
+  }
+
+  async isReady(options: { timeoutMs?: number } = {}): Promise<boolean> {
+    try {
+      const { status } = await this.#call('GET', '/', undefined, {
+        timeoutMs: options.timeoutMs ?? 3000,
+        signal: AbortSignal.timeout(options.timeoutMs ?? 3000),
+      });
+      return status === 200;
+    } catch {
+      return false;
+    }
+  }
+
+  close(): void {
+    void this.#agent.close();
+  }
+}
