@@ -10,6 +10,7 @@ import {
   throwIfError,
 } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, isPlainObject } from '@marie/docs';
+import type { GrpcClient } from '@marie/transport-grpc';
 import { Replica } from './replica.js';
 
 export type PollingMode = 'ANY' | 'ALL';
@@ -169,10 +170,16 @@ export class Deployment implements AsyncDisposable {
     return best;
   }
 
-  async #sendToShard(
+  #sendToShard(shard: Replica[], req: DataRequest<any>, timeoutMs?: number): Promise<DataRequest> {
+    return this.#onShard(shard, (client) =>
+      client.send(req, timeoutMs === undefined ? {} : { timeoutMs }),
+    );
+  }
+
+  /** Runs a call on the least busy ready replica of a shard, retrying UNAVAILABLE on others. */
+  async #onShard(
     shard: Replica[],
-    req: DataRequest<any>,
-    timeoutMs?: number,
+    call: (client: GrpcClient) => Promise<DataRequest>,
   ): Promise<DataRequest> {
     const tried = new Set<Replica>();
     const retries = this.options.retries ?? 3;
@@ -187,7 +194,7 @@ export class Deployment implements AsyncDisposable {
       tried.add(replica);
       replica.inFlight++;
       try {
-        return await replica.client.send(req, timeoutMs === undefined ? {} : { timeoutMs });
+        return await call(replica.client);
       } catch (err) {
         lastError = err;
         if (!(err instanceof MarieError) || !RETRYABLE.has(err.code)) throw err;
@@ -216,6 +223,15 @@ export class Deployment implements AsyncDisposable {
       this.shards.map((shard) => this.#sendToShard(shard, req, options.timeoutMs)),
     );
     return reduceAnswers(req, settled);
+  }
+
+  /** Sends several requests joined (a Flow's `needs`): one replica gets them all as `docsMatrix`. */
+  sendMany(reqs: DataRequest<any>[], options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+    if (this.#closing)
+      return Promise.reject(new MarieError(ErrorCode.Unavailable, `${this.name} is closed`));
+    const shard = this.shards[this.#next % this.shards.length]!;
+    const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
+    return this.#onShard(shard, (client) => client.sendMany(reqs, timeout));
   }
 
   /** Posts documents and resolves to the answer's documents; an error answer rejects with a MarieError. */

@@ -6,4 +6,7 @@ export {
   type PostOptions,
   reduceAnswers,
 } from './deployment.js';
+export { Flow, type FlowExecutor, type FlowOptions, type GatewayProtocol } from './flow.js';
+export { Gateway, type GatewayNode, type GatewayOptions, type NodeTarget } from './gateway.js';
 export { marieBin } from './replica.js';
+export { type Condition, matches } from './when.js';

@@ -141,6 +141,24 @@ export class GrpcClient {
     );
   }
 
+  /** Sends several requests joined with process_data: the executor sees their docs as `docsMatrix`. */
+  sendMany(
+    requests: DataRequest<any>[],
+    options: { timeoutMs?: number; signal?: AbortSignal } = {},
+  ): Promise<DataRequest> {
+    return this.#unary(
+      '/jina.JinaDataRequestRPC/process_data',
+      requests,
+      (rs) =>
+        jina.DataRequestListProto.encode({
+          requests: rs.map((r) => jina.DataRequestProto.decode(encodeDataRequest(r))),
+        }).finish(),
+      decodeDataRequest,
+      options.timeoutMs,
+      options.signal,
+    );
+  }
+
   /**
    * Posts documents to an endpoint and resolves to the answer's documents. A remote error rejects
    * with a MarieError carrying the remote exception (name, args, stack lines, executor).

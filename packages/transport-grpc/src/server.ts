@@ -8,6 +8,7 @@ import {
   type DataRequest,
   DRY_RUN_ENDPOINT,
   type Logger,
+  MarieError,
   type Processor,
   StatusCode,
 } from '@marie/core';
@@ -23,6 +24,7 @@ import {
   singleDocRequestToProto,
   statusToProto,
 } from '@marie/proto';
+import { toGrpcStatus } from './codes.js';
 import { SERVICES, serverDefinition } from './definitions.js';
 import { HealthService } from './health.js';
 
@@ -134,7 +136,7 @@ export class GrpcServer {
       .then((res) => this.#answer(res))
       .then(
         ({ bytes, trailer }) => callback(null, bytes, trailer),
-        (err: unknown) => callback(this.#internal(err)),
+        (err: unknown) => callback(this.#failure(err)),
       );
   }
 
@@ -159,6 +161,16 @@ export class GrpcServer {
     return Object.assign(new Error((err as Error).message), {
       code: grpc.status.INVALID_ARGUMENT,
       details: (err as Error).message,
+      metadata: new grpc.Metadata(),
+    });
+  }
+
+  /** A failure as a gRPC status: a MarieError keeps its code (a gateway's hop deadline is DEADLINE_EXCEEDED). */
+  #failure(err: unknown): grpc.ServiceError {
+    if (!(err instanceof MarieError)) return this.#internal(err);
+    return Object.assign(new Error(err.message), {
+      code: toGrpcStatus(err.code),
+      details: err.message,
       metadata: new grpc.Metadata(),
     });
   }
@@ -222,7 +234,7 @@ export class GrpcServer {
           try {
             req = decodeDataRequest(bytes);
           } catch (err) {
-            call.destroy(this.#badRequest(err));
+            call.emit('error', this.#badRequest(err));
             return;
           }
           pending++;
@@ -231,7 +243,7 @@ export class GrpcServer {
             .then((res) => {
               if (!call.destroyed) call.write(this.#answer(res).bytes);
             })
-            .catch((err: unknown) => call.destroy(this.#internal(err)))
+            .catch((err: unknown) => call.emit('error', this.#failure(err)))
             .finally(() => {
               pending--;
               maybeEnd();
@@ -250,7 +262,7 @@ export class GrpcServer {
         try {
           req = singleDocRequestFromProto(jina.SingleDocumentRequestProto.decode(call.request));
         } catch (err) {
-          call.destroy(this.#badRequest(err));
+          call.emit('error', this.#badRequest(err));
           return;
         }
         try {
@@ -265,7 +277,7 @@ export class GrpcServer {
           }
           call.end();
         } catch (err) {
-          call.destroy(this.#internal(err));
+          call.emit('error', this.#internal(err));
         }
       },
     });

@@ -126,7 +126,18 @@ export class HttpServer {
 
   /** Runs a request and answers: 200, 422 for bad input, 500 for an executor error. */
   async #answer(req: DataRequest, signal: AbortSignal, reply: FastifyReply): Promise<void> {
-    const res = await this.handler.handle(req, { signal });
+    let res: DataRequest;
+    try {
+      res = await this.handler.handle(req, { signal });
+    } catch (err) {
+      // A gateway's hop failing below the executor: 504 for a deadline, 503 for nobody there.
+      const code = (err as { code?: string }).code;
+      if (err instanceof Error && (code === 'deadline_exceeded' || code === 'unavailable')) {
+        reply.code(code === 'deadline_exceeded' ? 504 : 503).send({ detail: err.message });
+        return;
+      }
+      throw err;
+    }
     const status = res.header.status;
     if (status?.code === StatusCode.ERROR) {
       const invalid = status.exception?.name === 'ValidationError';

@@ -38,6 +38,10 @@ export function serveWebSocket(socket: WebSocket, handler: Processor, logger: Lo
         if (socket.readyState === socket.OPEN) socket.send(encode(res));
       })
       .catch((err: unknown) => {
+        const code = (err as { code?: string }).code;
+        // A gateway hop that timed out or found nobody is reported, anything else is ours.
+        if (code === 'deadline_exceeded' || code === 'unavailable')
+          return fail(`${code}: ${(err as Error).message}`);
         logger.error({ err }, 'WebSocket request failed');
         fail('internal error');
       })

@@ -1,0 +1,199 @@
+import {
+  createLogger,
+  type DataRequest,
+  DRY_RUN_ENDPOINT,
+  type EndpointListing,
+  ErrorCode,
+  type HandleOptions,
+  type Logger,
+  MarieError,
+  type Processor,
+  type SingleDocumentRequest,
+  StatusCode,
+} from '@marie/core';
+import { reduceAnswers } from './deployment.js';
+import { type Condition, matches, validateCondition } from './when.js';
+
+/** Where a node sends its requests: a Deployment, or anything that answers the same way. */
+export interface NodeTarget {
+  send(req: DataRequest<any>, options?: { timeoutMs?: number }): Promise<DataRequest>;
+  sendMany(reqs: DataRequest<any>[], options?: { timeoutMs?: number }): Promise<DataRequest>;
+}
+
+export interface GatewayNode {
+  name: string;
+  /** Nodes whose answers this one takes; `gateway` is the client's request. */
+  needs: string[];
+  /** Only documents matching this condition reach the node (Jina's `when`). */
+  when?: Condition;
+  /** Runs, but its answer never reaches the client. */
+  floating?: boolean;
+  target: NodeTarget;
+}
+
+export interface GatewayOptions {
+  /** Deadline of each hop; DEADLINE_EXCEEDED (HTTP 504, WebSocket 1011) when passed. */
+  timeoutSendMs?: number;
+  endpoints?: EndpointListing;
+  logger?: Logger;
+}
+
+const GATEWAY = 'gateway';
+
+/**
+ * Walks a Flow's graph for each request: a node runs once every node it needs has answered,
+ * joins (several needs) go to the executor as `docsMatrix`, floating nodes run on the side, and
+ * the answers of the last nodes are merged by document id. An error answer stops the request
+ * there. The gateway is a Processor: every transport serves it as it serves an executor.
+ */
+export class Gateway implements Processor {
+  readonly name = GATEWAY;
+  readonly kind = 'Gateway';
+  readonly #nodes: GatewayNode[];
+  readonly #ends: GatewayNode[];
+  readonly #options: GatewayOptions;
+  readonly #logger: Logger;
+  readonly #floating = new Set<Promise<unknown>>();
+  /** Answers a node passed through untouched (targetExecutor skipped it): they lose merges. */
+  readonly #passedThrough = new WeakSet<DataRequest>();
+
+  constructor(nodes: GatewayNode[], options: GatewayOptions = {}) {
+    const known = new Set([GATEWAY]);
+    for (const node of nodes) {
+      if (known.has(node.name)) throw new TypeError(`flow: two executors are named "${node.name}"`);
+      for (const need of node.needs) {
+        if (!known.has(need))
+          throw new TypeError(`flow: "${node.name}" needs "${need}", which is not added before it`);
+      }
+      if (node.when) validateCondition(node.when, `${node.name}.when`);
+      known.add(node.name);
+    }
+    const needed = new Set(nodes.flatMap((n) => n.needs));
+    this.#nodes = nodes;
+    this.#ends = nodes.filter((n) => !n.floating && !needed.has(n.name));
+    if (nodes.length && this.#ends.length === 0)
+      throw new TypeError('flow: every executor is floating; nothing would answer');
+    this.#options = options;
+    this.#logger = options.logger ?? createLogger(GATEWAY);
+  }
+
+  async handle(request: DataRequest<any>, _options: HandleOptions = {}): Promise<DataRequest<any>> {
+    const started = new Date();
+    const target = request.header.targetExecutor
+      ? new RegExp(request.header.targetExecutor)
+      : undefined;
+    const answers = new Map<string, Promise<DataRequest>>([[GATEWAY, Promise.resolve(request)]]);
+    for (const node of this.#nodes) {
+      answers.set(
+        node.name,
+        this.#hop(node, Promise.all(node.needs.map((n) => answers.get(n)!)), target),
+      );
+    }
+    for (const node of this.#nodes.filter((n) => n.floating)) {
+      const side = answers
+        .get(node.name)!
+        .catch((err: unknown) => this.#logger.warn({ err }, `floating ${node.name} failed`));
+      this.#floating.add(side);
+      void side.finally(() => this.#floating.delete(side));
+    }
+    const ends = this.#ends.length
+      ? await Promise.all(this.#ends.map((n) => answers.get(n.name)!))
+      : [request];
+    const failed = ends.find((a) => a.header.status?.code === StatusCode.ERROR);
+    const answer = failed ?? (ends.length === 1 ? ends[0]! : this.#merge(ends));
+    return {
+      ...answer,
+      header: { ...answer.header, requestId: request.header.requestId },
+      routes: [{ executor: GATEWAY, startTime: started, endTime: new Date() }, ...answer.routes],
+    };
+  }
+
+  async #hop(
+    node: GatewayNode,
+    inputs: Promise<DataRequest[]>,
+    target: RegExp | undefined,
+  ): Promise<DataRequest> {
+    const received = await inputs;
+    const failed = received.find((a) => a.header.status?.code === StatusCode.ERROR);
+    if (failed) return failed; // an error stops the request where it happened
+    const timeout =
+      this.#options.timeoutSendMs === undefined ? {} : { timeoutMs: this.#options.timeoutSendMs };
+    const skip = target !== undefined && !target.test(node.name);
+    if (skip) {
+      const through = received.length === 1 ? received[0]! : this.#merge(received);
+      this.#passedThrough.add(through);
+      return through;
+    }
+    const filtered = node.when
+      ? received.map((r) => ({
+          ...r,
+          docs: (r.docs as object[]).filter((d) => matches(d, node.when!)),
+        }))
+      : received;
+    if (node.when && filtered.every((r) => r.docs.length === 0)) return filtered[0]!;
+    try {
+      return filtered.length === 1
+        ? await node.target.send(filtered[0]!, timeout)
+        : await node.target.sendMany(filtered, timeout);
+    } catch (err) {
+      const e = MarieError.from(err);
+      throw new MarieError(e.code, `${node.name}: ${e.message}`, { cause: err });
+    }
+  }
+
+  /** Merges answers by document id; processed answers come first so that their fields win. */
+  #merge(answers: DataRequest[]): DataRequest {
+    const ordered = [...answers].sort(
+      (a, b) => Number(this.#passedThrough.has(a)) - Number(this.#passedThrough.has(b)),
+    );
+    return reduceAnswers(
+      ordered[0]!,
+      ordered.map((value) => ({ status: 'fulfilled', value })),
+    );
+  }
+
+  async handleMany(
+    requests: readonly DataRequest<any>[],
+    options?: HandleOptions,
+  ): Promise<DataRequest<any>> {
+    if (requests.length !== 1)
+      throw new MarieError(ErrorCode.Unimplemented, 'a gateway takes one request at a time');
+    return this.handle(requests[0]!, options);
+  }
+
+  async *streamDoc(
+    request: SingleDocumentRequest<any>,
+    options?: HandleOptions,
+  ): AsyncGenerator<SingleDocumentRequest<any>> {
+    const res = await this.handle({ ...request, docs: [request.document] }, options);
+    if (res.header.status?.code === StatusCode.ERROR)
+      yield { ...request, header: res.header, document: {} };
+    else
+      for (const document of res.docs as object[])
+        yield {
+          header: { requestId: request.header.requestId },
+          parameters: res.parameters,
+          routes: res.routes,
+          document,
+        };
+  }
+
+  endpoints(): EndpointListing {
+    return (
+      this.#options.endpoints ?? { endpoints: [DRY_RUN_ENDPOINT], writeEndpoints: [], schemas: {} }
+    );
+  }
+
+  endpointFor(): undefined {
+    return undefined;
+  }
+
+  /** Waits for floating work still running. */
+  async flush(): Promise<void> {
+    await Promise.allSettled([...this.#floating]);
+  }
+
+  close(): Promise<void> {
+    return this.flush();
+  }
+}
