@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { executorCommand } from './executor-command.js';
+import { flowCommand } from './flow-command.js';
 import { pingCommand } from './ping-command.js';
 
 const require = createRequire(import.meta.url);
@@ -13,6 +14,7 @@ export function createProgram(): Command {
     .version(version)
     .showHelpAfterError();
   program.addCommand(executorCommand());
+  program.addCommand(flowCommand());
   program.addCommand(pingCommand());
   return program;
 }

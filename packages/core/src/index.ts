@@ -9,6 +9,7 @@ export {
   parseYaml,
 } from './config/load-executor.js';
 export { registerExecutor, registeredExecutors } from './config/registry.js';
+export { type SubstituteOptions, substitute as substituteVariables } from './config/substitute.js';
 export {
   createDataRequest,
   type DataRequest,

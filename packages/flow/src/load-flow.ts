@@ -1,0 +1,85 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { ConfigError, parseYaml, substituteVariables } from '@marie/core';
+import { isPlainObject } from '@marie/docs';
+import { Flow, type FlowExecutor, type GatewayProtocol } from './flow.js';
+
+const EXECUTOR_KEYS: Record<string, keyof FlowExecutor> = {
+  name: 'name',
+  uses: 'uses',
+  uses_with: 'usesWith',
+  usesWith: 'usesWith',
+  uses_metas: 'usesMetas',
+  usesMetas: 'usesMetas',
+  py_modules: 'pyModules',
+  pyModules: 'pyModules',
+  replicas: 'replicas',
+  shards: 'shards',
+  polling: 'polling',
+  needs: 'needs',
+  when: 'when',
+  floating: 'floating',
+  env: 'env',
+  timeout_ready: 'timeoutReadyMs',
+  timeoutReadyMs: 'timeoutReadyMs',
+  retries: 'retries',
+  exit_on_exceptions: 'exitOnExceptions',
+  exitOnExceptions: 'exitOnExceptions',
+};
+
+/**
+ * A Flow from YAML, Jina's shape: `jtype: Flow`, `with: { protocol, port, timeout_send }`,
+ * `executors: [{ name, uses, uses_with, py_modules, replicas, shards, needs, when, floating }]`.
+ * Paths in `uses` and `py_modules` are relative to the YAML file; `${{ ENV.X }}` is substituted.
+ */
+export async function loadFlow(
+  path: string,
+  options: { env?: Record<string, string | undefined> } = {},
+): Promise<Flow> {
+  const file = resolve(path);
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `${path}: cannot read the flow (${(err as NodeJS.ErrnoException).code ?? err})`,
+    );
+  }
+  const raw = substituteVariables(parseYaml(text, path), {
+    env: options.env ?? process.env,
+    context: {},
+    source: path,
+    warn: () => {},
+  });
+  if (!isPlainObject(raw) || raw.jtype !== 'Flow')
+    throw new ConfigError(`${path}: expected "jtype: Flow"`);
+  const w = isPlainObject(raw.with) ? raw.with : {};
+  const protocol = (w.protocol ?? 'grpc') as GatewayProtocol | GatewayProtocol[];
+  const timeout = w.timeout_send ?? w.timeoutSendMs;
+  const flow = new Flow({
+    protocol,
+    ...(w.port === undefined ? {} : { port: w.port as number | number[] }),
+    ...(typeof w.host === 'string' ? { host: w.host } : {}),
+    ...(timeout === undefined ? {} : { timeoutSendMs: Number(timeout) }),
+  });
+  if (!Array.isArray(raw.executors) || raw.executors.length === 0)
+    throw new ConfigError(`${path}: "executors" must list at least one executor`);
+  for (const [i, entry] of raw.executors.entries()) {
+    if (!isPlainObject(entry)) throw new ConfigError(`${path}: executors[${i}] must be a mapping`);
+    const executor: Record<string, unknown> = { cwd: dirname(file) };
+    for (const [key, value] of Object.entries(entry)) {
+      const name = EXECUTOR_KEYS[key];
+      if (!name)
+        throw new ConfigError(
+          `${path}: executors[${i}].${key} is not a flow executor key (${Object.keys(EXECUTOR_KEYS)
+            .filter((k) => !/[A-Z]/.test(k))
+            .join(', ')})`,
+        );
+      executor[name] = value;
+    }
+    if (typeof executor.name !== 'string' || typeof executor.uses !== 'string')
+      throw new ConfigError(`${path}: executors[${i}] needs a name and uses`);
+    flow.add(executor as unknown as FlowExecutor);
+  }
+  return flow;
+}
