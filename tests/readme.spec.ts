@@ -15,9 +15,9 @@ describe('README', () => {
     expect(block).toBe(readFileSync(join(root, 'examples/quickstart.ts'), 'utf8'));
   });
 
-  it('the quickstart runs as `npm start` runs it and prints the vowel counts', async () => {
+  it('the quickstart runs as `npm run quickstart` runs it and prints the vowel counts', async () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-    expect(pkg.scripts.start).toBe(
+    expect(pkg.scripts.quickstart).toBe(
       'node --conditions=@marie/source --import tsx examples/quickstart.ts',
     );
     const { stdout } = await promisify(execFile)(
@@ -66,6 +66,29 @@ describe('README', () => {
       await marie.exited;
     }
   });
+
+  it('`npm start` runs the example Flow: two steps, replicas, sample documents through the gateway', async () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(pkg.scripts.start).toMatch(/&& node --import tsx examples\/pipeline\/run\.ts$/);
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'examples/pipeline/run.ts'],
+      {
+        cwd: root,
+        env: { ...process.env, MARIE_LOG_LEVEL: 'warn' },
+      },
+    );
+    const lines = stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^gateway: grpc:\/\/127\.0\.0\.1:\d+$/);
+    expect(lines.slice(1, 6).map((l) => l.replace(/\s+/g, ' '))).toEqual([
+      '"invoice number 42" words=3',
+      '"total due: 1,200 eur" words=4',
+      '"marie runs executors" words=3',
+      '"one" words=1',
+      '"" words=0',
+    ]);
+    expect(lines[6]).toMatch(/^counted by [12] counter replica\(s\)$/);
+  }, 60_000);
 
   it('names the same test command that .ci/run runs', () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
