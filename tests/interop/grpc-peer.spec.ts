@@ -111,4 +111,27 @@ describe.skipIf(missing !== '')('a Python gRPC peer calls `marie executor`', () 
     expect(seen.discovery.typed_parameters).toEqual(['job_id']);
     expect(seen.after_idle).toBe(0);
   }, 90_000);
+
+  it("calls a Flow gateway's JinaRPC/Call and dry_run", async () => {
+    const flow = runMarie(['flow', '--uses', join(ROOT, 'examples/pipeline/pipeline.yml')]);
+    try {
+      const gateway = (await waitReady(flow, 1, 60_000))[0]!.replace('ready grpc://', '');
+      const { stdout } = await run(
+        PYTHON,
+        [join(import.meta.dirname, 'gateway_peer.py'), generated, gateway],
+        { timeout: 60_000 },
+      );
+      expect(JSON.parse(stdout)).toEqual({
+        answers: [0, 1, 2].map((i) => ({
+          id: `py-${i}`,
+          text: `python peer ${i}`,
+          routes: ['gateway', 'cleaner', 'counter'],
+        })),
+        dry_run: 0,
+      });
+    } finally {
+      flow.child.kill('SIGTERM');
+      await flow.exited;
+    }
+  }, 90_000);
 });
