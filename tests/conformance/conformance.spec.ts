@@ -176,7 +176,7 @@ describe.each(TARGETS)('conformance: %s', (_label, factory) => {
     expect(back.get('note')).toEqual(['float32[2048x2048]', 'int32[3]']);
     expect(back[0]!.tensor.equals(docs[0]!.tensor)).toBe(true);
     expect(back[1]!.tensor.equals(docs[1]!.tensor)).toBe(true);
-  });
+  }, 90_000); // 4M floats as JSON on the HTTP and WebSocket json transports take seconds
 
   it('round-trips untyped LegacyDocument fields', async () => {
     const docs = new DocList(LegacyDocument, [

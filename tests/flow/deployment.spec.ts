@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Client } from '@marie/client';
 import { createDataRequest, StatusCode } from '@marie/core';
 import { Deployment } from '@marie/flow';
 import { describe, expect, it } from 'vitest';
@@ -147,6 +148,28 @@ describe('Deployment (replicas and shards as processes)', () => {
     expect(alive(before)).toBe(false);
     const after = await dep.send(createDataRequest({ endpoint: '/work' }));
     expect((after.parameters.__results__ as any).fragile.pid).not.toBe(before);
+  }, 60_000);
+
+  it('Deployment.fromConfig, served on its own address over gRPC and HTTP', async () => {
+    await using dep = await (
+      await Deployment.fromConfig(fixture('deployment.yml'), {
+        env: { MARIE_WORKSPACE: workspace() },
+      })
+    ).start();
+    expect(dep.pids()[0]).toHaveLength(2);
+    expect(dep.addresses.map((a) => a.replace(/:\d+$/, ''))).toEqual([
+      'grpc://127.0.0.1',
+      'http://127.0.0.1',
+    ]);
+    for (const address of dep.addresses) {
+      const client = new Client({ host: address });
+      const res = await client.post('/shard', []);
+      expect(
+        res.map((d) => d.id),
+        address,
+      ).toEqual(['shard-0']);
+      client.close();
+    }
   }, 60_000);
 
   it('close() stops every replica; killing the supervisor with SIGKILL leaves no orphan', async () => {

@@ -1,17 +1,24 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
 import {
+  ConfigError,
   createDataRequest,
   createLogger,
   type DataRequest,
+  type EndpointListing,
   ErrorCode,
   type Logger,
   MarieError,
-  reduceDocs,
-  StatusCode,
+  parseYaml,
+  substituteVariables,
   throwIfError,
 } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, isPlainObject } from '@marie/docs';
 import type { GrpcClient } from '@marie/transport-grpc';
+import { Gateway } from './gateway.js';
+import { reduceAnswers } from './reduce-answers.js';
 import { Replica } from './replica.js';
+import { type GatewayProtocol, type Served, serveProcessor } from './serve.js';
 
 export type PollingMode = 'ANY' | 'ALL';
 /** One mode for every endpoint, or per endpoint with `*` as the fallback: `{ '/index': 'ALL', '*': 'ANY' }`. */
@@ -37,6 +44,10 @@ export interface DeploymentOptions {
   /** SIGTERM-to-SIGKILL grace at close; 10 s unless given. */
   graceMs?: number;
   cwd?: string;
+  /** Serve the deployment on its own address (a gateway in front of it): protocol(s) and port(s). */
+  protocol?: GatewayProtocol | GatewayProtocol[];
+  port?: number | number[];
+  host?: string;
   /** Error names after which a replica answers, then exits, and is restarted (a GPU fault, say). */
   exitOnExceptions?: string[];
   logger?: Logger;
@@ -65,6 +76,9 @@ export class Deployment implements AsyncDisposable {
   #next = 0;
   #closing?: Promise<void>;
   readonly #restartTimers = new Set<NodeJS.Timeout>();
+  /** Where the deployment is served when `port` or `protocol` is given: `grpc://host:port` each. */
+  readonly addresses: string[] = [];
+  #served?: Served;
 
   constructor(options: DeploymentOptions) {
     this.options = options;
@@ -87,6 +101,41 @@ export class Deployment implements AsyncDisposable {
       for (let r = 0; r < replicas; r++) row.push(this.#replica(s, r, shards, replicas));
       this.shards.push(row);
     }
+  }
+
+  /**
+   * A Deployment from YAML: `jtype: Deployment` with `with: { uses, replicas, shards, polling,
+   * port, protocol, ... }`, or any executor config (`jtype: MyExecutor`), which it then deploys.
+   */
+  static async fromConfig(
+    path: string,
+    overrides: Partial<DeploymentOptions> = {},
+  ): Promise<Deployment> {
+    const file = resolve(path);
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      throw new ConfigError(
+        `${path}: cannot read the config (${(err as NodeJS.ErrnoException).code ?? err})`,
+      );
+    }
+    const raw = substituteVariables(parseYaml(text, path), {
+      env: process.env,
+      context: {},
+      source: path,
+      warn: () => {},
+    });
+    if (!isPlainObject(raw)) throw new ConfigError(`${path}: expected a mapping`);
+    if (raw.jtype !== 'Deployment')
+      return new Deployment({ uses: file, cwd: dirname(file), ...overrides });
+    const w = isPlainObject(raw.with) ? raw.with : {};
+    const options: Record<string, unknown> = { cwd: dirname(file) };
+    for (const [key, value] of Object.entries(w))
+      options[key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = value;
+    if (typeof options.uses !== 'string')
+      throw new ConfigError(`${path}: with.uses must name an executor config or class`);
+    return new Deployment({ ...(options as unknown as DeploymentOptions), ...overrides });
   }
 
   #replica(shardId: number, replicaId: number, shards: number, replicas: number): Replica {
@@ -133,6 +182,24 @@ export class Deployment implements AsyncDisposable {
   async start(): Promise<this> {
     try {
       await Promise.all(this.shards.flat().map((r) => r.start()));
+      const o = this.options;
+      if (o.port !== undefined || o.protocol !== undefined) {
+        const listing = await this.shards[0]![0]!.client!.endpoints();
+        const gateway = new Gateway([{ name: this.name, needs: ['gateway'], target: this }], {
+          endpoints: {
+            endpoints: listing.endpoints,
+            writeEndpoints: listing.writeEndpoints,
+            schemas: (listing.schemas ?? {}) as EndpointListing['schemas'],
+          },
+          logger: this.#logger,
+        });
+        this.#served = await serveProcessor(gateway, {
+          ...(o.protocol ? { protocol: o.protocol } : {}),
+          ...(o.port !== undefined ? { port: o.port } : {}),
+          ...(o.host ? { host: o.host } : {}),
+        });
+        this.addresses.push(...this.#served.addresses);
+      }
     } catch (err) {
       await this.close();
       throw err;
@@ -260,6 +327,7 @@ export class Deployment implements AsyncDisposable {
   close(): Promise<void> {
     this.#closing ??= (async () => {
       for (const t of this.#restartTimers) clearTimeout(t);
+      await this.#served?.shutdown();
       await Promise.all(this.shards.flat().map((r) => r.stop(this.options.graceMs ?? 10_000)));
     })();
     return this.#closing;
@@ -268,46 +336,4 @@ export class Deployment implements AsyncDisposable {
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
   }
-}
-
-/**
- * ALL polling: documents merged by id (first shard wins a field), `__results__` merged, and the
- * answer fails only when every shard failed; otherwise `parameters.__failed_shards__` counts them.
- */
-export function reduceAnswers(
-  req: DataRequest<any>,
-  settled: PromiseSettledResult<DataRequest>[],
-): DataRequest {
-  const answers: DataRequest[] = [];
-  let failed = 0;
-  let firstError: unknown;
-  for (const s of settled) {
-    if (s.status === 'fulfilled' && s.value.header.status?.code !== StatusCode.ERROR)
-      answers.push(s.value);
-    else {
-      failed++;
-      firstError ??= s.status === 'rejected' ? s.reason : s.value;
-    }
-  }
-  if (answers.length === 0) {
-    if (firstError instanceof Error) throw firstError;
-    return firstError as DataRequest;
-  }
-  const docs = reduceDocs(
-    answers.map((a) => new DocList(AnyDoc, a.docs as never, { trusted: true })),
-  );
-  const results: Record<string, unknown> = {};
-  for (const a of answers) {
-    const r = a.parameters.__results__;
-    if (isPlainObject(r)) Object.assign(results, r);
-  }
-  const first = answers[0]!;
-  const parameters: Record<string, unknown> = { ...first.parameters };
-  if (Object.keys(results).length) parameters.__results__ = results;
-  if (failed) parameters.__failed_shards__ = failed;
-  const seen = new Set<string>();
-  const routes = answers
-    .flatMap((a) => a.routes)
-    .filter((r) => !seen.has(r.executor) && seen.add(r.executor));
-  return { header: { ...first.header, requestId: req.header.requestId }, parameters, routes, docs };
 }

@@ -1,11 +1,10 @@
 import { createLogger, type EndpointListing, type Logger, type Processor } from '@marie/core';
-import { GrpcServer } from '@marie/transport-grpc';
-import { HttpServer } from '@marie/transport-http';
 import { Deployment, type DeploymentOptions } from './deployment.js';
 import { Gateway } from './gateway.js';
+import { type GatewayProtocol, serveProcessor } from './serve.js';
 import type { Condition } from './when.js';
 
-export type GatewayProtocol = 'grpc' | 'http' | 'websocket';
+export type { GatewayProtocol } from './serve.js';
 
 export interface FlowOptions {
   /** Protocols the gateway serves; gRPC unless given. */
@@ -26,8 +25,6 @@ export interface FlowExecutor extends Omit<DeploymentOptions, 'name'> {
   floating?: boolean;
 }
 
-const SCHEME = { grpc: 'grpc', http: 'http', websocket: 'ws' } as const;
-
 /**
  * Executors chained into a graph behind one gateway: `new Flow().add({ name, uses }).add(...)`,
  * `await flow.start()`, then call `flow.addresses` with any Client. Each executor is a Deployment
@@ -40,7 +37,7 @@ export class Flow implements AsyncDisposable {
   /** `grpc://127.0.0.1:PORT` etc., one per protocol, once started. */
   readonly addresses: string[] = [];
   gateway?: Gateway;
-  readonly #servers: { shutdown: (graceMs?: number) => Promise<void> }[] = [];
+  readonly #servers: { shutdown: () => Promise<void> }[] = [];
   readonly #logger: Logger;
   #closing?: Promise<void>;
 
@@ -101,19 +98,9 @@ export class Flow implements AsyncDisposable {
   }
 
   async #serve(processor: Processor): Promise<void> {
-    const protocols = [this.options.protocol ?? 'grpc'].flat();
-    const ports = [this.options.port ?? 0].flat();
-    const host = this.options.host ?? '127.0.0.1';
-    for (const [i, protocol] of protocols.entries()) {
-      const port = ports[i] ?? 0;
-      const server =
-        protocol === 'grpc'
-          ? new GrpcServer(processor, { host, port })
-          : new HttpServer(processor, { protocol, host, port });
-      this.#servers.push(server);
-      const bound = await server.start();
-      this.addresses.push(`${SCHEME[protocol]}://${host}:${bound.port}`);
-    }
+    const served = await serveProcessor(processor, this.options);
+    this.#servers.push(served);
+    this.addresses.push(...served.addresses);
   }
 
   /** Stops the gateway (in-flight requests finish), then every deployment. Safe to call twice. */

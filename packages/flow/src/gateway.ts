@@ -11,7 +11,7 @@ import {
   type SingleDocumentRequest,
   StatusCode,
 } from '@marie/core';
-import { reduceAnswers } from './deployment.js';
+import { reduceAnswers } from './reduce-answers.js';
 import { type Condition, matches, validateCondition } from './when.js';
 
 /** Where a node sends its requests: a Deployment, or anything that answers the same way. */

@@ -1,0 +1,47 @@
+import type { Processor } from '@marie/core';
+import { GrpcServer } from '@marie/transport-grpc';
+import { HttpServer } from '@marie/transport-http';
+
+export type GatewayProtocol = 'grpc' | 'http' | 'websocket';
+
+const SCHEME = { grpc: 'grpc', http: 'http', websocket: 'ws' } as const;
+
+export interface Served {
+  addresses: string[];
+  shutdown(): Promise<void>;
+}
+
+/** Serves a processor on one port per protocol; addresses as `grpc://host:port`. */
+export async function serveProcessor(
+  processor: Processor,
+  options: {
+    protocol?: GatewayProtocol | GatewayProtocol[];
+    port?: number | number[];
+    host?: string;
+  },
+): Promise<Served> {
+  const protocols = [options.protocol ?? 'grpc'].flat();
+  const ports = [options.port ?? 0].flat();
+  const host = options.host ?? '127.0.0.1';
+  const servers: { shutdown(): Promise<void> }[] = [];
+  const addresses: string[] = [];
+  const shutdown = async () => {
+    await Promise.all(servers.map((s) => s.shutdown()));
+  };
+  try {
+    for (const [i, protocol] of protocols.entries()) {
+      const port = ports[i] ?? 0;
+      const server =
+        protocol === 'grpc'
+          ? new GrpcServer(processor, { host, port })
+          : new HttpServer(processor, { protocol, host, port });
+      servers.push(server);
+      const bound = await server.start();
+      addresses.push(`${SCHEME[protocol]}://${host}:${bound.port}`);
+    }
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  return { addresses, shutdown };
+}
