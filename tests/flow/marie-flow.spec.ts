@@ -52,6 +52,6 @@ describe('marie flow', () => {
   it('refuses a broken flow with one line and exit code 2', async () => {
     const p = runMarie(['flow', '--uses', join(import.meta.dirname, 'fixtures', 'missing.yml')]);
     expect((await p.exited).code).toBe(2);
-    expect(p.stderr()).toMatch(/^marie flow: .*missing\.yml: cannot read the flow \(ENOENT\)$/m);
+    expect(p.stderr()).toMatch(/^marie flow: .*missing\.yml: cannot read the config \(ENOENT\)$/m);
   });
 });

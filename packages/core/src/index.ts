@@ -7,6 +7,7 @@ export {
   type LoadExecutorOptions,
   loadExecutor,
   parseYaml,
+  readYamlFile,
 } from './config/load-executor.js';
 export { registerExecutor, registeredExecutors } from './config/registry.js';
 export { type SubstituteOptions, substitute as substituteVariables } from './config/substitute.js';

@@ -1,5 +1,4 @@
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname } from 'node:path';
 import {
   ConfigError,
   createDataRequest,
@@ -9,7 +8,7 @@ import {
   ErrorCode,
   type Logger,
   MarieError,
-  parseYaml,
+  readYamlFile,
   substituteVariables,
   throwIfError,
 } from '@marie/core';
@@ -111,16 +110,8 @@ export class Deployment implements AsyncDisposable {
     path: string,
     overrides: Partial<DeploymentOptions> = {},
   ): Promise<Deployment> {
-    const file = resolve(path);
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      throw new ConfigError(
-        `${path}: cannot read the config (${(err as NodeJS.ErrnoException).code ?? err})`,
-      );
-    }
-    const raw = substituteVariables(parseYaml(text, path), {
+    const { value, file } = await readYamlFile(path);
+    const raw = substituteVariables(value, {
       env: process.env,
       context: {},
       source: path,

@@ -1,6 +1,5 @@
-import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
-import { ConfigError, parseYaml, substituteVariables } from '@marie/core';
+import { dirname } from 'node:path';
+import { ConfigError, readYamlFile, substituteVariables } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
 import { Flow, type FlowExecutor, type GatewayProtocol } from './flow.js';
 
@@ -36,16 +35,8 @@ export async function loadFlow(
   path: string,
   options: { env?: Record<string, string | undefined> } = {},
 ): Promise<Flow> {
-  const file = resolve(path);
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (err) {
-    throw new ConfigError(
-      `${path}: cannot read the flow (${(err as NodeJS.ErrnoException).code ?? err})`,
-    );
-  }
-  const raw = substituteVariables(parseYaml(text, path), {
+  const { value, file } = await readYamlFile(path);
+  const raw = substituteVariables(value, {
     env: options.env ?? process.env,
     context: {},
     source: path,

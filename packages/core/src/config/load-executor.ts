@@ -62,21 +62,23 @@ export async function loadExecutor(
 ): Promise<Executor> {
   if (!/\.ya?ml$/i.test(uses))
     return executorFromConfig({ jtype: uses }, { ...options, source: uses });
-  const file = resolve(uses);
+  const { value, file } = await readYamlFile(uses);
+  return executorFromConfig(value, { baseDir: dirname(file), ...options, source: uses });
+}
+
+/** Reads and parses a YAML config file; an unreadable file or broken YAML is a ConfigError naming it. */
+export async function readYamlFile(path: string): Promise<{ value: unknown; file: string }> {
+  const file = resolve(path);
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     throw new ConfigError(
-      `${uses}: cannot read the config (${(err as NodeJS.ErrnoException).code ?? err})`,
+      `${path}: cannot read the config (${(err as NodeJS.ErrnoException).code ?? err})`,
       { cause: err },
     );
   }
-  return executorFromConfig(parseYaml(text, uses), {
-    baseDir: dirname(file),
-    ...options,
-    source: uses,
-  });
+  return { value: parseYaml(text, path), file };
 }
 
 /** Parses YAML 1.1-style configs (merge keys `<<:` on); syntax errors name line and column. */
