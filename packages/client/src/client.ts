@@ -1,9 +1,9 @@
-import { ErrorCode, MarieError } from '@marie/core';
+import { ErrorCode, MarieError, type PostOptions } from '@marie/core';
 import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
-import { GrpcClient, type PostOptions } from '@marie/transport-grpc';
+import { GrpcClient } from '@marie/transport-grpc';
 import { HttpClient, WsClient } from '@marie/transport-http';
 
-export type { PostOptions } from '@marie/transport-grpc';
+export type { PostOptions } from '@marie/core';
 
 export type Protocol = 'grpc' | 'grpcs' | 'http' | 'https' | 'ws' | 'wss';
 

@@ -34,6 +34,7 @@ export {
   type RuntimeArgs,
 } from './executor.js';
 export { createLogger, type Logger, rootLogger } from './logger.js';
+export { type PostOptions, splitDocs } from './post-options.js';
 export type { Processor } from './processor.js';
 export { reduceDocs } from './reduce.js';
 export {

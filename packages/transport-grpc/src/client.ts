@@ -4,8 +4,10 @@ import {
   type DataRequest,
   ErrorCode,
   MarieError,
+  type PostOptions,
   type SingleDocumentRequest,
   StatusCode,
+  splitDocs,
   throwIfError,
 } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, newDocId, type TSchema } from '@marie/docs';
@@ -34,25 +36,7 @@ export interface GrpcClientOptions {
   keepaliveMs?: number;
 }
 
-export interface PostOptions<R extends AnyDocType = AnyDocType> {
-  parameters?: Record<string, unknown>;
-  /** Documents per request on the stream; 100 unless given. */
-  requestSize?: number;
-  /** Regex of deployment names that should handle it (gateways route by it). */
-  targetExecutor?: string;
-  /** Deadline for the whole call. */
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  /** Answer documents in request order (default) rather than as answers arrive. */
-  resultsInOrder?: boolean;
-  /** Keep going when a request fails: its documents are left out and `onError` hears of it. */
-  continueOnError?: boolean;
-  onError?: (error: MarieError) => void;
-  /** Document type of the answer; AnyDoc (every field kept) unless given. */
-  responseSchema?: R;
-  /** Document type to encode plain-object documents with (a DocList carries its own). */
-  requestSchema?: TSchema;
-}
+export type { PostOptions } from '@marie/core';
 
 type Callback<T> = (err: grpc.ServiceError | null, value?: T) => void;
 
@@ -168,16 +152,8 @@ export class GrpcClient {
     docs: DocList<any> | readonly object[] = [],
     options: PostOptions<R> = {},
   ): Promise<DocList<R['static']>> {
-    const size = options.requestSize ?? 100;
-    if (!Number.isInteger(size) || size < 1)
-      throw new MarieError(
-        ErrorCode.InvalidArgument,
-        `requestSize must be a positive integer, got ${size}`,
-      );
     const schema = docs instanceof DocList ? docs.docType : options.requestSchema;
-    const parts: object[][] = [];
-    for (let i = 0; i < docs.length; i += size) parts.push(docs.slice(i, i + size));
-    if (parts.length === 0) parts.push([]);
+    const parts = splitDocs(docs, options.requestSize ?? 100);
 
     const answers = await new Promise<DataRequest[]>((resolve, reject) => {
       const order = new Map<string, number>();

@@ -1,32 +1,10 @@
-import { type DataRequest, ErrorCode, MarieError, throwIfError } from '@marie/core';
+import { type DataRequest, type MarieError, type PostOptions, throwIfError } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, type TSchema } from '@marie/docs';
 import { docsJson } from './json-wire.js';
 
-// What the HTTP and WebSocket clients share: options, request splitting, answers to DocLists.
+// What the HTTP and WebSocket clients share: answers to DocLists, request bodies.
 
-export interface PostOptions<R extends AnyDocType = AnyDocType> {
-  parameters?: Record<string, unknown>;
-  requestSize?: number;
-  targetExecutor?: string;
-  timeoutMs?: number;
-  signal?: AbortSignal;
-  resultsInOrder?: boolean;
-  continueOnError?: boolean;
-  onError?: (error: MarieError) => void;
-  responseSchema?: R;
-  requestSchema?: TSchema;
-}
-
-export function parts(docs: readonly object[], size: number): object[][] {
-  if (!Number.isInteger(size) || size < 1)
-    throw new MarieError(
-      ErrorCode.InvalidArgument,
-      `requestSize must be a positive integer, got ${size}`,
-    );
-  const out: object[][] = [];
-  for (let i = 0; i < docs.length; i += size) out.push(docs.slice(i, i + size));
-  return out.length ? out : [[]];
-}
+export type { PostOptions } from '@marie/core';
 
 function remote(res: DataRequest): MarieError | undefined {
   try {

@@ -3,11 +3,13 @@ import {
   type DataRequest,
   ErrorCode,
   MarieError,
+  type PostOptions,
   StatusCode,
+  splitDocs,
 } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, type TSchema } from '@marie/docs';
 import { Agent, request } from 'undici';
-import { bodyOf, collect, type PostOptions, parts } from './client-common.js';
+import { bodyOf, collect } from './client-common.js';
 import { answerFromJson } from './json-wire.js';
 
 export interface HttpClientOptions {
@@ -114,7 +116,7 @@ export class HttpClient {
   ): Promise<DocList<R['static']>> {
     const schema = docs instanceof DocList ? docs.docType : options.requestSchema;
     const answers = await Promise.all(
-      parts(docs, options.requestSize ?? 100).map((part) =>
+      splitDocs(docs, options.requestSize ?? 100).map((part) =>
         this.send(
           createDataRequest({
             endpoint: on,

@@ -3,12 +3,14 @@ import {
   type DataRequest,
   ErrorCode,
   MarieError,
+  type PostOptions,
   StatusCode,
+  splitDocs,
 } from '@marie/core';
 import { type AnyDoc, type AnyDocType, DocList, newDocId, type TSchema } from '@marie/docs';
 import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
 import WebSocket from 'ws';
-import { bodyOf, collect, type PostOptions, parts } from './client-common.js';
+import { bodyOf, collect } from './client-common.js';
 import { answerFromJson } from './json-wire.js';
 
 export interface WsClientOptions {
@@ -121,7 +123,7 @@ export class WsClient {
     options: PostOptions<R> = {},
   ): Promise<DocList<R['static']>> {
     const schema = docs instanceof DocList ? docs.docType : options.requestSchema;
-    const reqs = parts(docs, options.requestSize ?? 100).map((part) =>
+    const reqs = splitDocs(docs, options.requestSize ?? 100).map((part) =>
       createDataRequest({
         endpoint: on,
         docs: part,
