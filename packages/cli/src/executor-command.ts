@@ -10,7 +10,7 @@ import { DEFAULT_PORT, GrpcServer } from '@marie/transport-grpc';
 import { HttpServer } from '@marie/transport-http';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
-import { integer } from './parse.js';
+import { integer, jsonObject as json } from './parse.js';
 
 interface ExecutorFlags {
   uses: string;
@@ -28,19 +28,8 @@ interface ExecutorFlags {
   replicaId: number;
   gracePeriod: number;
   exitOnExceptions?: string[];
-}
-
-function json(flag: string, text: string | undefined): Record<string, unknown> {
-  if (text === undefined) return {};
-  let value: unknown;
-  try {
-    value = JSON.parse(text);
-  } catch (err) {
-    throw new UsageError(`${flag}: not valid JSON (${(err as Error).message})`);
-  }
-  if (typeof value !== 'object' || value === null || Array.isArray(value))
-    throw new UsageError(`${flag}: expected a JSON object`);
-  return value as Record<string, unknown>;
+  /** false with --no-reduce (commander's negated flag) */
+  reduce: boolean;
 }
 
 /** `marie executor`: serve one executor until SIGTERM/SIGINT. */
@@ -81,6 +70,10 @@ export function executorCommand(): Command {
     .option(
       '--exit-on-exceptions <names...>',
       'after answering one of these errors, exit (a supervisor restarts it)',
+    )
+    .option(
+      '--no-reduce',
+      'joined requests (process_data): docs is every incoming document, not merged by id',
     )
     .action(async (flags: ExecutorFlags) => {
       try {
@@ -150,6 +143,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     if (name && exitOn.has(name)) fatal?.(name);
     return res;
   };
+  const handlerOptions = { noReduce: !flags.reduce };
   // With --exit-on-exceptions the answer goes out first; then the runtime stops with exit code 1.
   const handler = exitOn.size
     ? new (class extends RequestHandler {
@@ -159,8 +153,8 @@ async function serve(flags: ExecutorFlags): Promise<void> {
         override async handleMany(reqs: readonly DataRequest<any>[], options?: HandleOptions) {
           return watch(await super.handleMany(reqs, options));
         }
-      })(executor)
-    : new RequestHandler(executor);
+      })(executor, handlerOptions)
+    : new RequestHandler(executor, handlerOptions);
   const served: Served[] = [];
   try {
     for (const [i, protocol] of protocols.entries()) {

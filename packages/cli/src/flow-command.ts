@@ -1,8 +1,37 @@
 import { createLogger } from '@marie/core';
-import { loadFlow } from '@marie/flow';
-import { Command } from 'commander';
-import { exitWith } from './errors.js';
-import { integer } from './parse.js';
+import { Flow, type GatewayProtocol, loadFlow, type Polling, parseGraph } from '@marie/flow';
+import { DEFAULT_PORT } from '@marie/transport-grpc';
+import { Command, Option } from 'commander';
+import { exitWith, UsageError } from './errors.js';
+import { integer, jsonObject } from './parse.js';
+
+/** Starts a Flow, prints one `ready` line per gateway address, and stops it on SIGTERM/SIGINT. */
+async function runFlow(command: string, make: () => Promise<Flow> | Flow): Promise<void> {
+  const log = createLogger(command);
+  let flow: Flow;
+  try {
+    flow = await make();
+    await flow.start();
+  } catch (err) {
+    exitWith(command, err);
+  }
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info(`${signal}: shutting down`);
+    flow.close().then(
+      () => process.exit(0),
+      (err: unknown) => {
+        log.error({ err }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  for (const address of flow.addresses) process.stdout.write(`ready ${address}\n`);
+}
 
 /** `marie flow --uses flow.yml`: the gateway and every deployment, until SIGTERM/SIGINT. */
 export function flowCommand(): Command {
@@ -11,36 +40,94 @@ export function flowCommand(): Command {
       'run a Flow (jtype: Flow YAML): every executor as supervised processes behind one gateway',
     )
     .requiredOption('--uses <flow.yml>', 'the Flow YAML')
-    .option(
-      '--grace-period <ms>',
-      'how long in-flight calls may finish at shutdown',
-      integer('--grace-period', 0),
-      10_000,
+    .action((flags: { uses: string }) => runFlow('marie flow', () => loadFlow(flags.uses)));
+}
+
+interface GatewayFlags {
+  graphDescription: string;
+  graphConditions?: string;
+  deploymentsAddresses: string;
+  deploymentsPolling?: string;
+  protocol: string[];
+  port?: string[];
+  host: string;
+  timeoutSend?: number;
+  timeoutReady: number;
+}
+
+const PROTOCOLS = new Set(['grpc', 'http', 'websocket']);
+
+/**
+ * `marie gateway`: a Flow's gateway alone, in front of executors that run elsewhere (the
+ * containers of an exported Flow). The flags are Jina's: the graph as JSON and each node's
+ * addresses.
+ */
+export function gatewayCommand(): Command {
+  return new Command('gateway')
+    .description('serve a gateway for executors started elsewhere (an exported Flow)')
+    .requiredOption(
+      '--graph-description <json>',
+      'each node and the nodes that take its answer: {"start-gateway":["a"],"a":["end-gateway"]}',
     )
-    .action(async (flags: { uses: string; gracePeriod: number }) => {
-      const log = createLogger('marie flow');
-      let flow: Awaited<ReturnType<typeof loadFlow>>;
-      try {
-        flow = await loadFlow(flags.uses);
-        await flow.start();
-      } catch (err) {
-        exitWith('marie flow', err);
-      }
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        log.info(`${signal}: shutting down`);
-        flow.close().then(
-          () => process.exit(0),
-          (err: unknown) => {
-            log.error({ err }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-      for (const address of flow.addresses) process.stdout.write(`ready ${address}\n`);
-    });
+    .option('--graph-conditions <json>', 'when-conditions by node: {"a":{"tags__x":{"$eq":1}}}')
+    .requiredOption(
+      '--deployments-addresses <json>',
+      'addresses by node, replicas or one list per shard: {"a":["grpc://a:8080"]}',
+    )
+    .option('--deployments-polling <json>', 'polling by node: {"a":"ALL"}')
+    .addOption(
+      new Option('--protocol <protocols...>', 'protocols to serve: grpc, http, websocket').default([
+        'grpc',
+      ]),
+    )
+    .option('--port <ports...>', `one port per protocol (default ${DEFAULT_PORT})`)
+    .option('--host <host>', 'interface to listen on', '0.0.0.0')
+    .option('--timeout-send <ms>', 'deadline of each hop', integer('--timeout-send', 1))
+    .option(
+      '--timeout-ready <ms>',
+      'how long to wait for every executor to answer its health check',
+      integer('--timeout-ready', 1),
+      600_000,
+    )
+    .action((flags: GatewayFlags) => runFlow('marie gateway', () => gatewayFlow(flags)));
+}
+
+function gatewayFlow(flags: GatewayFlags): Flow {
+  const unknown = flags.protocol.filter((p) => !PROTOCOLS.has(p));
+  if (unknown.length)
+    throw new UsageError(`--protocol ${unknown.join(' ')}: unknown (grpc, http, websocket)`);
+  const ports = (flags.port ?? flags.protocol.map((_, i) => String(DEFAULT_PORT + i))).map((p) => {
+    const n = Number(p);
+    if (!Number.isInteger(n) || n < 0 || n > 65535)
+      throw new UsageError(`--port: "${p}" is not a port`);
+    return n;
+  });
+  if (ports.length !== flags.protocol.length)
+    throw new UsageError(`--port: ${ports.length} ports for ${flags.protocol.length} protocols`);
+  let graph: ReturnType<typeof parseGraph>;
+  try {
+    graph = parseGraph(
+      JSON.parse(flags.graphDescription),
+      jsonObject('--graph-conditions', flags.graphConditions),
+    );
+  } catch (err) {
+    throw new UsageError(`--graph-description: ${(err as Error).message}`);
+  }
+  const addresses = jsonObject('--deployments-addresses', flags.deploymentsAddresses);
+  for (const [name, at] of Object.entries(addresses)) {
+    const list = [at].flat(2);
+    if (list.length === 0 || list.some((a) => typeof a !== 'string'))
+      throw new UsageError(`--deployments-addresses: "${name}" must list address strings`);
+  }
+  return Flow.fromGraph(graph, addresses as Record<string, string[]>, {
+    protocol: flags.protocol as GatewayProtocol[],
+    port: ports,
+    host: flags.host,
+    polling: jsonObject('--deployments-polling', flags.deploymentsPolling) as Record<
+      string,
+      Polling
+    >,
+    timeoutReadyMs: flags.timeoutReady,
+    ...(flags.timeoutSend === undefined ? {} : { timeoutSendMs: flags.timeoutSend }),
+  });
 }

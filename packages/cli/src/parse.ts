@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from 'commander';
+import { UsageError } from './errors.js';
 
 /** A commander parser for integer flags with a lower bound. */
 export function integer(name: string, min: number) {
@@ -8,4 +9,18 @@ export function integer(name: string, min: number) {
       throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
     return n;
   };
+}
+
+/** A flag holding a JSON object; a UsageError naming the flag otherwise. */
+export function jsonObject(flag: string, text: string | undefined): Record<string, unknown> {
+  if (text === undefined) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (err) {
+    throw new UsageError(`${flag}: not valid JSON (${(err as Error).message})`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value))
+    throw new UsageError(`${flag}: expected a JSON object`);
+  return value as Record<string, unknown>;
 }

@@ -1,7 +1,7 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { executorCommand } from './executor-command.js';
-import { flowCommand } from './flow-command.js';
+import { flowCommand, gatewayCommand } from './flow-command.js';
 import { pingCommand } from './ping-command.js';
 
 const require = createRequire(import.meta.url);
@@ -15,6 +15,7 @@ export function createProgram(): Command {
     .showHelpAfterError();
   program.addCommand(executorCommand());
   program.addCommand(flowCommand());
+  program.addCommand(gatewayCommand());
   program.addCommand(pingCommand());
   return program;
 }

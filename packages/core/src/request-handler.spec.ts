@@ -392,6 +392,18 @@ describe('process_data (handleMany)', () => {
       texts: ['one', 'two', 'three'],
     });
     expect(res.routes.map((r) => r.executor)).toEqual(['left', 'right', 'join']);
+
+    // noReduce (Jina's no_reduce): docs is every incoming document, duplicates kept, in order.
+    const raw = new RequestHandler(new Join({ metas: { name: 'join' } }), { noReduce: true });
+    const unreduced = await raw.handleMany([a, b]);
+    expect((unreduced.parameters.__results__ as any).join).toEqual({
+      matrix: [2, 2],
+      ids: ['1', '2', '2', '3'],
+      texts: ['one', undefined, 'two', 'three'],
+    });
+    // One request is the same either way.
+    const single = await raw.handleMany([a]);
+    expect((single.parameters.__results__ as any).join.ids).toEqual(['1', '2']);
   });
 });
 

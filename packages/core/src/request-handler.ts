@@ -43,6 +43,12 @@ export interface HandleOptions {
 
 export interface RequestHandlerOptions {
   logger?: Logger;
+  /**
+   * Joined requests (process_data, a Flow's `needs`): `docs` is every incoming document in order,
+   * duplicates kept, instead of the documents merged by id; `docsMatrix` is the same either way.
+   * Jina's `no_reduce`, for executors that reduce `docsMatrix` themselves.
+   */
+  noReduce?: boolean;
 }
 
 const NEVER = new AbortController().signal;
@@ -75,6 +81,7 @@ export class RequestHandler implements Processor {
   readonly #mutex = new Mutex();
   readonly #batcher: Batcher;
   readonly #logger: Logger;
+  readonly #noReduce: boolean;
   #listing?: EndpointListing;
   #closing?: Promise<void>;
 
@@ -91,6 +98,7 @@ export class RequestHandler implements Processor {
     if (typeof own.restore === 'function')
       this.restore = async (file) => void (await own.restore!(file));
     this.#logger = options.logger ?? createLogger(executor.runtimeArgs.name);
+    this.#noReduce = options.noReduce ?? false;
     this.#batcher = new Batcher((endpoint, docs, parameters) =>
       this.#invoke(
         endpoint,
@@ -222,7 +230,10 @@ export class RequestHandler implements Processor {
     if (!endpoint) return base; // no binding, no /default: unchanged, as Python peers do
     try {
       const matrix = requests.map((r) => this.#docsOf(endpoint.requestSchema, r.docs));
-      const docs = reduceDocs(matrix);
+      const docs =
+        matrix.length === 1 || !this.#noReduce
+          ? reduceDocs(matrix)
+          : new DocList(endpoint.requestSchema as AnyDocType & { static: object }, matrix.flat());
       const parameters = this.#parameters(endpoint, base.parameters);
       const ctx = this.#context(
         endpoint,

@@ -1,7 +1,6 @@
 import { dirname } from 'node:path';
 import {
   ConfigError,
-  createDataRequest,
   createLogger,
   type DataRequest,
   type EndpointListing,
@@ -10,18 +9,12 @@ import {
   MarieError,
   readYamlFile,
   substituteVariables,
-  throwIfError,
 } from '@marie/core';
-import { AnyDoc, type AnyDocType, DocList, isPlainObject } from '@marie/docs';
-import type { GrpcClient } from '@marie/transport-grpc';
+import { type AnyDoc, type AnyDocType, type DocList, isPlainObject } from '@marie/docs';
 import { Gateway } from './gateway.js';
-import { reduceAnswers } from './reduce-answers.js';
 import { Replica } from './replica.js';
+import { type Polling, type PostOptions, ShardRouter } from './router.js';
 import { type GatewayProtocol, type Served, serveProcessor } from './serve.js';
-
-export type PollingMode = 'ANY' | 'ALL';
-/** One mode for every endpoint, or per endpoint with `*` as the fallback: `{ '/index': 'ALL', '*': 'ANY' }`. */
-export type Polling = PollingMode | Record<string, PollingMode>;
 
 export interface DeploymentOptions {
   /** YAML config or executor class name, as `marie executor --uses` takes it. */
@@ -49,16 +42,10 @@ export interface DeploymentOptions {
   host?: string;
   /** Error names after which a replica answers, then exits, and is restarted (a GPU fault, say). */
   exitOnExceptions?: string[];
+  /** Joined requests: the executor's `docs` keeps every incoming document (see `--no-reduce`). */
+  noReduce?: boolean;
   logger?: Logger;
 }
-
-export interface PostOptions<R extends AnyDocType = AnyDocType> {
-  parameters?: Record<string, unknown>;
-  responseSchema?: R;
-  timeoutMs?: number;
-}
-
-const RETRYABLE = new Set<string>([ErrorCode.Unavailable]);
 
 /**
  * One executor scaled out: `replicas` × `shards` `marie executor` processes, supervised here.
@@ -72,7 +59,7 @@ export class Deployment implements AsyncDisposable {
   /** shards[shardId][replicaId] */
   readonly shards: Replica[][] = [];
   readonly #logger: Logger;
-  #next = 0;
+  readonly #router: ShardRouter;
   #closing?: Promise<void>;
   readonly #restartTimers = new Set<NodeJS.Timeout>();
   /** Where the deployment is served when `port` or `protocol` is given: `grpc://host:port` each. */
@@ -100,6 +87,11 @@ export class Deployment implements AsyncDisposable {
       for (let r = 0; r < replicas; r++) row.push(this.#replica(s, r, shards, replicas));
       this.shards.push(row);
     }
+    this.#router = new ShardRouter(this.name, this.shards, {
+      logger: this.#logger,
+      ...(options.polling ? { polling: options.polling } : {}),
+      ...(options.retries === undefined ? {} : { retries: options.retries }),
+    });
   }
 
   /**
@@ -156,6 +148,7 @@ export class Deployment implements AsyncDisposable {
     if (o.usesMetas) args.push('--uses-metas', JSON.stringify(o.usesMetas));
     if (o.pyModules?.length) args.push('--py-modules', ...o.pyModules);
     if (o.exitOnExceptions?.length) args.push('--exit-on-exceptions', ...o.exitOnExceptions);
+    if (o.noReduce) args.push('--no-reduce');
     return new Replica(
       {
         args,
@@ -175,13 +168,8 @@ export class Deployment implements AsyncDisposable {
       await Promise.all(this.shards.flat().map((r) => r.start()));
       const o = this.options;
       if (o.port !== undefined || o.protocol !== undefined) {
-        const listing = await this.shards[0]![0]!.client!.endpoints();
         const gateway = new Gateway([{ name: this.name, needs: ['gateway'], target: this }], {
-          endpoints: {
-            endpoints: listing.endpoints,
-            writeEndpoints: listing.writeEndpoints,
-            schemas: (listing.schemas ?? {}) as EndpointListing['schemas'],
-          },
+          endpoints: await this.endpoints(),
           logger: this.#logger,
         });
         this.#served = await serveProcessor(gateway, {
@@ -216,97 +204,35 @@ export class Deployment implements AsyncDisposable {
     this.#restartTimers.add(timer);
   }
 
-  /** The least busy ready replica of a shard, round robin among equals. */
-  #pick(shard: Replica[], exclude: Set<Replica>): Replica | undefined {
-    let best: Replica | undefined;
-    const start = this.#next++;
-    for (let i = 0; i < shard.length; i++) {
-      const r = shard[(start + i) % shard.length]!;
-      if (!r.ready || exclude.has(r)) continue;
-      if (!best || r.inFlight < best.inFlight) best = r;
-    }
-    return best;
-  }
-
-  #sendToShard(shard: Replica[], req: DataRequest<any>, timeoutMs?: number): Promise<DataRequest> {
-    return this.#onShard(shard, (client) =>
-      client.send(req, timeoutMs === undefined ? {} : { timeoutMs }),
-    );
-  }
-
-  /** Runs a call on the least busy ready replica of a shard, retrying UNAVAILABLE on others. */
-  async #onShard(
-    shard: Replica[],
-    call: (client: GrpcClient) => Promise<DataRequest>,
-  ): Promise<DataRequest> {
-    const tried = new Set<Replica>();
-    const retries = this.options.retries ?? 3;
-    let lastError: unknown;
-    for (let attempt = 0; attempt <= retries; attempt++) {
-      const replica = this.#pick(shard, tried) ?? this.#pick(shard, new Set());
-      if (!replica?.client) {
-        lastError = new MarieError(ErrorCode.Unavailable, `${this.name}: no replica is ready`);
-        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
-        continue;
-      }
-      tried.add(replica);
-      replica.inFlight++;
-      try {
-        return await call(replica.client);
-      } catch (err) {
-        lastError = err;
-        if (!(err instanceof MarieError) || !RETRYABLE.has(err.code)) throw err;
-        this.#logger.warn(`${replica.spec.label}: ${err.message}; retrying on another replica`);
-      } finally {
-        replica.inFlight--;
-      }
-    }
-    throw lastError;
-  }
-
-  #pollingFor(endpoint: string | undefined): PollingMode {
-    const p = this.options.polling ?? 'ANY';
-    if (typeof p === 'string') return p;
-    return p[endpoint ?? '/default'] ?? p['*'] ?? 'ANY';
-  }
-
   /** Sends one request through the deployment and returns the answer (an error answer carries its status). */
-  async send(req: DataRequest<any>, options: { timeoutMs?: number } = {}): Promise<DataRequest> {
-    if (this.#closing) throw new MarieError(ErrorCode.Unavailable, `${this.name} is closed`);
-    if (this.shards.length === 1 || this.#pollingFor(req.header.execEndpoint) === 'ANY') {
-      const shard = this.shards[this.#next % this.shards.length]!;
-      return this.#sendToShard(shard, req, options.timeoutMs);
-    }
-    const settled = await Promise.allSettled(
-      this.shards.map((shard) => this.#sendToShard(shard, req, options.timeoutMs)),
-    );
-    return reduceAnswers(req, settled);
+  send(req: DataRequest<any>, options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+    return this.#router.send(req, options);
   }
 
   /** Sends several requests joined (a Flow's `needs`): one replica gets them all as `docsMatrix`. */
   sendMany(reqs: DataRequest<any>[], options: { timeoutMs?: number } = {}): Promise<DataRequest> {
-    if (this.#closing)
-      return Promise.reject(new MarieError(ErrorCode.Unavailable, `${this.name} is closed`));
-    const shard = this.shards[this.#next % this.shards.length]!;
-    const timeout = options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
-    return this.#onShard(shard, (client) => client.sendMany(reqs, timeout));
+    return this.#router.sendMany(reqs, options);
   }
 
   /** Posts documents and resolves to the answer's documents; an error answer rejects with a MarieError. */
-  async post<R extends AnyDocType = typeof AnyDoc>(
+  post<R extends AnyDocType = typeof AnyDoc>(
     on: string,
     docs: DocList<any> | readonly object[] = [],
     options: PostOptions<R> = {},
   ): Promise<DocList<R['static']>> {
-    const res = await this.send(
-      createDataRequest({ endpoint: on, docs, parameters: options.parameters ?? {} }),
-      options,
-    );
-    throwIfError(res);
-    return new DocList(
-      (options.responseSchema ?? AnyDoc) as R & { static: object },
-      res.docs as never,
-    );
+    return this.#router.post(on, docs, options);
+  }
+
+  /** The executor's endpoints and schemas, as its first replica lists them. */
+  async endpoints(): Promise<EndpointListing> {
+    const client = this.shards[0]?.[0]?.client;
+    if (!client) throw new MarieError(ErrorCode.Unavailable, `${this.name} is not started`);
+    const listing = await client.endpoints();
+    return {
+      endpoints: listing.endpoints,
+      writeEndpoints: listing.writeEndpoints,
+      schemas: (listing.schemas ?? {}) as EndpointListing['schemas'],
+    };
   }
 
   /** Process ids by shard, for supervision tools and tests. */
@@ -317,6 +243,7 @@ export class Deployment implements AsyncDisposable {
   /** Stops every replica: SIGTERM, then SIGKILL after the grace period. Safe to call twice. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
+      this.#router.close();
       for (const t of this.#restartTimers) clearTimeout(t);
       await this.#served?.shutdown();
       await Promise.all(this.shards.flat().map((r) => r.stop(this.options.graceMs ?? 10_000)));

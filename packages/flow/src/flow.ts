@@ -1,6 +1,16 @@
-import { createLogger, type EndpointListing, type Logger, type Processor } from '@marie/core';
+import {
+  createLogger,
+  type EndpointListing,
+  ErrorCode,
+  type Logger,
+  MarieError,
+  type Processor,
+} from '@marie/core';
 import { Deployment, type DeploymentOptions } from './deployment.js';
 import { Gateway } from './gateway.js';
+import { describeGraph, type FlowGraph, graphNodes } from './graph.js';
+import { RemoteDeployment } from './remote.js';
+import type { Polling } from './router.js';
 import { type GatewayProtocol, serveProcessor } from './serve.js';
 import type { Condition } from './when.js';
 
@@ -17,8 +27,16 @@ export interface FlowOptions {
   logger?: Logger;
 }
 
-export interface FlowExecutor extends Omit<DeploymentOptions, 'name'> {
+export interface FlowExecutor extends Omit<DeploymentOptions, 'name' | 'uses'> {
   name: string;
+  /** YAML config or class name (see Deployment); not needed for an `external` executor. */
+  uses?: string;
+  /** Started by someone else (Jina's `external`): reached at `addresses`, not spawned. */
+  external?: boolean;
+  /** For `external`: replica addresses, or one list per shard (`grpc://host:port`). */
+  addresses?: string | string[] | string[][];
+  /** The container image `marie export` runs this executor from (see export). */
+  image?: string;
   /** Executors this one takes its input from: the previous one unless given; `gateway` is the client. */
   needs?: string | string[];
   when?: Condition;
@@ -33,7 +51,7 @@ export interface FlowExecutor extends Omit<DeploymentOptions, 'name'> {
 export class Flow implements AsyncDisposable {
   readonly options: FlowOptions;
   readonly executors: FlowExecutor[] = [];
-  readonly deployments = new Map<string, Deployment>();
+  readonly deployments = new Map<string, Deployment | RemoteDeployment>();
   /** `grpc://127.0.0.1:PORT` etc., one per protocol, once started. */
   readonly addresses: string[] = [];
   gateway?: Gateway;
@@ -51,30 +69,62 @@ export class Flow implements AsyncDisposable {
     return this;
   }
 
+  /**
+   * A Flow of executors started elsewhere: the graph (as `describeGraph` writes it) and each
+   * node's addresses. `marie gateway` runs this in a container next to the executors' containers.
+   */
+  static fromGraph(
+    graph: FlowGraph,
+    addresses: Record<string, string | string[] | string[][]>,
+    options: FlowOptions & { polling?: Record<string, Polling>; timeoutReadyMs?: number } = {},
+  ): Flow {
+    const { polling, timeoutReadyMs, ...flowOptions } = options;
+    const flow = new Flow(flowOptions);
+    for (const node of graphNodes(graph)) {
+      const at = addresses[node.name];
+      if (at === undefined)
+        throw new MarieError(ErrorCode.InvalidArgument, `no addresses for "${node.name}"`);
+      const p = polling?.[node.name];
+      flow.add({
+        name: node.name,
+        needs: node.needs,
+        external: true,
+        addresses: at,
+        ...(node.when ? { when: node.when } : {}),
+        ...(node.floating ? { floating: true } : {}),
+        ...(p ? { polling: p } : {}),
+        ...(timeoutReadyMs === undefined ? {} : { timeoutReadyMs }),
+      });
+    }
+    for (const name of Object.keys(addresses))
+      if (!flow.executors.some((e) => e.name === name))
+        throw new MarieError(
+          ErrorCode.InvalidArgument,
+          `addresses for "${name}", not in the graph`,
+        );
+    return flow;
+  }
+
+  /** The topology: Jina's graph description and conditions. */
+  graph(): FlowGraph {
+    return describeGraph(this.executors);
+  }
+
   async start(): Promise<this> {
     try {
-      const nodes = [];
-      let previous = 'gateway';
-      for (const e of this.executors) {
-        const { needs, when, floating, ...options } = e;
-        this.deployments.set(e.name, new Deployment({ ...options, logger: this.#logger }));
-        const node = {
-          name: e.name,
-          needs: needs === undefined ? [previous] : [needs].flat(),
-          target: this.deployments.get(e.name)!,
-        };
-        nodes.push({ ...node, ...(when ? { when } : {}), ...(floating ? { floating } : {}) });
-        if (!floating) previous = e.name;
-      }
-      new Gateway(nodes); // validates the graph before any process starts
+      const nodes = graphNodes(this.graph()); // checks the graph before any process starts
+      for (const e of this.executors) this.deployments.set(e.name, this.#deployment(e));
       await Promise.all([...this.deployments.values()].map((d) => d.start()));
-      this.gateway = new Gateway(nodes, {
-        ...(this.options.timeoutSendMs === undefined
-          ? {}
-          : { timeoutSendMs: this.options.timeoutSendMs }),
-        endpoints: await this.#endpoints(),
-        logger: this.#logger,
-      });
+      this.gateway = new Gateway(
+        nodes.map((n) => ({ ...n, target: this.deployments.get(n.name)! })),
+        {
+          ...(this.options.timeoutSendMs === undefined
+            ? {}
+            : { timeoutSendMs: this.options.timeoutSendMs }),
+          endpoints: await this.#endpoints(),
+          logger: this.#logger,
+        },
+      );
       await this.#serve(this.gateway);
     } catch (err) {
       await this.close();
@@ -83,13 +133,35 @@ export class Flow implements AsyncDisposable {
     return this;
   }
 
+  #deployment(e: FlowExecutor): Deployment | RemoteDeployment {
+    const { needs, when, floating, external, addresses, image, uses, ...options } = e;
+    if (external) {
+      if (addresses === undefined)
+        throw new MarieError(ErrorCode.InvalidArgument, `${e.name}: external needs addresses`);
+      return new RemoteDeployment({
+        name: e.name,
+        addresses,
+        logger: this.#logger,
+        ...(options.polling ? { polling: options.polling } : {}),
+        ...(options.retries === undefined ? {} : { retries: options.retries }),
+        ...(options.timeoutReadyMs === undefined ? {} : { timeoutReadyMs: options.timeoutReadyMs }),
+      });
+    }
+    if (uses === undefined)
+      throw new MarieError(ErrorCode.InvalidArgument, `${e.name}: uses is missing`);
+    if (uses.startsWith('docker://'))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `${e.name}: ${uses} runs only from an exported Flow (marie export compose|kubernetes)`,
+      );
+    return new Deployment({ ...options, uses, logger: this.#logger });
+  }
+
   /** The union of the executors' endpoints, schemas from the first executor listing each. */
   async #endpoints(): Promise<EndpointListing> {
     const out: EndpointListing = { endpoints: [], writeEndpoints: [], schemas: {} };
     for (const dep of this.deployments.values()) {
-      const client = dep.shards[0]?.[0]?.client;
-      if (!client) continue;
-      const listing = await client.endpoints();
+      const listing = await dep.endpoints();
       for (const e of listing.endpoints) if (!out.endpoints.includes(e)) out.endpoints.push(e);
       for (const [e, s] of Object.entries(listing.schemas ?? {}))
         out.schemas[e] ??= s as EndpointListing['schemas'][string];

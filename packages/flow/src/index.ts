@@ -1,13 +1,18 @@
-export {
-  Deployment,
-  type DeploymentOptions,
-  type Polling,
-  type PollingMode,
-  type PostOptions,
-} from './deployment.js';
+export { Deployment, type DeploymentOptions } from './deployment.js';
 export { Flow, type FlowExecutor, type FlowOptions, type GatewayProtocol } from './flow.js';
 export { Gateway, type GatewayNode, type GatewayOptions, type NodeTarget } from './gateway.js';
+export {
+  describeGraph,
+  END,
+  type FlowGraph,
+  type GraphNode,
+  graphNodes,
+  parseGraph,
+  START,
+} from './graph.js';
 export { loadFlow } from './load-flow.js';
 export { reduceAnswers } from './reduce-answers.js';
+export { parseAddress, RemoteDeployment, type RemoteDeploymentOptions } from './remote.js';
 export { marieBin } from './replica.js';
+export { type Polling, type PollingMode, type PostOptions, ShardRouter } from './router.js';
 export { type Condition, matches } from './when.js';

@@ -24,7 +24,14 @@ const EXECUTOR_KEYS: Record<string, keyof FlowExecutor> = {
   retries: 'retries',
   exit_on_exceptions: 'exitOnExceptions',
   exitOnExceptions: 'exitOnExceptions',
+  no_reduce: 'noReduce',
+  noReduce: 'noReduce',
+  external: 'external',
+  addresses: 'addresses',
+  image: 'image',
 };
+/** Jina's way to name an external executor: `external: true, host: h, port: p`. */
+const EXTERNAL_KEYS = new Set(['host', 'port']);
 
 /**
  * A Flow from YAML, Jina's shape: `jtype: Flow`, `with: { protocol, port, timeout_send }`,
@@ -59,6 +66,7 @@ export async function loadFlow(
     if (!isPlainObject(entry)) throw new ConfigError(`${path}: executors[${i}] must be a mapping`);
     const executor: Record<string, unknown> = { cwd: dirname(file) };
     for (const [key, value] of Object.entries(entry)) {
+      if (EXTERNAL_KEYS.has(key) && entry.external === true) continue;
       const name = EXECUTOR_KEYS[key];
       if (!name)
         throw new ConfigError(
@@ -68,8 +76,16 @@ export async function loadFlow(
         );
       executor[name] = value;
     }
-    if (typeof executor.name !== 'string' || typeof executor.uses !== 'string')
-      throw new ConfigError(`${path}: executors[${i}] needs a name and uses`);
+    if (executor.external === true && executor.addresses === undefined) {
+      if (typeof entry.host !== 'string' || entry.port === undefined)
+        throw new ConfigError(`${path}: executors[${i}] is external: give host and port`);
+      executor.addresses = `${entry.host}:${entry.port}`;
+    }
+    if (
+      typeof executor.name !== 'string' ||
+      (typeof executor.uses !== 'string' && executor.external !== true)
+    )
+      throw new ConfigError(`${path}: executors[${i}] needs a name and uses (or external)`);
     flow.add(executor as unknown as FlowExecutor);
   }
   return flow;

@@ -2,6 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import type { Logger } from '@marie/core';
 import { GrpcClient } from '@marie/transport-grpc';
+import type { Upstream } from './router.js';
 
 const require = createRequire(import.meta.url);
 
@@ -23,7 +24,7 @@ export interface ReplicaSpec {
  * One replica: a `marie executor` child process supervised by its Deployment. It is started with
  * an IPC channel, so it stops by itself when the supervisor dies, even by SIGKILL.
  */
-export class Replica {
+export class Replica implements Upstream {
   readonly spec: ReplicaSpec;
   client?: GrpcClient;
   child?: ChildProcess;
@@ -42,6 +43,10 @@ export class Replica {
 
   get ready(): boolean {
     return this.client !== undefined && !this.#stopping;
+  }
+
+  get label(): string {
+    return this.spec.label;
   }
 
   get pid(): number | undefined {

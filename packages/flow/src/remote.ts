@@ -1,0 +1,155 @@
+import {
+  createLogger,
+  type DataRequest,
+  type EndpointListing,
+  ErrorCode,
+  type Logger,
+  MarieError,
+} from '@marie/core';
+import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
+import { GrpcClient } from '@marie/transport-grpc';
+import { type Polling, type PostOptions, ShardRouter, type Upstream } from './router.js';
+
+export interface RemoteDeploymentOptions {
+  name: string;
+  /**
+   * Where the executor runs: one address per replica (`grpc://host:port` or `host:port`), or one
+   * list of replica addresses per shard. Started by someone else: a container, another machine.
+   */
+  addresses: string | string[] | string[][];
+  polling?: Polling;
+  retries?: number;
+  /** How long `start()` waits for every address to answer its health check; 60 s unless given. */
+  timeoutReadyMs?: number;
+  logger?: Logger;
+}
+
+/** `grpc://host:port`, `grpcs://host:port` or `host:port`, checked. */
+export function parseAddress(address: string, what = 'address'): GrpcClientAddress {
+  const m = /^(?:(grpcs?):\/\/)?(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(address.trim());
+  const port = Number(m?.[3]);
+  if (!m || port < 1 || port > 65535)
+    throw new MarieError(
+      ErrorCode.InvalidArgument,
+      `${what}: "${address}" is not grpc://HOST:PORT (only gRPC reaches executors)`,
+    );
+  return { host: m[2]!.replace(/^\[|\]$/g, ''), port, tls: m[1] === 'grpcs' };
+}
+
+interface GrpcClientAddress {
+  host: string;
+  port: number;
+  tls: boolean;
+}
+
+class RemoteReplica implements Upstream {
+  readonly client: GrpcClient;
+  readonly label: string;
+  readonly ready = true;
+  inFlight = 0;
+
+  constructor(label: string, address: GrpcClientAddress) {
+    this.label = label;
+    this.client = new GrpcClient({
+      host: address.host,
+      port: address.port,
+      poolSize: 1,
+      ...(address.tls ? { tls: true } : {}),
+    });
+  }
+}
+
+/**
+ * An executor this process does not start (Jina's `external: true`): the head logic of a
+ * Deployment (replica choice, retries on UNAVAILABLE, ANY/ALL polling) over addresses. The
+ * gateway of an exported Flow reaches its containers through these.
+ */
+export class RemoteDeployment implements AsyncDisposable {
+  readonly name: string;
+  readonly shards: RemoteReplica[][];
+  readonly #router: ShardRouter;
+  readonly #options: RemoteDeploymentOptions;
+
+  constructor(options: RemoteDeploymentOptions) {
+    this.name = options.name;
+    this.#options = options;
+    const list = [options.addresses].flat();
+    const rows =
+      list.length && list.every(Array.isArray) ? (list as string[][]) : [list as string[]];
+    if (rows.length === 0 || rows.some((r) => r.length === 0))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `${this.name}: addresses must list at least one address per shard`,
+      );
+    this.shards = rows.map((row, s) =>
+      row.map(
+        (a, r) =>
+          new RemoteReplica(
+            `${this.name}/shard-${s}/replica-${r} (${a})`,
+            parseAddress(a, `${this.name}.addresses`),
+          ),
+      ),
+    );
+    this.#router = new ShardRouter(this.name, this.shards, {
+      logger: options.logger ?? createLogger(`deployment ${this.name}`),
+      ...(options.polling ? { polling: options.polling } : {}),
+      ...(options.retries === undefined ? {} : { retries: options.retries }),
+    });
+  }
+
+  /** Resolves once every address answers its health check; rejects after `timeoutReadyMs`. */
+  async start(): Promise<this> {
+    const deadline = Date.now() + (this.#options.timeoutReadyMs ?? 60_000);
+    await Promise.all(
+      this.shards.flat().map(async (replica) => {
+        for (;;) {
+          const left = deadline - Date.now();
+          if (await replica.client.isReady({ timeoutMs: Math.max(1, Math.min(left, 2000)) }))
+            return;
+          if (Date.now() >= deadline)
+            throw new MarieError(
+              ErrorCode.Unavailable,
+              `${replica.label} is not ready after ${this.#options.timeoutReadyMs ?? 60_000} ms`,
+            );
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      }),
+    );
+    return this;
+  }
+
+  send(req: DataRequest<any>, options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+    return this.#router.send(req, options);
+  }
+
+  sendMany(reqs: DataRequest<any>[], options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+    return this.#router.sendMany(reqs, options);
+  }
+
+  post<R extends AnyDocType = typeof AnyDoc>(
+    on: string,
+    docs: DocList<any> | readonly object[] = [],
+    options: PostOptions<R> = {},
+  ): Promise<DocList<R['static']>> {
+    return this.#router.post(on, docs, options);
+  }
+
+  async endpoints(): Promise<EndpointListing> {
+    const listing = await this.shards[0]![0]!.client.endpoints();
+    return {
+      endpoints: listing.endpoints,
+      writeEndpoints: listing.writeEndpoints,
+      schemas: (listing.schemas ?? {}) as EndpointListing['schemas'],
+    };
+  }
+
+  /** Closes the connections; the executors keep running (they are not ours). */
+  async close(): Promise<void> {
+    this.#router.close();
+    for (const r of this.shards.flat()) r.client.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}
