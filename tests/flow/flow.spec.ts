@@ -64,7 +64,13 @@ describe('Flow and Gateway', () => {
       );
       // b saw only the invoice; c saw both; the join saw one request from each branch. Merged by
       // id, the first branch's fields win (Jina's reduce), so the invoice keeps b's tags.
-      expect(byId[`inv-${i}`]).toEqual({ kind: 'invoice', a: true, b: true, joined: [1, 2] });
+      expect(byId[`inv-${i}`]).toEqual({
+        kind: 'invoice',
+        a: true,
+        b: true,
+        joined: [1, 2],
+        seen: 2,
+      });
       expect(byId[`memo-${i}`]).toMatchObject({ kind: 'memo', a: true, c: true, joined: [1, 2] });
       expect(byId[`memo-${i}`]).not.toHaveProperty('b');
       // The floating executor's answer never reaches the client.

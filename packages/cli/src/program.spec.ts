@@ -4,7 +4,13 @@ import { createProgram } from './index.js';
 describe('marie program', () => {
   it('has the executor and ping commands with their flags', () => {
     const program = createProgram();
-    expect(program.commands.map((c) => c.name())).toEqual(['executor', 'flow', 'gateway', 'ping']);
+    expect(program.commands.map((c) => c.name())).toEqual([
+      'executor',
+      'flow',
+      'gateway',
+      'export',
+      'ping',
+    ]);
     const executor = program.commands[0]!;
     const flags = executor.options.map((o) => o.long);
     for (const flag of [
@@ -19,6 +25,6 @@ describe('marie program', () => {
       expect(flags).toContain(flag);
     expect(executor.getOptionValue('port')).toBeUndefined();
     expect(executor.getOptionValue('host')).toBe('0.0.0.0');
-    expect(program.commands[3]!.getOptionValue('timeout')).toBe(3000);
+    expect(program.commands[4]!.getOptionValue('timeout')).toBe(3000);
   });
 });

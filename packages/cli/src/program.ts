@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { Command } from 'commander';
 import { executorCommand } from './executor-command.js';
+import { exportCommand } from './export-command.js';
 import { flowCommand, gatewayCommand } from './flow-command.js';
 import { pingCommand } from './ping-command.js';
 
@@ -16,6 +17,7 @@ export function createProgram(): Command {
   program.addCommand(executorCommand());
   program.addCommand(flowCommand());
   program.addCommand(gatewayCommand());
+  program.addCommand(exportCommand());
   program.addCommand(pingCommand());
   return program;
 }

@@ -17,6 +17,8 @@ import type { Condition } from './when.js';
 export type { GatewayProtocol } from './serve.js';
 
 export interface FlowOptions {
+  /** Names the Flow's exported objects (compose project, Kubernetes labels); `marie-flow` unless given. */
+  name?: string;
   /** Protocols the gateway serves; gRPC unless given. */
   protocol?: GatewayProtocol | GatewayProtocol[];
   /** One port per protocol; 0 (the default) picks free ones. */

@@ -1,4 +1,19 @@
 export { Deployment, type DeploymentOptions } from './deployment.js';
+export {
+  CONTAINER_PORT,
+  DEFAULT_IMAGE,
+  type ExportOptions,
+  type ExportPlan,
+  type PlannedContainer,
+  planExport,
+} from './export.js';
+export {
+  type ComposeOptions,
+  type KubernetesFile,
+  type KubernetesOptions,
+  toCompose,
+  toKubernetes,
+} from './export-targets.js';
 export { Flow, type FlowExecutor, type FlowOptions, type GatewayProtocol } from './flow.js';
 export { Gateway, type GatewayNode, type GatewayOptions, type NodeTarget } from './gateway.js';
 export {

@@ -54,7 +54,9 @@ export async function loadFlow(
   const w = isPlainObject(raw.with) ? raw.with : {};
   const protocol = (w.protocol ?? 'grpc') as GatewayProtocol | GatewayProtocol[];
   const timeout = w.timeout_send ?? w.timeoutSendMs;
+  const name = w.name ?? raw.name;
   const flow = new Flow({
+    ...(typeof name === 'string' ? { name } : {}),
     protocol,
     ...(w.port === undefined ? {} : { port: w.port as number | number[] }),
     ...(typeof w.host === 'string' ? { host: w.host } : {}),

@@ -24,22 +24,33 @@ export interface RemoteDeploymentOptions {
   logger?: Logger;
 }
 
-/** `grpc://host:port`, `grpcs://host:port` or `host:port`, checked. */
+/**
+ * `grpc://host:port`, `grpcs://host:port`, `host:port`, or `dns:///host:port` (every address the
+ * name resolves to, round robin: replicas behind a Kubernetes headless Service), checked.
+ */
 export function parseAddress(address: string, what = 'address'): GrpcClientAddress {
-  const m = /^(?:(grpcs?):\/\/)?(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(address.trim());
-  const port = Number(m?.[3]);
+  const m = /^(?:(grpcs?):\/\/|(dns):\/\/\/)?(\[[^\]]+\]|[^:/\s]+):(\d{1,5})\/?$/.exec(
+    address.trim(),
+  );
+  const port = Number(m?.[4]);
   if (!m || port < 1 || port > 65535)
     throw new MarieError(
       ErrorCode.InvalidArgument,
-      `${what}: "${address}" is not grpc://HOST:PORT (only gRPC reaches executors)`,
+      `${what}: "${address}" is not grpc://HOST:PORT or dns:///HOST:PORT (only gRPC reaches executors)`,
     );
-  return { host: m[2]!.replace(/^\[|\]$/g, ''), port, tls: m[1] === 'grpcs' };
+  return {
+    host: m[3]!.replace(/^\[|\]$/g, ''),
+    port,
+    tls: m[1] === 'grpcs',
+    allAddresses: m[2] === 'dns',
+  };
 }
 
 interface GrpcClientAddress {
   host: string;
   port: number;
   tls: boolean;
+  allAddresses: boolean;
 }
 
 class RemoteReplica implements Upstream {
@@ -55,6 +66,7 @@ class RemoteReplica implements Upstream {
       port: address.port,
       poolSize: 1,
       ...(address.tls ? { tls: true } : {}),
+      ...(address.allAddresses ? { allAddresses: true } : {}),
     });
   }
 }

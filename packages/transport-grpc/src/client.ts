@@ -34,6 +34,11 @@ export interface GrpcClientOptions {
   maxMessageBytes?: number;
   /** Keepalive ping interval; 10 s, as Python peers use. */
   keepaliveMs?: number;
+  /**
+   * Resolve every address of `host` (DNS, re-resolved when connections fail) and spread calls
+   * over them round robin: the replicas behind a Kubernetes headless Service, say.
+   */
+  allAddresses?: boolean;
 }
 
 export type { PostOptions } from '@marie/core';
@@ -56,7 +61,7 @@ export class GrpcClient {
       options.host.includes(':') && !options.host.startsWith('[')
         ? `[${options.host}]`
         : options.host;
-    this.target = `${host}:${options.port}`;
+    this.target = `${options.allAddresses ? 'dns:///' : ''}${host}:${options.port}`;
     const credentials = options.tls
       ? grpc.credentials.createSsl(
           typeof options.tls === 'object' ? Buffer.from(options.tls.ca) : null,
@@ -70,6 +75,11 @@ export class GrpcClient {
       'grpc.keepalive_permit_without_calls': 1,
       // One connection per pool member, not one shared subchannel.
       'grpc.use_local_subchannel_pool': 1,
+      ...(options.allAddresses
+        ? {
+            'grpc.service_config': JSON.stringify({ loadBalancingConfig: [{ round_robin: {} }] }),
+          }
+        : {}),
     };
     this.#pool = Array.from(
       { length: Math.max(1, options.poolSize ?? 2) },

@@ -1,0 +1,99 @@
+// bench/flow-overhead: what the gateway and each extra hop cost. Three ways to the same no-op
+// endpoint, measured in alternating rounds of the same run with the same raw grpc-js client:
+//   direct:  client -> executor A
+//   gw1:     client -> `marie gateway` -> A
+//   gw2:     client -> `marie gateway` -> A -> B   (the issue's chain; the gateway calls A, then B)
+// Added latency per hop is (p50(gw2) - p50(direct)) / 2: gw2 makes two more network round trips
+// than direct (client->gateway and gateway->B). Run by hand after `npm run build`:
+//   npm run bench:flow-overhead          (DURATION=s per round, ROUNDS)
+import { cpus } from 'node:os';
+import { alternate, DURATION_MS, ROUNDS, start, table, WARMUP_MS } from '../lib/grpc-load.mjs';
+import { big, MARIE_BIN, NOOP_DIR, small } from '../lib/payloads.mjs';
+
+const READY = /ready grpc:\/\/[^:]+:(\d+)/;
+const executor = () =>
+  start(
+    MARIE_BIN,
+    ['executor', '--uses', 'noop.yml', '--host', '127.0.0.1', '--port', '0'],
+    READY,
+    NOOP_DIR,
+  );
+const gateway = (nodes) => {
+  const description = { 'start-gateway': [nodes[0].name] };
+  for (const [i, n] of nodes.entries()) description[n.name] = [nodes[i + 1]?.name ?? 'end-gateway'];
+  const addresses = Object.fromEntries(nodes.map((n) => [n.name, [`127.0.0.1:${n.port}`]]));
+  return start(
+    MARIE_BIN,
+    [
+      'gateway',
+      '--graph-description',
+      JSON.stringify(description),
+      '--deployments-addresses',
+      JSON.stringify(addresses),
+      '--host',
+      '127.0.0.1',
+      '--port',
+      '0',
+    ],
+    READY,
+    NOOP_DIR,
+  );
+};
+
+const a = await executor();
+const b = await executor();
+const gw1 = await gateway([{ name: 'a', port: a.port }]);
+const gw2 = await gateway([
+  { name: 'a', port: a.port },
+  { name: 'b', port: b.port },
+]);
+
+const rows = [];
+for (const [name, payload] of [
+  ['1 small text doc', small],
+  ['64 docs x 768 float32', big],
+]) {
+  for (const concurrency of [1, 32]) {
+    const [direct, one, two] = await alternate([a, gw1, gw2], payload, concurrency);
+    rows.push({ name, concurrency, direct, one, two });
+  }
+}
+for (const p of [gw2, gw1, b, a]) p.child.kill('SIGTERM');
+
+console.log(
+  `flow-overhead: median of ${ROUNDS} alternating rounds of ${DURATION_MS / 1000} s (after ${WARMUP_MS / 1000} s warm-up) per cell, node ${process.version}, ${cpus().length} CPUs`,
+);
+console.log('');
+const us = (x) => `${x.toFixed(0)}us`;
+table(
+  [
+    'payload',
+    'in flight',
+    'A req/s',
+    'gw>A req/s',
+    'gw>A>B r/s',
+    'A p50',
+    'gw>A p50',
+    'gw>A>B p50',
+    'A p99',
+    'gw>A>B p99',
+    '+us/hop',
+  ],
+  rows.map((r) => [
+    r.name,
+    r.concurrency,
+    r.direct.rps.toFixed(0),
+    r.one.rps.toFixed(0),
+    r.two.rps.toFixed(0),
+    us(r.direct.p50),
+    us(r.one.p50),
+    us(r.two.p50),
+    us(r.direct.p99),
+    us(r.two.p99),
+    ((r.two.p50 - r.direct.p50) / 2).toFixed(0),
+  ]),
+);
+console.log('');
+console.log(
+  'target: <= 300 us added p50 per hop; one small doc through the gateway (gw>A>B, 1 in flight) < 1000 us p50',
+);

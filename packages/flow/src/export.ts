@@ -1,0 +1,181 @@
+import { createRequire } from 'node:module';
+import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
+import { ConfigError } from '@marie/core';
+import type { Flow, FlowExecutor } from './flow.js';
+import type { FlowGraph } from './graph.js';
+
+const require = createRequire(import.meta.url);
+const { version } = require('../package.json') as { version: string };
+
+/** The port every executor container listens on (gRPC). */
+export const CONTAINER_PORT = 8080;
+
+export interface ExportOptions {
+  /**
+   * Image of the gateway and of every executor that names no image of its own: `marie` as its
+   * entrypoint and the Flow's directory at `flowDir` (the repository's Dockerfile builds one).
+   */
+  image?: string;
+  /** Where the Flow's directory lies inside `image`; `/app/flow` unless given. */
+  flowDir?: string;
+  /** Kubernetes namespace of every object; none (kubectl's current one) unless given. */
+  namespace?: string;
+}
+
+/** One container: an executor shard (or one replica of it) or the gateway. */
+export interface PlannedContainer {
+  /** DNS-safe service name. */
+  service: string;
+  image: string;
+  /** Arguments after the image's entrypoint. */
+  args: string[];
+  env: Record<string, string>;
+  /** Container ports by protocol, gRPC first for executors. */
+  ports: { protocol: 'grpc' | 'http' | 'websocket'; port: number }[];
+  /** How many copies of this container run (Kubernetes); compose plans one service per replica. */
+  replicas: number;
+  executor: string;
+  shard?: number;
+}
+
+export interface ExportPlan {
+  name: string;
+  /** Per executor: its DNS-safe name and one container per shard. */
+  executors: { name: string; base: string; shards: PlannedContainer[] }[];
+  gateway: PlannedContainer;
+  graph: FlowGraph;
+  imagesToBuild: string[];
+}
+
+export const DEFAULT_IMAGE = `marie/runtime:${version}`;
+
+const dnsName = (name: string, what: string) => {
+  const n = name
+    .toLowerCase()
+    .replace(/[^a-z0-9-]+/g, '-')
+    .replace(/^-+|-+$/g, '');
+  if (!n || n.length > 50) throw new ConfigError(`${what}: "${name}" cannot be a DNS name`);
+  return n;
+};
+
+/** A path of the Flow's directory as the container sees it; outside it, an error. */
+function inImage(path: string, e: FlowExecutor, flowDir: string, hostDir: string): string {
+  const rel = relative(hostDir, resolve(e.cwd ?? hostDir, path));
+  if (rel.startsWith('..') || isAbsolute(rel))
+    throw new ConfigError(
+      `${e.name}: ${path} lies outside the Flow's directory (${hostDir}); give the executor an image`,
+    );
+  return posix.join(flowDir, rel.split(sep).join('/'));
+}
+
+function executorArgs(e: FlowExecutor, flowDir: string, hostDir: string): string[] {
+  const uses = e.uses ?? '';
+  const args = uses.startsWith('docker://')
+    ? [] // the image's entrypoint is `marie executor --uses ...`; runtime flags follow
+    : ['executor', '--uses', /\.ya?ml$/i.test(uses) ? inImage(uses, e, flowDir, hostDir) : uses];
+  args.push('--name', e.name, '--host', '0.0.0.0', '--port', String(CONTAINER_PORT));
+  if (e.pyModules?.length)
+    args.push('--py-modules', ...e.pyModules.map((m) => inImage(m, e, flowDir, hostDir)));
+  if (e.usesWith) args.push('--uses-with', JSON.stringify(e.usesWith));
+  if (e.usesMetas) args.push('--uses-metas', JSON.stringify(e.usesMetas));
+  if (e.exitOnExceptions?.length) args.push('--exit-on-exceptions', ...e.exitOnExceptions);
+  if (e.noReduce) args.push('--no-reduce');
+  return args;
+}
+
+/**
+ * What runs where when a Flow becomes containers: each executor shard as its own service
+ * (`name`, or `name-0`, `name-1`... when sharded) listening on 8080, and a gateway container
+ * running `marie gateway` with the graph and every shard's address.
+ */
+export function planExport(flow: Flow, options: ExportOptions = {}): ExportPlan {
+  const image = options.image ?? DEFAULT_IMAGE;
+  const flowDir = options.flowDir ?? '/app/flow';
+  const executors: ExportPlan['executors'] = [];
+  const graph = flow.graph();
+  const hostDir = flow.executors[0]?.cwd ?? process.cwd();
+  const taken = new Set(['gateway']);
+  let usesDefault = false;
+  for (const e of flow.executors) {
+    if (e.external) continue;
+    const base = dnsName(e.name, 'executor name');
+    const shards = e.shards ?? 1;
+    const own = e.uses?.startsWith('docker://') ? e.uses.slice('docker://'.length) : e.image;
+    usesDefault ||= own === undefined;
+    const args = executorArgs(e, flowDir, hostDir);
+    const planned: PlannedContainer[] = [];
+    for (let s = 0; s < shards; s++) {
+      const service = shards === 1 ? base : `${base}-${s}`;
+      if (taken.has(service))
+        throw new ConfigError(`${e.name}: service name "${service}" is taken; rename it`);
+      taken.add(service);
+      planned.push({
+        service,
+        image: own ?? image,
+        args: shards === 1 ? args : [...args, '--shard-id', String(s), '--shards', String(shards)],
+        env: { ...e.env },
+        ports: [{ protocol: 'grpc', port: CONTAINER_PORT }],
+        replicas: e.replicas ?? 1,
+        executor: e.name,
+        ...(shards === 1 ? {} : { shard: s }),
+      });
+    }
+    executors.push({ name: e.name, base, shards: planned });
+  }
+  const protocols = [flow.options.protocol ?? 'grpc'].flat();
+  const ports = [flow.options.port ?? 0].flat();
+  const gatewayPorts = protocols.map((protocol, i) => ({
+    protocol,
+    port: ports[i] || CONTAINER_PORT + i,
+  }));
+  const gatewayArgs = [
+    'gateway',
+    '--graph-description',
+    JSON.stringify(graph.description),
+    '--deployments-addresses',
+    '', // filled per target: compose and Kubernetes name services differently
+    '--protocol',
+    ...protocols,
+    '--port',
+    ...gatewayPorts.map((p) => String(p.port)),
+  ];
+  if (Object.keys(graph.conditions).length)
+    gatewayArgs.push('--graph-conditions', JSON.stringify(graph.conditions));
+  const polling = Object.fromEntries(
+    flow.executors.filter((e) => e.polling).map((e) => [e.name, e.polling]),
+  );
+  if (Object.keys(polling).length)
+    gatewayArgs.push('--deployments-polling', JSON.stringify(polling));
+  if (flow.options.timeoutSendMs !== undefined)
+    gatewayArgs.push('--timeout-send', String(flow.options.timeoutSendMs));
+  return {
+    name: dnsName(flow.options.name ?? 'marie-flow', 'flow name'),
+    executors,
+    graph,
+    imagesToBuild: usesDefault ? [image] : [],
+    gateway: {
+      service: 'gateway',
+      image,
+      args: gatewayArgs,
+      env: {},
+      ports: gatewayPorts,
+      replicas: 1,
+      executor: 'gateway',
+    },
+  };
+}
+
+/** The gateway's arguments with each executor's addresses, as `address(container, replica)` names them. */
+export function gatewayArgs(
+  plan: ExportPlan,
+  flow: Flow,
+  address: (c: PlannedContainer) => string[],
+): string[] {
+  const addresses: Record<string, string | string[] | string[][]> = {};
+  for (const e of plan.executors) addresses[e.name] = e.shards.map(address);
+  for (const e of flow.executors)
+    if (e.external && e.addresses !== undefined) addresses[e.name] = e.addresses;
+  const args = [...plan.gateway.args];
+  args[args.indexOf('--deployments-addresses') + 1] = JSON.stringify(addresses);
+  return args;
+}

@@ -1,0 +1,48 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { loadFlow } from './load-flow.js';
+
+function flowFile(yaml: string): string {
+  const file = join(mkdtempSync(join(tmpdir(), 'marie-load-flow-')), 'flow.yml');
+  writeFileSync(file, yaml);
+  return file;
+}
+
+describe('loadFlow', () => {
+  it("reads Jina's keys: external executors, no_reduce, image, the flow name", async () => {
+    const flow = await loadFlow(
+      flowFile(`jtype: Flow
+with: { name: ocr-flow, protocol: http, port: 8080 }
+executors:
+  - { name: ocr, external: true, host: ocr.internal, port: 8080 }
+  - { name: merge, uses: Merge, needs: [gateway, ocr], no_reduce: true, image: acme/merge:2 }
+`),
+    );
+    expect(flow.options).toMatchObject({ name: 'ocr-flow', protocol: 'http', port: 8080 });
+    expect(flow.executors[0]).toMatchObject({
+      name: 'ocr',
+      external: true,
+      addresses: 'ocr.internal:8080',
+    });
+    expect(flow.executors[1]).toMatchObject({ noReduce: true, image: 'acme/merge:2' });
+    expect(flow.graph().description).toEqual({
+      'start-gateway': ['ocr', 'merge'],
+      ocr: ['merge'],
+      merge: ['end-gateway'],
+    });
+  });
+
+  it('names the executor and the key that is wrong', async () => {
+    await expect(
+      loadFlow(flowFile('jtype: Flow\nexecutors:\n  - { name: a, external: true }\n')),
+    ).rejects.toThrow(/executors\[0\] is external: give host and port/);
+    await expect(
+      loadFlow(flowFile('jtype: Flow\nexecutors:\n  - { name: a, uses: A, port: 1 }\n')),
+    ).rejects.toThrow(/executors\[0\]\.port is not a flow executor key/);
+    await expect(loadFlow(flowFile('jtype: Flow\nexecutors:\n  - { name: a }\n'))).rejects.toThrow(
+      /executors\[0\] needs a name and uses \(or external\)/,
+    );
+  });
+});
