@@ -1,12 +1,15 @@
-// bench/flow-overhead: what the gateway and each extra hop cost. Three ways to the same no-op
+// bench/flow-overhead: what the gateway and each extra hop cost. Four ways to the same no-op
 // endpoint, measured in alternating rounds of the same run with the same raw grpc-js client:
 //   direct:  client -> executor A
 //   gw1:     client -> `marie gateway` -> A
 //   gw2:     client -> `marie gateway` -> A -> B   (the issue's chain; the gateway calls A, then B)
+//   raw2:    client -> raw grpc-js proxy -> A -> B (bytes forwarded untouched: the floor of a hop)
 // Added latency per hop is (p50(gw2) - p50(direct)) / 2: gw2 makes two more network round trips
-// than direct (client->gateway and gateway->B). Run by hand after `npm run build`:
+// than direct (client->gateway and gateway->B). The ratio gw2/raw2 is what the gateway costs over
+// grpc-js itself. Run by hand after `npm run build`:
 //   npm run bench:flow-overhead          (DURATION=s per round, ROUNDS)
 import { cpus } from 'node:os';
+import { join } from 'node:path';
 import { alternate, DURATION_MS, ROUNDS, start, table, WARMUP_MS } from '../lib/grpc-load.mjs';
 import { big, MARIE_BIN, NOOP_DIR, small } from '../lib/payloads.mjs';
 
@@ -48,17 +51,24 @@ const gw2 = await gateway([
   { name: 'b', port: b.port },
 ]);
 
+const raw2 = await start(
+  join(import.meta.dirname, 'raw-proxy.mjs'),
+  [String(a.port), String(b.port)],
+  /ready (\d+)/,
+  import.meta.dirname,
+);
+
 const rows = [];
 for (const [name, payload] of [
   ['1 small text doc', small],
   ['64 docs x 768 float32', big],
 ]) {
   for (const concurrency of [1, 32]) {
-    const [direct, one, two] = await alternate([a, gw1, gw2], payload, concurrency);
-    rows.push({ name, concurrency, direct, one, two });
+    const [direct, one, two, raw] = await alternate([a, gw1, gw2, raw2], payload, concurrency);
+    rows.push({ name, concurrency, direct, one, two, raw });
   }
 }
-for (const p of [gw2, gw1, b, a]) p.child.kill('SIGTERM');
+for (const p of [raw2, gw2, gw1, b, a]) p.child.kill('SIGTERM');
 
 console.log(
   `flow-overhead: median of ${ROUNDS} alternating rounds of ${DURATION_MS / 1000} s (after ${WARMUP_MS / 1000} s warm-up) per cell, node ${process.version}, ${cpus().length} CPUs`,
@@ -72,9 +82,12 @@ table(
     'A req/s',
     'gw>A req/s',
     'gw>A>B r/s',
+    'raw>A>B r/s',
+    'ratio',
     'A p50',
     'gw>A p50',
     'gw>A>B p50',
+    'raw>A>B p50',
     'A p99',
     'gw>A>B p99',
     '+us/hop',
@@ -85,9 +98,12 @@ table(
     r.direct.rps.toFixed(0),
     r.one.rps.toFixed(0),
     r.two.rps.toFixed(0),
+    r.raw.rps.toFixed(0),
+    (r.two.rps / r.raw.rps).toFixed(2),
     us(r.direct.p50),
     us(r.one.p50),
     us(r.two.p50),
+    us(r.raw.p50),
     us(r.direct.p99),
     us(r.two.p99),
     ((r.two.p50 - r.direct.p50) / 2).toFixed(0),

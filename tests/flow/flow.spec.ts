@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Client } from '@marie/client';
 import { createDataRequest, MarieError, StatusCode } from '@marie/core';
+import { DocList, LegacyDocument, NdArray } from '@marie/docs';
 import { Flow } from '@marie/flow';
 import { GrpcClient } from '@marie/transport-grpc';
 import { HttpClient, WsClient } from '@marie/transport-http';
@@ -137,5 +138,29 @@ describe('Flow and Gateway', () => {
       message: expect.stringMatching(/^WebSocket closed 1011: deadline_exceeded/),
     });
     client.close();
+  }, 120_000);
+
+  it('forwards documents unread over gRPC and read over HTTP: tensors and chunks arrive intact', async () => {
+    await using flow = await new Flow({ protocol: ['grpc', 'http', 'websocket'] })
+      .add({ name: 'one', uses: 'Tagger', pyModules: modules, env: env() })
+      .add({ name: 'two', uses: 'Tagger', pyModules: modules, env: env() })
+      .start();
+    const embedding = Float32Array.from({ length: 768 }, (_, i) => Math.sin(i));
+    const doc = {
+      id: 'd1',
+      text: 'page',
+      embedding: new NdArray(embedding),
+      chunks: [{ id: 'c1', text: 'line', tags: { n: 1 } }],
+    };
+    for (const address of flow.addresses) {
+      const client = new Client({ host: address });
+      const [back] = await client.post('/x', new DocList(LegacyDocument, [doc]), {
+        responseSchema: LegacyDocument,
+      });
+      expect(back!.tags, address).toEqual({ one: true, two: true });
+      expect(back!.embedding!.equals(doc.embedding), address).toBe(true);
+      expect(back!.chunks?.[0], address).toMatchObject({ id: 'c1', text: 'line', tags: { n: 1 } });
+      client.close();
+    }
   }, 120_000);
 });

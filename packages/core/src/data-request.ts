@@ -39,6 +39,11 @@ export interface DataRequest<D extends object = Record<string, unknown>> {
   parameters: Record<string, unknown>;
   routes: Route[];
   docs: DocList<D> | readonly unknown[];
+  /**
+   * The documents still serialized (a DocListProto), as a gateway forwards them without reading
+   * them; `docs` is empty while this is set. Only a Processor with `passesDocsThrough` gets these.
+   */
+  docsBytes?: Uint8Array;
 }
 
 /** One document in, for generator endpoints (SingleDocumentRequestProto). */

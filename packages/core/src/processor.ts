@@ -28,6 +28,11 @@ export interface Processor {
   close(): Promise<void>;
   /** What `_status` and `/status` report: the kind of runtime (the executor's class name). */
   readonly kind: string;
+  /**
+   * True for a gateway: it may take requests whose documents are still serialized (`docsBytes`)
+   * and forward them unread; transports that can (gRPC) then skip decoding them.
+   */
+  readonly passesDocsThrough?: boolean;
   /** Present when the runtime can snapshot its state (JinaExecutorSnapshot). */
   snapshot?: () => Promise<string>;
   restore?: (file: string) => Promise<void>;

@@ -39,6 +39,8 @@ export interface RequestContext<P = Record<string, unknown>> {
 
 export interface HandleOptions {
   signal?: AbortSignal;
+  /** The caller can send an answer whose documents are still serialized (`docsBytes`): gRPC can. */
+  docsBytes?: boolean;
 }
 
 export interface RequestHandlerOptions {

@@ -13,7 +13,7 @@ import {
 import { type AnyDoc, type AnyDocType, type DocList, isPlainObject } from '@marie/docs';
 import { Gateway } from './gateway.js';
 import { Replica } from './replica.js';
-import { type Polling, type PostOptions, ShardRouter } from './router.js';
+import { type Polling, type PostOptions, type SendOptions, ShardRouter } from './router.js';
 import { type GatewayProtocol, type Served, serveProcessor } from './serve.js';
 
 export interface DeploymentOptions {
@@ -205,12 +205,12 @@ export class Deployment implements AsyncDisposable {
   }
 
   /** Sends one request through the deployment and returns the answer (an error answer carries its status). */
-  send(req: DataRequest<any>, options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+  send(req: DataRequest<any>, options: SendOptions = {}): Promise<DataRequest> {
     return this.#router.send(req, options);
   }
 
   /** Sends several requests joined (a Flow's `needs`): one replica gets them all as `docsMatrix`. */
-  sendMany(reqs: DataRequest<any>[], options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+  sendMany(reqs: DataRequest<any>[], options: SendOptions = {}): Promise<DataRequest> {
     return this.#router.sendMany(reqs, options);
   }
 

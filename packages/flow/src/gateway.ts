@@ -11,13 +11,15 @@ import {
   type SingleDocumentRequest,
   StatusCode,
 } from '@marie/core';
+import { withDocsRead } from '@marie/proto';
 import { reduceAnswers } from './reduce-answers.js';
+import type { SendOptions } from './router.js';
 import { type Condition, matches, validateCondition } from './when.js';
 
 /** Where a node sends its requests: a Deployment, or anything that answers the same way. */
 export interface NodeTarget {
-  send(req: DataRequest<any>, options?: { timeoutMs?: number }): Promise<DataRequest>;
-  sendMany(reqs: DataRequest<any>[], options?: { timeoutMs?: number }): Promise<DataRequest>;
+  send(req: DataRequest<any>, options?: SendOptions): Promise<DataRequest>;
+  sendMany(reqs: DataRequest<any>[], options?: SendOptions): Promise<DataRequest>;
 }
 
 export interface GatewayNode {
@@ -49,6 +51,8 @@ const GATEWAY = 'gateway';
 export class Gateway implements Processor {
   readonly name = GATEWAY;
   readonly kind = 'Gateway';
+  /** Documents a hop does not look at cross the gateway still serialized, unread. */
+  readonly passesDocsThrough = true;
   readonly #nodes: GatewayNode[];
   readonly #ends: GatewayNode[];
   readonly #options: GatewayOptions;
@@ -77,7 +81,7 @@ export class Gateway implements Processor {
     this.#logger = options.logger ?? createLogger(GATEWAY);
   }
 
-  async handle(request: DataRequest<any>, _options: HandleOptions = {}): Promise<DataRequest<any>> {
+  async handle(request: DataRequest<any>, options: HandleOptions = {}): Promise<DataRequest<any>> {
     const started = new Date();
     const target = request.header.targetExecutor
       ? new RegExp(request.header.targetExecutor)
@@ -100,7 +104,8 @@ export class Gateway implements Processor {
       ? await Promise.all(this.#ends.map((n) => answers.get(n.name)!))
       : [request];
     const failed = ends.find((a) => a.header.status?.code === StatusCode.ERROR);
-    const answer = failed ?? (ends.length === 1 ? ends[0]! : this.#merge(ends));
+    const merged = failed ?? (ends.length === 1 ? ends[0]! : this.#merge(ends));
+    const answer = options.docsBytes ? merged : withDocsRead(merged);
     return {
       ...answer,
       header: { ...answer.header, requestId: request.header.requestId },
@@ -116,8 +121,12 @@ export class Gateway implements Processor {
     const received = await inputs;
     const failed = received.find((a) => a.header.status?.code === StatusCode.ERROR);
     if (failed) return failed; // an error stops the request where it happened
-    const timeout =
-      this.#options.timeoutSendMs === undefined ? {} : { timeoutMs: this.#options.timeoutSendMs };
+    const timeout: SendOptions = {
+      docsBytes: true,
+      ...(this.#options.timeoutSendMs === undefined
+        ? {}
+        : { timeoutMs: this.#options.timeoutSendMs }),
+    };
     const skip = target !== undefined && !target.test(node.name);
     if (skip) {
       const through = received.length === 1 ? received[0]! : this.#merge(received);
@@ -125,7 +134,7 @@ export class Gateway implements Processor {
       return through;
     }
     const filtered = node.when
-      ? received.map((r) => ({
+      ? received.map(withDocsRead).map((r) => ({
           ...r,
           docs: (r.docs as object[]).filter((d) => matches(d, node.when!)),
         }))

@@ -1,5 +1,6 @@
 import { type DataRequest, reduceDocs, StatusCode } from '@marie/core';
 import { AnyDoc, DocList, isPlainObject } from '@marie/docs';
+import { withDocsRead } from '@marie/proto';
 
 /**
  * ALL polling: documents merged by id (first shard wins a field), `__results__` merged, and the
@@ -14,7 +15,7 @@ export function reduceAnswers(
   let firstError: unknown;
   for (const s of settled) {
     if (s.status === 'fulfilled' && s.value.header.status?.code !== StatusCode.ERROR)
-      answers.push(s.value);
+      answers.push(withDocsRead(s.value));
     else {
       failed++;
       firstError ??= s.status === 'rejected' ? s.reason : s.value;

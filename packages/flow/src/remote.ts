@@ -8,7 +8,13 @@ import {
 } from '@marie/core';
 import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
 import { GrpcClient } from '@marie/transport-grpc';
-import { type Polling, type PostOptions, ShardRouter, type Upstream } from './router.js';
+import {
+  type Polling,
+  type PostOptions,
+  type SendOptions,
+  ShardRouter,
+  type Upstream,
+} from './router.js';
 
 export interface RemoteDeploymentOptions {
   name: string;
@@ -130,11 +136,11 @@ export class RemoteDeployment implements AsyncDisposable {
     return this;
   }
 
-  send(req: DataRequest<any>, options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+  send(req: DataRequest<any>, options: SendOptions = {}): Promise<DataRequest> {
     return this.#router.send(req, options);
   }
 
-  sendMany(reqs: DataRequest<any>[], options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+  sendMany(reqs: DataRequest<any>[], options: SendOptions = {}): Promise<DataRequest> {
     return this.#router.sendMany(reqs, options);
   }
 

@@ -20,6 +20,12 @@ export interface PostOptions<R extends AnyDocType = AnyDocType> {
   timeoutMs?: number;
 }
 
+export interface SendOptions {
+  timeoutMs?: number;
+  /** The answer's documents may stay serialized (`DataRequest.docsBytes`). */
+  docsBytes?: boolean;
+}
+
 /** One replica as the router sees it: a local child process or a remote address. */
 export interface Upstream {
   readonly client?: GrpcClient | undefined;
@@ -123,14 +129,20 @@ export class ShardRouter {
     return p[endpoint ?? '/default'] ?? p['*'] ?? 'ANY';
   }
 
-  #timeout(options: { timeoutMs?: number }) {
+  #timeout(options: SendOptions) {
     return options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
   }
 
-  /** Sends one request; an error answer resolves (its status says so), a lost call rejects. */
-  async send(req: DataRequest<any>, options: { timeoutMs?: number } = {}): Promise<DataRequest> {
+  /**
+   * Sends one request; an error answer resolves (its status says so), a lost call rejects. With
+   * `docsBytes`, answers keep their documents serialized (a gateway forwarding them).
+   */
+  async send(req: DataRequest<any>, options: SendOptions = {}): Promise<DataRequest> {
     if (this.#closed) throw new MarieError(ErrorCode.Unavailable, `${this.name} is closed`);
-    const timeout = this.#timeout(options);
+    const timeout = {
+      ...this.#timeout(options),
+      ...(options.docsBytes ? { docsBytes: true } : {}),
+    };
     if (this.shards.length === 1 || this.#pollingFor(req.header.execEndpoint) === 'ANY') {
       const shard = this.shards[this.#next % this.shards.length]!;
       return this.#onShard(shard, (client) => client.send(req, timeout));
@@ -142,10 +154,7 @@ export class ShardRouter {
   }
 
   /** Sends several requests joined (a Flow's `needs`): one replica gets them all as `docsMatrix`. */
-  async sendMany(
-    reqs: DataRequest<any>[],
-    options: { timeoutMs?: number } = {},
-  ): Promise<DataRequest> {
+  async sendMany(reqs: DataRequest<any>[], options: SendOptions = {}): Promise<DataRequest> {
     if (this.#closed) throw new MarieError(ErrorCode.Unavailable, `${this.name} is closed`);
     const shard = this.shards[this.#next % this.shards.length]!;
     const timeout = this.#timeout(options);

@@ -25,6 +25,7 @@ import {
   docsFromProto,
   encodeDataRequest,
   jina,
+  withDocsRead,
 } from './index.js';
 
 const Word = defineDoc('Word', { text: Type.String(), score: Type.Number({ default: 0 }) });
@@ -172,6 +173,41 @@ describe('document codec', () => {
     const bytes = writeDataRequest(proto);
     expect(readDataRequest(bytes)).toEqual(
       dataRequestFromProto(jina.DataRequestProto.decode(bytes)),
+    );
+  });
+
+  it('leaves documents serialized for a gateway and writes them back byte for byte', () => {
+    const req = createDataRequest({ endpoint: '/extract', docs: sample(), parameters: { n: 1 } });
+    const bytes = encodeDataRequest(req);
+    const raw = decodeDataRequest(bytes, { docsBytes: true });
+    expect(raw.docs).toEqual([]);
+    expect(raw.docsBytes).toBeInstanceOf(Uint8Array);
+    expect(raw.header).toEqual(req.header);
+    expect(raw.parameters).toEqual({ n: 1 });
+    // Forwarded unread and unchanged: the very bytes received go out, not a copy.
+    expect(encodeDataRequest(raw)).toBe(bytes);
+    expect(Buffer.from(encodeDataRequest({ ...raw })).equals(Buffer.from(bytes))).toBe(true);
+    const routed = decodeDataRequest(
+      encodeDataRequest({ ...raw, routes: [{ executor: 'gateway' }] }),
+    );
+    expect(routed.routes).toEqual([{ executor: 'gateway' }]);
+    expect(JSON.stringify(new DocList(Page, routed.docs as object[]))).toBe(
+      JSON.stringify(req.docs),
+    );
+    // Read when needed: the same documents as a full decode.
+    const read = withDocsRead(raw);
+    expect(read.docsBytes).toBeUndefined();
+    expect(read.docs).toEqual(decodeDataRequest(bytes).docs);
+    // docs_bytes from a Python peer pass through the same way.
+    const peer = jina.DataRequestProto.encode({
+      header: { requestId: 'r' },
+      routes: [],
+      data: { docsBytes: docarray.DocListProto.encode(docListToProto(sample())).finish() },
+    }).finish();
+    const fromPeer = decodeDataRequest(peer, { docsBytes: true });
+    expect(withDocsRead(fromPeer).docs).toEqual(decodeDataRequest(peer).docs);
+    expect(() => withDocsRead({ ...raw, docsBytes: new Uint8Array([0xff, 0xff]) })).toThrow(
+      DocValidationError,
     );
   });
 

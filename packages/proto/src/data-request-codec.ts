@@ -2,7 +2,7 @@ import type { DataRequest, SingleDocumentRequest } from '@marie/core';
 import { DocList, DocValidationError, type TSchema } from '@marie/docs';
 import { headerFromProto, headerToProto, jsonOf, routeFromProto, routeToProto } from './convert.js';
 import { docFromProto, docListToProto, docsFromProto, docToProto } from './doc-codec.js';
-import { readDataRequest } from './fast-reader.js';
+import { readDataRequest, readDocListBytes } from './fast-reader.js';
 import { writeDataRequest } from './fast-writer.js';
 import { DocListProto } from './generated/docarray.js';
 import type { DataRequestProto, SingleDocumentRequestProto } from './generated/jina.js';
@@ -45,18 +45,58 @@ export function dataRequestFromProto(proto: DataRequestProto): DataRequest {
   };
 }
 
+/**
+ * The bytes a request read with `docsBytes` came from. A gateway never changes such a request in
+ * place (it builds new objects), so passing the same object on means passing the same bytes on:
+ * a hop forwards what it received without encoding it again.
+ */
+const received = new WeakMap<object, Uint8Array>();
+
+/** Encodes a DataRequest; documents still serialized (`docsBytes`) are written as they are. */
 export function encodeDataRequest(req: DataRequest<any>, schema?: TSchema): Uint8Array {
-  return writeDataRequest(dataRequestToProto(req, schema));
+  const same = received.get(req);
+  if (same !== undefined) return same;
+  if (req.docsBytes === undefined) return writeDataRequest(dataRequestToProto(req, schema));
+  const { docsBytes, ...rest } = req;
+  return writeDataRequest(
+    { ...dataRequestToProto({ ...rest, docs: [] }), data: undefined },
+    docsBytes,
+  );
 }
 
-/** Decodes bytes into a DataRequest; garbage throws a DocValidationError naming what broke. */
-export function decodeDataRequest(bytes: Uint8Array): DataRequest {
+/**
+ * Decodes bytes into a DataRequest; garbage throws a DocValidationError naming what broke. With
+ * `docsBytes`, the documents are left serialized (see DataRequest.docsBytes), for a gateway.
+ */
+export function decodeDataRequest(
+  bytes: Uint8Array,
+  options: { docsBytes?: boolean } = {},
+): DataRequest {
   try {
-    return readDataRequest(bytes);
+    const req = readDataRequest(bytes, options);
+    if (options.docsBytes) received.set(req, bytes);
+    return req;
   } catch (err) {
     if (err instanceof DocValidationError) throw err;
     throw new DocValidationError('request', `not a DataRequestProto (${(err as Error).message})`);
   }
+}
+
+/** A request with its documents read, if they were still serialized. */
+export function withDocsRead<R extends DataRequest<any>>(req: R): R {
+  if (req.docsBytes === undefined) return req;
+  const { docsBytes, ...rest } = req;
+  let docs: Record<string, unknown>[];
+  try {
+    docs = readDocListBytes(docsBytes);
+  } catch (err) {
+    if (err instanceof DocValidationError) throw err;
+    throw new DocValidationError(
+      'docs',
+      `not a serialized DocListProto (${(err as Error).message})`,
+    );
+  }
+  return { ...rest, docs } as unknown as R;
 }
 
 export function singleDocRequestToProto(

@@ -164,8 +164,14 @@ export function readDocListBytes(bytes: Uint8Array, path = 'docs'): Record<strin
   return readDocList(r, bytes.byteLength, path, 0);
 }
 
-/** Reads DataRequestProto bytes into a DataRequest; throws DocValidationError or the reader's error. */
-export function readDataRequest(bytes: Uint8Array): DataRequest {
+/**
+ * Reads DataRequestProto bytes into a DataRequest; throws DocValidationError or the reader's error.
+ * With `docsBytes`, the documents stay serialized in `docsBytes` (a view of `bytes`), unread.
+ */
+export function readDataRequest(
+  bytes: Uint8Array,
+  options: { docsBytes?: boolean } = {},
+): DataRequest {
   const r = new StrictReader(bytes);
   const out: DataRequest = {
     header: headerFromProto(undefined),
@@ -192,7 +198,11 @@ export function readDataRequest(bytes: Uint8Array): DataRequest {
         const dataEnd = r.uint32() + r.pos;
         while (r.pos < dataEnd) {
           const t = r.uint32();
-          if (t === 10) {
+          if ((t === 10 || t === 18) && options.docsBytes) {
+            // docs (a DocListProto) and docs_bytes (the same, serialized) carry the same bytes.
+            out.docsBytes = r.bytes();
+            out.docs = [];
+          } else if (t === 10) {
             const len = r.uint32();
             out.docs = readDocList(r, r.pos + len, 'docs', 0);
           } else if (t === 18) {

@@ -328,8 +328,11 @@ function writeRoute(w: Writer, r: RouteProto): void {
   }
 }
 
-/** Encodes a DataRequestProto as the generated encoder does, in one allocation. */
-export function writeDataRequest(m: DataRequestProto): Uint8Array {
+/**
+ * Encodes a DataRequestProto as the generated encoder does, in one allocation. `docsBytes` (a
+ * serialized DocListProto) is written verbatim as `data.docs`, in place of `m.data`.
+ */
+export function writeDataRequest(m: DataRequestProto, docsBytes?: Uint8Array): Uint8Array {
   const w = new Writer();
   if (m.header !== undefined) {
     w.tag(1, 2).fork();
@@ -346,7 +349,11 @@ export function writeDataRequest(m: DataRequestProto): Uint8Array {
     writeRoute(w, r);
     w.join();
   }
-  if (m.data !== undefined) {
+  if (docsBytes !== undefined) {
+    w.tag(4, 2).fork();
+    w.tag(1, 2).bytes(docsBytes);
+    w.join();
+  } else if (m.data !== undefined) {
     w.tag(4, 2).fork();
     if (m.data.docs !== undefined) {
       w.tag(1, 2).fork();

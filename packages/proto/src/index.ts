@@ -15,6 +15,7 @@ export {
   type SchemaFor,
   singleDocRequestFromProto,
   singleDocRequestToProto,
+  withDocsRead,
 } from './data-request-codec.js';
 export { docFromProto, docListToProto, docsFromProto, docToProto, encodeAny } from './doc-codec.js';
 export { readDataRequest, readDocListBytes } from './fast-reader.js';

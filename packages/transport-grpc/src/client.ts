@@ -120,16 +120,27 @@ export class GrpcClient {
     });
   }
 
-  /** Sends one DataRequest with process_single_data and returns the answer as it is (status included). */
+  /**
+   * Sends one DataRequest with process_single_data and returns the answer as it is (status
+   * included). With `docsBytes`, the answer's documents stay serialized (a gateway's hop).
+   */
   send(
     request: DataRequest<any>,
-    options: { timeoutMs?: number; signal?: AbortSignal; requestSchema?: TSchema } = {},
+    options: {
+      timeoutMs?: number;
+      signal?: AbortSignal;
+      requestSchema?: TSchema;
+      docsBytes?: boolean;
+    } = {},
   ): Promise<DataRequest> {
+    const decode = options.docsBytes
+      ? (b: Uint8Array) => decodeDataRequest(b, { docsBytes: true })
+      : decodeDataRequest;
     return this.#unary(
       '/jina.JinaSingleDataRequestRPC/process_single_data',
       request,
       (r) => encodeDataRequest(r, options.requestSchema),
-      decodeDataRequest,
+      decode,
       options.timeoutMs,
       options.signal,
     );

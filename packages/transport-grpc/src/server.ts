@@ -140,6 +140,11 @@ export class GrpcServer {
       );
   }
 
+  /** A gateway forwards documents unread: they stay serialized (DataRequest.docsBytes). */
+  get #decodeOptions(): { docsBytes?: boolean } {
+    return this.handler.passesDocsThrough ? { docsBytes: true } : {};
+  }
+
   #schemaOf(res: DataRequest<any>): TSchema | undefined {
     return this.handler.endpointFor(res.header.execEndpoint)?.responseSchema;
   }
@@ -195,12 +200,12 @@ export class GrpcServer {
       ) => {
         let req: DataRequest;
         try {
-          req = decodeDataRequest(call.request);
+          req = decodeDataRequest(call.request, this.#decodeOptions);
         } catch (err) {
           callback(this.#badRequest(err));
           return;
         }
-        this.#reply(handler.handle(req, { signal: this.#signal(call) }), callback);
+        this.#reply(handler.handle(req, { signal: this.#signal(call), docsBytes: true }), callback);
       },
     });
 
@@ -232,14 +237,14 @@ export class GrpcServer {
         call.on('data', (bytes: Buffer) => {
           let req: DataRequest;
           try {
-            req = decodeDataRequest(bytes);
+            req = decodeDataRequest(bytes, this.#decodeOptions);
           } catch (err) {
             call.emit('error', this.#badRequest(err));
             return;
           }
           pending++;
           handler
-            .handle(req, { signal })
+            .handle(req, { signal, docsBytes: true })
             .then((res) => {
               if (!call.destroyed) call.write(this.#answer(res).bytes);
             })
