@@ -2,7 +2,6 @@
 // raw fastify route that parses and returns the same JSON, and a raw `ws` echo of the same binary
 // frames (WebSocket `bytes`: DataRequestProto). Same machine, same run, same client loop, 1 and 32
 // connections, alternating rounds, medians. Run by hand: npm run build && npm run bench:http-overhead
-import { spawn } from 'node:child_process';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import { createDataRequest } from '@marie/core';
@@ -10,29 +9,13 @@ import { DocList, defineDoc, Embedding, Type } from '@marie/docs';
 import { encodeDataRequest } from '@marie/proto';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
+import { pick, start } from '../lib/grpc-load.mjs';
 
 const here = import.meta.dirname;
 const root = join(here, '..', '..');
 const DURATION_MS = Number(process.env.DURATION ?? 3) * 1000;
 const ROUNDS = Number(process.env.ROUNDS ?? 3);
 const WARMUP_MS = 500;
-
-function start(args, pattern) {
-  const child = spawn(process.execPath, args, {
-    cwd: here,
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, MARIE_LOG_LEVEL: 'warn' },
-  });
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout.on('data', (c) => {
-      out += c;
-      const m = pattern.exec(out);
-      if (m) resolve({ child, ports: m.slice(1).map(Number) });
-    });
-    child.on('exit', (code) => reject(new Error(`${args[0]} exited with ${code}`)));
-  });
-}
 
 // The same document type the served no-op endpoint declares (bench/grpc-overhead/noop-executor.ts).
 const BenchDoc = defineDoc('BenchDoc', {
@@ -112,10 +95,10 @@ async function wsLoad(port, frame, concurrency, subprotocol) {
   return result;
 }
 
-const raw = await start([join(here, 'raw-servers.mjs')], /ready (\d+) (\d+)/);
+const raw = await start(join(here, 'raw-servers.mjs'), [], /ready (\d+) (\d+)/, here);
 const marie = await start(
+  join(root, 'packages/cli/dist/bin.js'),
   [
-    join(root, 'packages/cli/dist/bin.js'),
     'executor',
     '--uses',
     join(root, 'bench/grpc-overhead/noop.yml'),
@@ -128,16 +111,11 @@ const marie = await start(
     '0',
   ],
   /ready http:\/\/[^:]+:(\d+)\nready ws:\/\/[^:]+:(\d+)/,
+  here,
 );
 const [rawHttp, rawWs] = raw.ports;
 const [marieHttp, marieWs] = marie.ports;
 
-const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-const pick = (runs) => ({
-  rps: median(runs.map((x) => x.rps)),
-  p50: median(runs.map((x) => x.p50)),
-  p99: median(runs.map((x) => x.p99)),
-});
 const rows = [];
 for (const [name, docs] of payloads) {
   const body = { data: docs, parameters: {} };

@@ -8,7 +8,7 @@ export const DURATION_MS = Number(process.env.DURATION ?? 5) * 1000;
 export const WARMUP_MS = 1000;
 export const ROUNDS = Number(process.env.ROUNDS ?? 3);
 
-/** Spawns `node cmd ...args` and resolves once stdout matches `pattern` (group 1: the port). */
+/** Spawns `node cmd ...args` and resolves once stdout matches `pattern` (its groups: the ports). */
 export function start(cmd, args, pattern, cwd) {
   const child = spawn(process.execPath, [cmd, ...args], {
     cwd,
@@ -20,7 +20,7 @@ export function start(cmd, args, pattern, cwd) {
     child.stdout.on('data', (c) => {
       out += c;
       const m = pattern.exec(out);
-      if (m) resolve({ child, port: Number(m[1]) });
+      if (m) resolve({ child, port: Number(m[1]), ports: m.slice(1).map(Number) });
     });
     child.on('exit', (code) => reject(new Error(`${cmd} exited with ${code}`)));
   });

@@ -2,18 +2,16 @@ import { dirname } from 'node:path';
 import {
   ConfigError,
   createLogger,
-  type DataRequest,
-  type EndpointListing,
   ErrorCode,
   type Logger,
   MarieError,
   readYamlFile,
   substituteVariables,
 } from '@marie/core';
-import { type AnyDoc, type AnyDocType, type DocList, isPlainObject } from '@marie/docs';
+import { isPlainObject } from '@marie/docs';
 import { Gateway } from './gateway.js';
 import { Replica } from './replica.js';
-import { type Polling, type PostOptions, type SendOptions, ShardRouter } from './router.js';
+import { type Polling, Routed, ShardRouter } from './router.js';
 import { type GatewayProtocol, type Served, serveProcessor } from './serve.js';
 
 export interface DeploymentOptions {
@@ -53,13 +51,12 @@ export interface DeploymentOptions {
  * that dies is restarted with backoff, and a request it dropped is retried on another replica.
  * Shards are polled ANY (one shard) or ALL (every shard, answers reduced by document id).
  */
-export class Deployment implements AsyncDisposable {
+export class Deployment extends Routed implements AsyncDisposable {
   readonly name: string;
   readonly options: DeploymentOptions;
   /** shards[shardId][replicaId] */
   readonly shards: Replica[][] = [];
   readonly #logger: Logger;
-  readonly #router: ShardRouter;
   #closing?: Promise<void>;
   readonly #restartTimers = new Set<NodeJS.Timeout>();
   /** Where the deployment is served when `port` or `protocol` is given: `grpc://host:port` each. */
@@ -67,6 +64,7 @@ export class Deployment implements AsyncDisposable {
   #served?: Served;
 
   constructor(options: DeploymentOptions) {
+    super();
     this.options = options;
     this.name = options.name ?? 'executor';
     this.#logger = options.logger ?? createLogger(`deployment ${this.name}`);
@@ -87,7 +85,7 @@ export class Deployment implements AsyncDisposable {
       for (let r = 0; r < replicas; r++) row.push(this.#replica(s, r, shards, replicas));
       this.shards.push(row);
     }
-    this.#router = new ShardRouter(this.name, this.shards, {
+    this.router = new ShardRouter(this.name, this.shards, {
       logger: this.#logger,
       ...(options.polling ? { polling: options.polling } : {}),
       ...(options.retries === undefined ? {} : { retries: options.retries }),
@@ -204,37 +202,6 @@ export class Deployment implements AsyncDisposable {
     this.#restartTimers.add(timer);
   }
 
-  /** Sends one request through the deployment and returns the answer (an error answer carries its status). */
-  send(req: DataRequest<any>, options: SendOptions = {}): Promise<DataRequest> {
-    return this.#router.send(req, options);
-  }
-
-  /** Sends several requests joined (a Flow's `needs`): one replica gets them all as `docsMatrix`. */
-  sendMany(reqs: DataRequest<any>[], options: SendOptions = {}): Promise<DataRequest> {
-    return this.#router.sendMany(reqs, options);
-  }
-
-  /** Posts documents and resolves to the answer's documents; an error answer rejects with a MarieError. */
-  post<R extends AnyDocType = typeof AnyDoc>(
-    on: string,
-    docs: DocList<any> | readonly object[] = [],
-    options: PostOptions<R> = {},
-  ): Promise<DocList<R['static']>> {
-    return this.#router.post(on, docs, options);
-  }
-
-  /** The executor's endpoints and schemas, as its first replica lists them. */
-  async endpoints(): Promise<EndpointListing> {
-    const client = this.shards[0]?.[0]?.client;
-    if (!client) throw new MarieError(ErrorCode.Unavailable, `${this.name} is not started`);
-    const listing = await client.endpoints();
-    return {
-      endpoints: listing.endpoints,
-      writeEndpoints: listing.writeEndpoints,
-      schemas: (listing.schemas ?? {}) as EndpointListing['schemas'],
-    };
-  }
-
   /** Process ids by shard, for supervision tools and tests. */
   pids(): (number | undefined)[][] {
     return this.shards.map((row) => row.map((r) => r.pid));
@@ -243,7 +210,7 @@ export class Deployment implements AsyncDisposable {
   /** Stops every replica: SIGTERM, then SIGKILL after the grace period. Safe to call twice. */
   close(): Promise<void> {
     this.#closing ??= (async () => {
-      this.#router.close();
+      this.router.close();
       for (const t of this.#restartTimers) clearTimeout(t);
       await this.#served?.shutdown();
       await Promise.all(this.shards.flat().map((r) => r.stop(this.options.graceMs ?? 10_000)));

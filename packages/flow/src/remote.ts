@@ -1,20 +1,6 @@
-import {
-  createLogger,
-  type DataRequest,
-  type EndpointListing,
-  ErrorCode,
-  type Logger,
-  MarieError,
-} from '@marie/core';
-import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
+import { createLogger, ErrorCode, type Logger, MarieError } from '@marie/core';
 import { GrpcClient } from '@marie/transport-grpc';
-import {
-  type Polling,
-  type PostOptions,
-  type SendOptions,
-  ShardRouter,
-  type Upstream,
-} from './router.js';
+import { type Polling, Routed, ShardRouter, type Upstream } from './router.js';
 
 export interface RemoteDeploymentOptions {
   name: string;
@@ -82,13 +68,13 @@ class RemoteReplica implements Upstream {
  * Deployment (replica choice, retries on UNAVAILABLE, ANY/ALL polling) over addresses. The
  * gateway of an exported Flow reaches its containers through these.
  */
-export class RemoteDeployment implements AsyncDisposable {
+export class RemoteDeployment extends Routed implements AsyncDisposable {
   readonly name: string;
   readonly shards: RemoteReplica[][];
-  readonly #router: ShardRouter;
   readonly #options: RemoteDeploymentOptions;
 
   constructor(options: RemoteDeploymentOptions) {
+    super();
     this.name = options.name;
     this.#options = options;
     const list = [options.addresses].flat();
@@ -108,7 +94,7 @@ export class RemoteDeployment implements AsyncDisposable {
           ),
       ),
     );
-    this.#router = new ShardRouter(this.name, this.shards, {
+    this.router = new ShardRouter(this.name, this.shards, {
       logger: options.logger ?? createLogger(`deployment ${this.name}`),
       ...(options.polling ? { polling: options.polling } : {}),
       ...(options.retries === undefined ? {} : { retries: options.retries }),
@@ -136,34 +122,9 @@ export class RemoteDeployment implements AsyncDisposable {
     return this;
   }
 
-  send(req: DataRequest<any>, options: SendOptions = {}): Promise<DataRequest> {
-    return this.#router.send(req, options);
-  }
-
-  sendMany(reqs: DataRequest<any>[], options: SendOptions = {}): Promise<DataRequest> {
-    return this.#router.sendMany(reqs, options);
-  }
-
-  post<R extends AnyDocType = typeof AnyDoc>(
-    on: string,
-    docs: DocList<any> | readonly object[] = [],
-    options: PostOptions<R> = {},
-  ): Promise<DocList<R['static']>> {
-    return this.#router.post(on, docs, options);
-  }
-
-  async endpoints(): Promise<EndpointListing> {
-    const listing = await this.shards[0]![0]!.client.endpoints();
-    return {
-      endpoints: listing.endpoints,
-      writeEndpoints: listing.writeEndpoints,
-      schemas: (listing.schemas ?? {}) as EndpointListing['schemas'],
-    };
-  }
-
   /** Closes the connections; the executors keep running (they are not ours). */
   async close(): Promise<void> {
-    this.#router.close();
+    this.router.close();
     for (const r of this.shards.flat()) r.client.close();
   }
 

@@ -1,6 +1,7 @@
 import {
   createDataRequest,
   type DataRequest,
+  type EndpointListing,
   ErrorCode,
   type Logger,
   MarieError,
@@ -180,5 +181,46 @@ export class ShardRouter {
 
   close(): void {
     this.#closed = true;
+  }
+}
+
+/**
+ * What Deployment and RemoteDeployment share: requests go through their ShardRouter, and the
+ * endpoint listing comes from the first replica.
+ */
+export abstract class Routed {
+  abstract readonly name: string;
+  /** Set by the subclass's constructor once its replicas exist. */
+  protected router!: ShardRouter;
+
+  /** Sends one request and returns the answer (an error answer carries its status). */
+  send(req: DataRequest<any>, options: SendOptions = {}): Promise<DataRequest> {
+    return this.router.send(req, options);
+  }
+
+  /** Sends several requests joined (a Flow's `needs`): one replica gets them all as `docsMatrix`. */
+  sendMany(reqs: DataRequest<any>[], options: SendOptions = {}): Promise<DataRequest> {
+    return this.router.sendMany(reqs, options);
+  }
+
+  /** Posts documents and resolves to the answer's documents; an error answer rejects with a MarieError. */
+  post<R extends AnyDocType = typeof AnyDoc>(
+    on: string,
+    docs: DocList<any> | readonly object[] = [],
+    options: PostOptions<R> = {},
+  ): Promise<DocList<R['static']>> {
+    return this.router.post(on, docs, options);
+  }
+
+  /** The executor's endpoints and schemas, as its first replica lists them. */
+  async endpoints(): Promise<EndpointListing> {
+    const client = this.router.shards[0]?.[0]?.client;
+    if (!client) throw new MarieError(ErrorCode.Unavailable, `${this.name} is not started`);
+    const listing = await client.endpoints();
+    return {
+      endpoints: listing.endpoints,
+      writeEndpoints: listing.writeEndpoints,
+      schemas: (listing.schemas ?? {}) as EndpointListing['schemas'],
+    };
   }
 }
