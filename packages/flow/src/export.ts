@@ -132,8 +132,6 @@ export function planExport(flow: Flow, options: ExportOptions = {}): ExportPlan 
     'gateway',
     '--graph-description',
     JSON.stringify(graph.description),
-    '--deployments-addresses',
-    '', // filled per target: compose and Kubernetes name services differently
     '--protocol',
     ...protocols,
     '--port',
@@ -175,7 +173,14 @@ export function gatewayArgs(
   for (const e of plan.executors) addresses[e.name] = e.shards.map(address);
   for (const e of flow.executors)
     if (e.external && e.addresses !== undefined) addresses[e.name] = e.addresses;
-  const args = [...plan.gateway.args];
-  args[args.indexOf('--deployments-addresses') + 1] = JSON.stringify(addresses);
-  return args;
+  // Compose and Kubernetes name services differently, so the addresses are added per target.
+  const [command, flag, description, ...rest] = plan.gateway.args;
+  return [
+    command!,
+    flag!,
+    description!,
+    '--deployments-addresses',
+    JSON.stringify(addresses),
+    ...rest,
+  ];
 }

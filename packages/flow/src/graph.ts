@@ -90,8 +90,7 @@ function incoming(graph: FlowGraph): Map<string, string[]> {
 }
 
 /** The executors of a graph in an order where every node comes after those it needs. */
-export function graphOrder(graph: FlowGraph): string[] {
-  const needs = incoming(graph);
+export function graphOrder(graph: FlowGraph, needs = incoming(graph)): string[] {
   const order: string[] = [];
   const placed = new Set(['gateway']);
   const nodes = Object.keys(graph.description).filter((n) => n !== START);
@@ -113,7 +112,7 @@ export function graphOrder(graph: FlowGraph): string[] {
 /** The nodes of a graph, in order: `needs` from the edges, floating where a node leads nowhere. */
 export function graphNodes(graph: FlowGraph): Omit<GatewayNode, 'target'>[] {
   const needs = incoming(graph);
-  return graphOrder(graph).map((name) => {
+  return graphOrder(graph, needs).map((name) => {
     const next = graph.description[name]!;
     if (next.includes(END) && next.length > 1)
       fail(`"${name}" leads both to ${END} and to other nodes`);
