@@ -1,7 +1,6 @@
 #!/usr/bin/env node
 // Regenerates the ts-proto code from protos/ into a temporary folder (offline: buf and ts-proto are
-// npm packages) and fails when it differs from what is committed in packages/proto, or when the
-// .proto copies shipped with @marie/proto differ from protos/.
+// npm packages) and fails when it differs from what is committed in packages/proto.
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,11 +51,6 @@ try {
       join(root, 'packages/proto/src/generated'),
       'packages/proto/src/generated',
     ),
-    ...compare(
-      join(root, 'protos'),
-      join(root, 'packages/proto/protos'),
-      'packages/proto/protos',
-    ).filter((p) => !/buf(\.gen)?\.yaml|README\.md/.test(p)),
   ];
   if (problems.length) {
     console.error(

@@ -32,13 +32,13 @@ describe.skipIf(missing !== '')('a Python gRPC peer calls `marie executor`', () 
     mkdirSync(join(generated, 'grpc', 'health', 'v1'), { recursive: true });
     await run('protoc', [
       `-I${join(ROOT, 'protos')}`,
-      `-I${import.meta.dirname}`,
+      `-I${join(ROOT, 'node_modules/@grpc/reflection/build/proto')}`,
       '-I/usr/include',
       `--python_out=${generated}`,
       'docarray.proto',
       'jina.proto',
       'grpc/health/v1/health.proto',
-      'reflection_v1alpha.proto',
+      'grpc/reflection/v1alpha/reflection.proto',
     ]);
     marie = runMarie([
       'executor',

@@ -19,7 +19,6 @@ from google.protobuf import empty_pb2, json_format  # noqa: E402
 
 import docarray_pb2  # noqa: E402
 import jina_pb2  # noqa: E402
-import reflection_v1alpha_pb2 as reflection  # noqa: E402
 
 
 def load(name, path):
@@ -31,6 +30,10 @@ def load(name, path):
 
 
 health_pb2 = load("marie_health_pb2", os.path.join(sys.argv[1], "grpc", "health", "v1", "health_pb2.py"))
+# The reflection proto is the one @grpc/reflection ships (not a second committed copy).
+reflection = load(
+    "marie_reflection_pb2", os.path.join(sys.argv[1], "grpc", "reflection", "v1alpha", "reflection_pb2.py")
+)
 
 target = sys.argv[2]
 # Options Jina's own clients set: keepalive pings while idle, no message size caps.
