@@ -5,19 +5,19 @@
 #   docker build --build-arg FLOW=path/to/my-flow -t my-flow:1 .   # then: marie export ... --image my-flow:1
 #
 # Executors written in TypeScript run through tsx, which the image keeps.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY . .
 RUN npm ci --no-audit --no-fund \
  && npx nx run-many -t build --outputStyle=static \
  && rm -rf .nx tests/node_modules
 
-FROM node:20-bookworm-slim
+FROM node:24-bookworm-slim
 ENV MARIE_WORKSPACE=/workspace NX_DAEMON=false
 COPY --from=build /app /app
 ARG FLOW=examples/pipeline
 COPY ${FLOW} /app/flow
-RUN ln -s /app/packages/cli/dist/bin.js /usr/local/bin/marie && mkdir -p /workspace
+RUN ln -s /app/packages/cli/bin/marie.js /usr/local/bin/marie && mkdir -p /workspace
 WORKDIR /app/flow
 EXPOSE 8080
 STOPSIGNAL SIGTERM

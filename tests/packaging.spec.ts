@@ -1,9 +1,10 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
+import { ensureNode } from '../tools/use-node.mjs';
 
 // Each package must work on its own, as npm would install it: pack the built packages, install the
 // tarballs into an empty project, and use them from plain JavaScript. nx builds them first.
@@ -13,6 +14,8 @@ const npm = (args: string[], cwd: string) =>
   run('npm', args, { cwd, env: { ...process.env, npm_config_update_notifier: 'false' } });
 const work = mkdtempSync(join(tmpdir(), 'marie-pack-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
+
+const NODE_22 = '22.23.5';
 
 const PACKAGES = [
   'docs',
@@ -33,9 +36,10 @@ describe('published packages', () => {
       const files: string[] = JSON.parse(stdout)[0].files.map((f: { path: string }) => f.path);
       expect(files).toContain('package.json');
       expect(files).toContain('README.md');
-      // @marie/proto also ships its .proto sources (reflection, other languages' codegen).
+      // @marie/proto also ships its .proto sources (reflection, other languages' codegen);
+      // @marie/cli its committed bin (npm links it before dist/ exists).
       const extra = files.filter(
-        (f) => !/^(dist|protos)\//.test(f) && f !== 'package.json' && f !== 'README.md',
+        (f) => !/^(dist|protos|bin)\//.test(f) && f !== 'package.json' && f !== 'README.md',
       );
       expect(extra).toEqual([]);
       expect(files.some((f) => f.includes('.spec.'))).toBe(false);
@@ -43,6 +47,34 @@ describe('published packages', () => {
       for (const target of [pkg.exports['.'].types, pkg.exports['.'].import]) {
         expect(files).toContain(target.replace(/^\.\//, ''));
       }
+    }
+  });
+
+  it('ship protos/ as the repository has it, its one committed copy', async () => {
+    const committed = (await run('git', ['ls-files', '*.proto'], { cwd: root })).stdout
+      .trim()
+      .split('\n');
+    expect(committed.filter((f) => !f.startsWith('protos/'))).toEqual([]);
+
+    const out = join(work, 'proto-pack');
+    mkdirSync(out, { recursive: true });
+    const { stdout } = await npm(
+      ['pack', '--json', '--pack-destination', out],
+      join(root, 'packages', 'proto'),
+    );
+    await run('tar', ['-xzf', join(out, JSON.parse(stdout)[0].filename), '-C', out]);
+    const list = (dir: string): string[] =>
+      readdirSync(dir, { recursive: true, withFileTypes: true })
+        .filter((e) => e.isFile() && e.name.endsWith('.proto'))
+        .map((e) => relative(dir, join(e.parentPath, e.name)))
+        .sort();
+    const shipped = list(join(out, 'package', 'protos'));
+    expect(shipped).toEqual(list(join(root, 'protos')));
+    expect(shipped.length).toBeGreaterThanOrEqual(3);
+    for (const f of shipped) {
+      expect(readFileSync(join(out, 'package', 'protos', f), 'utf8'), f).toBe(
+        readFileSync(join(root, 'protos', f), 'utf8'),
+      );
     }
   });
 
@@ -84,12 +116,19 @@ await server.shutdown();
 console.log(docs[0].text + ' ' + remote[0].text);
 `,
     );
-    const { stdout } = await run(process.execPath, ['main.js'], {
-      cwd: app,
-      env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
-    });
-    expect(stdout.trim()).toBe('PACKED OVER GRPC');
-    const version = await run(join(app, 'node_modules/.bin/marie'), ['--version']);
-    expect(version.stdout.trim()).toBe('0.1.0');
-  }, 120_000);
+    // The suite runs on Node 24; the packed packages must also work on the oldest Node that
+    // engines.node admits (22.12+).
+    const node22 = join(ensureNode(NODE_22), 'node');
+    for (const node of [process.execPath, node22]) {
+      const { stdout } = await run(node, ['main.js'], {
+        cwd: app,
+        env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
+      });
+      expect(stdout.trim(), node).toBe('PACKED OVER GRPC');
+      const version = await run(node, [join(app, 'node_modules/.bin/marie'), '--version']);
+      expect(version.stdout.trim()).toBe('0.1.0');
+    }
+    const v22 = await run(node22, ['-p', 'process.version']);
+    expect(v22.stdout.trim()).toBe(`v${NODE_22}`);
+  }, 180_000);
 });

@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
@@ -18,7 +18,7 @@ describe('README', () => {
   it('the quickstart runs as `npm run quickstart` runs it and prints the vowel counts', async () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
     expect(pkg.scripts.quickstart).toBe(
-      'node --conditions=@marie/source --import tsx examples/quickstart.ts',
+      'node tools/use-node.mjs node --conditions=@marie/source --import tsx examples/quickstart.ts',
     );
     const { stdout } = await promisify(execFile)(
       process.execPath,
@@ -37,7 +37,7 @@ describe('README', () => {
     const shell = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
     const serve = shell.split('\n').find((l) => l.includes(' executor --uses '))!;
     const args = serve
-      .replace(/^node packages\/cli\/dist\/bin\.js /, '')
+      .replace(/^npx marie /, '')
       .replace('--port 54321', '--host 127.0.0.1 --port 0')
       .split(' ');
     const marie = runMarie(args);
@@ -69,7 +69,8 @@ describe('README', () => {
 
   it('`npm start` runs the example Flow: two steps, replicas, sample documents through the gateway', async () => {
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
-    expect(pkg.scripts.start).toMatch(/&& node --import tsx examples\/pipeline\/run\.ts$/);
+    expect(pkg.scripts.start).toBe('node tools/use-node.mjs npm run -s example');
+    expect(pkg.scripts.example).toMatch(/&& node --import tsx examples\/pipeline\/run\.ts$/);
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', 'examples/pipeline/run.ts'],
@@ -89,6 +90,28 @@ describe('README', () => {
     ]);
     expect(lines[6]).toMatch(/^counted by [12] counter replica\(s\)$/);
   }, 60_000);
+
+  it('`npx marie` from the root is the committed bin, linked by npm ci before any build', async () => {
+    const link = readlinkSync(join(root, 'node_modules/.bin/marie'));
+    expect(link).toBe('../@marie/cli/bin/marie.js');
+    const help = await promisify(execFile)('npx', ['--no-install', 'marie', '--help'], {
+      cwd: root,
+    });
+    expect(help.stdout).toMatch(/^Usage: marie /);
+    // Before a build (no dist/ beside the bin), the bin runs the sources through tsx.
+    const unbuilt = mkdtempSync(join(import.meta.dirname, '.unbuilt-'));
+    try {
+      for (const f of ['bin', 'src', 'package.json'])
+        cpSync(join(root, 'packages/cli', f), join(unbuilt, f), { recursive: true });
+      const { stdout } = await promisify(execFile)(process.execPath, [
+        join(unbuilt, 'bin/marie.js'),
+        '--version',
+      ]);
+      expect(stdout.trim()).toBe('0.1.0');
+    } finally {
+      rmSync(unbuilt, { recursive: true, force: true });
+    }
+  }, 30_000);
 
   it('names the same test command that .ci/run runs', () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');

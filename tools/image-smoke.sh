@@ -2,12 +2,14 @@
 # Builds the runtime image from ./Dockerfile and runs the example Flow from it: the commands
 # docker-compose.yml gives each service, one container each (host network, own ports), then a
 # POST through the gateway. For machines without Docker: it uses buildah (apt install buildah
-# debootstrap) and, when no node:20-bookworm-slim image can be pulled, makes one from a Debian
-# rootfs plus this machine's node and npm. Run as root, by hand: bash tools/image-smoke.sh
+# debootstrap) and, when no node:24-bookworm-slim image can be pulled, makes one from a Debian
+# rootfs plus Node 24 (tools/use-node.mjs: this machine's node when it is 24, else the cached
+# official binary) and this machine's npm. Run as root, by hand: bash tools/image-smoke.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B="buildah --storage-driver vfs"
-BASE=docker.io/library/node:20-bookworm-slim
+NODE_BIN=$(node tools/use-node.mjs --print)
+BASE=docker.io/library/node:24-bookworm-slim
 WORK=$(mktemp -d)
 containers=()
 cleanup() {
@@ -19,9 +21,9 @@ cleanup() {
 trap cleanup EXIT
 
 if ! $B inspect "$BASE" >/dev/null 2>&1 && ! $B pull -q "$BASE" >/dev/null 2>&1; then
-  echo "making $BASE from a Debian rootfs and $(node -v)"
+  echo "making $BASE from a Debian rootfs and node $("$NODE_BIN/node" -v)"
   debootstrap --variant=minbase bookworm "$WORK/rootfs" http://deb.debian.org/debian >/dev/null
-  cp "$(command -v node)" "$WORK/rootfs/usr/local/bin/node"
+  cp "$NODE_BIN/node" "$WORK/rootfs/usr/local/bin/node"
   mkdir -p "$WORK/rootfs/usr/local/lib/node_modules" "$WORK/rootfs/etc/ssl/certs"
   cp -r "$(dirname "$(readlink -f "$(command -v npm)")")/.." "$WORK/rootfs/usr/local/lib/node_modules/npm"
   ln -sf ../lib/node_modules/npm/bin/npm-cli.js "$WORK/rootfs/usr/local/bin/npm"

@@ -16,9 +16,9 @@ export interface MarieProcess {
 /** Runs the built `marie` command (plain Node, as a user would). */
 export function runMarie(
   args: string[],
-  options: { cwd?: string; env?: NodeJS.ProcessEnv } = {},
+  options: { cwd?: string; env?: NodeJS.ProcessEnv; node?: string } = {},
 ): MarieProcess {
-  const child = spawn(process.execPath, [MARIE_BIN, ...args], {
+  const child = spawn(options.node ?? process.execPath, [MARIE_BIN, ...args], {
     cwd: options.cwd ?? ROOT,
     env: { ...process.env, MARIE_LOG_LEVEL: 'warn', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],

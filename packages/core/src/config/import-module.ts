@@ -4,7 +4,12 @@ import { ConfigError } from './config-error.js';
 
 let tsEnabled: Promise<void> | undefined;
 
-/** Lets plain Node import .ts modules by registering tsx's loader (an optional peer dependency). */
+/**
+ * Registers tsx's loader (an optional peer dependency) before the first .ts module is imported.
+ * Node 22.18+ and 24 strip types from .ts files by themselves, but stop at decorators ("Invalid or
+ * unexpected token"), and every executor has them: tsx must take .ts files first, not after a
+ * failure (Node caches a module that failed to parse under its URL).
+ */
 function enableTypeScript(): Promise<void> {
   tsEnabled ??= import('tsx/esm/api').then(
     (api: { register: () => unknown }) => {
@@ -18,10 +23,6 @@ function enableTypeScript(): Promise<void> {
     },
   );
   return tsEnabled;
-}
-
-function isUnknownExtension(err: unknown): boolean {
-  return (err as NodeJS.ErrnoException)?.code === 'ERR_UNKNOWN_FILE_EXTENSION';
 }
 
 /** Imports a module a config lists (`py_modules`/`modules`); errors name the module and the config. */
@@ -39,14 +40,8 @@ export async function importModule(
     throw new ConfigError(`${source}: module ${listed} not found (looked for ${file})`);
   const url = pathToFileURL(file).href;
   try {
-    try {
-      return (await import(url)) as Record<string, unknown>;
-    } catch (err) {
-      if (!isUnknownExtension(err) || !/\.[cm]?tsx?$/.test(file)) throw err;
-      await enableTypeScript();
-      // Node remembers the failed import of this URL: ask again under a fresh one.
-      return (await import(`${url}?ts`)) as Record<string, unknown>;
-    }
+    if (/\.[cm]?tsx?$/.test(file)) await enableTypeScript();
+    return (await import(url)) as Record<string, unknown>;
   } catch (err) {
     const reason = err instanceof Error ? err.message.split('\n')[0] : String(err);
     throw new ConfigError(`${source}: module ${listed} failed to load: ${reason}`, { cause: err });
