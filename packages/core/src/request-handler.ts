@@ -38,7 +38,11 @@ export interface RequestContext<P = Record<string, unknown>> {
 }
 
 export interface HandleOptions {
-  signal?: AbortSignal;
+  /**
+   * Aborted when the caller gives up. A function is called the first time a method reads
+   * `ctx.signal`: transports pass one so that a call nobody listens on costs no AbortController.
+   */
+  signal?: AbortSignal | (() => AbortSignal);
   /** The caller can send an answer whose documents are still serialized (`docsBytes`): gRPC can. */
   docsBytes?: boolean;
 }
@@ -289,10 +293,22 @@ export class RequestHandler implements Processor {
     docs: DocList<object>,
     parameters: Record<string, unknown>,
     header: RequestHeader,
-    signal: AbortSignal,
+    signal: AbortSignal | (() => AbortSignal),
     docsMatrix: DocList<object>[] = [docs],
   ): RequestContext {
-    return { parameters, docsMatrix, header, signal, endpoint: endpoint.name };
+    if (typeof signal !== 'function')
+      return { parameters, docsMatrix, header, signal, endpoint: endpoint.name };
+    let made: AbortSignal | undefined;
+    return {
+      parameters,
+      docsMatrix,
+      header,
+      endpoint: endpoint.name,
+      get signal() {
+        made ??= signal();
+        return made;
+      },
+    };
   }
 
   /** Calls the method; sync methods one at a time unless the endpoint allows concurrency. */

@@ -3,15 +3,11 @@ import type { DataRequestProto, HeaderProto, RouteProto, StatusProto } from './g
 
 // A protobuf writer for the hot path (DataRequestProto out of every server and client). The stock
 // writer copies a nested message's bytes once per level it is nested in (fork/join), and a tensor
-// sits 8 levels deep; this one records operations and lengths, then allocates once and copies
-// each tensor's bytes once. Output is byte-for-byte what the generated encoder writes.
-
-const VARINT = 0;
-const BYTES = 1;
-const STRING = 2;
-const DOUBLE = 3;
-const ASCII = 5;
-const BIGVARINT = 4; // negative int32/int64 (10 bytes, two's complement) and varints past 32 bits
+// sits 8 levels deep. This one walks the message twice, as Go's Size()/MarshalTo() do: the first
+// pass only adds up sizes and records each nested message's length (in fork order), the second
+// writes straight into one buffer of the exact size. Nothing is recorded per field, so a request
+// with thousands of fields allocates its output buffer and one small array of lengths. Output is
+// byte-for-byte what the generated encoder writes.
 
 /** UTF-8 length; short ASCII strings (ids, keys, dtypes) are counted without a native call. */
 function utf8Length(s: string): number {
@@ -29,23 +25,46 @@ function varintSize(n: number): number {
   return 5;
 }
 
-class Writer {
-  // Parallel arrays of operations: kind, value, encoded size.
-  readonly kinds: number[] = [];
-  readonly values: unknown[] = [];
-  readonly sizes: number[] = [];
-  len = 0;
-  readonly #forks: number[] = [];
+function bigVarintSize(v: bigint): number {
+  let size = 1;
+  for (let x = v >> 7n; x > 0n; x >>= 7n) size++;
+  return size;
+}
 
-  #push(kind: number, value: unknown, size: number): void {
-    this.kinds.push(kind);
-    this.values.push(value);
-    this.sizes.push(size);
-    this.len += size;
+const EMPTY = Buffer.alloc(0);
+
+class Writer {
+  /** First pass: count. Second pass: write. */
+  measuring = true;
+  /** Bytes counted (first pass) or written (second pass). */
+  pos = 0;
+  out: Buffer = EMPTY;
+  /** Each nested message's length, in the order the messages were started. */
+  readonly #lengths: number[] = [];
+  /** First pass: [index into #lengths, pos at the start] per open message. */
+  readonly #open: number[] = [];
+  #next = 0;
+
+  /** Switches to writing: one allocation of the exact size. */
+  emit(): void {
+    this.out = Buffer.allocUnsafe(this.pos);
+    this.measuring = false;
+    this.pos = 0;
+    this.#next = 0;
   }
 
   uint32(n: number): this {
-    this.#push(VARINT, n >>> 0, varintSize(n >>> 0));
+    let v = n >>> 0;
+    if (this.measuring) {
+      this.pos += varintSize(v);
+      return this;
+    }
+    const out = this.out;
+    while (v > 0x7f) {
+      out[this.pos++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
+    }
+    out[this.pos++] = v;
     return this;
   }
 
@@ -59,10 +78,18 @@ class Writer {
 
   int64(n: number): this {
     if (n >= 0 && n <= 0xffffffff) return this.uint32(n);
-    const v = BigInt.asUintN(64, BigInt(Math.trunc(n)));
-    let size = 1;
-    for (let x = v >> 7n; x > 0n; x >>= 7n) size++;
-    this.#push(BIGVARINT, v, size);
+    // Negative numbers and numbers past 32 bits: 64-bit two's complement varint.
+    let v = BigInt.asUintN(64, BigInt(Math.trunc(n)));
+    const size = bigVarintSize(v);
+    if (this.measuring) {
+      this.pos += size;
+      return this;
+    }
+    for (let k = 1; k < size; k++) {
+      this.out[this.pos++] = Number(v & 0x7fn) | 0x80;
+      v >>= 7n;
+    }
+    this.out[this.pos++] = Number(v);
     return this;
   }
 
@@ -71,89 +98,59 @@ class Writer {
   }
 
   double(n: number): this {
-    this.#push(DOUBLE, n, 8);
+    if (!this.measuring) this.out.writeDoubleLE(n, this.pos);
+    this.pos += 8;
     return this;
   }
 
   string(s: string): this {
     const size = utf8Length(s);
     this.uint32(size);
-    this.#push(size === s.length ? ASCII : STRING, s, size);
+    if (!this.measuring) {
+      const out = this.out;
+      if (size !== s.length) out.write(s, this.pos, size, 'utf8');
+      else if (size > 64) out.write(s, this.pos, size, 'latin1');
+      else for (let k = 0; k < size; k++) out[this.pos + k] = s.charCodeAt(k);
+    }
+    this.pos += size;
     return this;
   }
 
   bytes(b: Uint8Array): this {
     this.uint32(b.byteLength);
-    this.#push(BYTES, b, b.byteLength);
+    if (!this.measuring) this.out.set(b, this.pos);
+    this.pos += b.byteLength;
     return this;
   }
 
-  /** Starts a length-delimited message; its length is filled in by `join`. */
+  /** Starts a length-delimited message: its length is counted by `join`, written in pass two. */
   fork(): this {
-    this.#forks.push(this.kinds.length, this.len);
-    this.#push(VARINT, 0, 0);
-    return this;
+    if (this.measuring) {
+      this.#open.push(this.#lengths.length, this.pos);
+      this.#lengths.push(0);
+      return this;
+    }
+    return this.uint32(this.#lengths[this.#next++]!);
   }
 
   join(): this {
-    const start = this.#forks.pop()!;
-    const at = this.#forks.pop()!;
-    const length = this.len - start;
-    const size = varintSize(length);
-    this.values[at] = length;
-    this.sizes[at] = size;
-    this.len += size;
+    if (!this.measuring) return this;
+    const start = this.#open.pop()!;
+    const at = this.#open.pop()!;
+    const length = this.pos - start;
+    this.#lengths[at] = length;
+    this.pos += varintSize(length);
     return this;
   }
+}
 
-  finish(): Uint8Array {
-    const out = Buffer.allocUnsafe(this.len);
-    const { kinds, values, sizes } = this;
-    let pos = 0;
-    for (let i = 0; i < kinds.length; i++) {
-      const size = sizes[i]!;
-      switch (kinds[i]) {
-        case VARINT: {
-          let v = values[i] as number;
-          while (v > 0x7f) {
-            out[pos++] = (v & 0x7f) | 0x80;
-            v >>>= 7;
-          }
-          out[pos++] = v;
-          break;
-        }
-        case BYTES:
-          out.set(values[i] as Uint8Array, pos);
-          pos += size;
-          break;
-        case ASCII: {
-          const str = values[i] as string;
-          if (size > 64) out.write(str, pos, size, 'latin1');
-          else for (let k = 0; k < size; k++) out[pos + k] = str.charCodeAt(k);
-          pos += size;
-          break;
-        }
-        case STRING:
-          out.write(values[i] as string, pos, size, 'utf8');
-          pos += size;
-          break;
-        case DOUBLE:
-          out.writeDoubleLE(values[i] as number, pos);
-          pos += 8;
-          break;
-        case BIGVARINT: {
-          let v = values[i] as bigint;
-          for (let k = 1; k < size; k++) {
-            out[pos++] = Number(v & 0x7fn) | 0x80;
-            v >>= 7n;
-          }
-          out[pos++] = Number(v);
-          break;
-        }
-      }
-    }
-    return out;
-  }
+/** Runs `write` once to measure and once to emit; returns the bytes. */
+function twoPass(write: (w: Writer) => void): Uint8Array {
+  const w = new Writer();
+  write(w);
+  w.emit();
+  write(w);
+  return w.out;
 }
 
 // --- google.protobuf.Struct / Value / ListValue (parameters, endpoint schemas) ---
@@ -333,7 +330,10 @@ function writeRoute(w: Writer, r: RouteProto): void {
  * serialized DocListProto) is written verbatim as `data.docs`, in place of `m.data`.
  */
 export function writeDataRequest(m: DataRequestProto, docsBytes?: Uint8Array): Uint8Array {
-  const w = new Writer();
+  return twoPass((w) => writeRequest(w, m, docsBytes));
+}
+
+function writeRequest(w: Writer, m: DataRequestProto, docsBytes?: Uint8Array): void {
   if (m.header !== undefined) {
     w.tag(1, 2).fork();
     writeHeader(w, m.header);
@@ -363,5 +363,4 @@ export function writeDataRequest(m: DataRequestProto, docsBytes?: Uint8Array): U
     if (m.data.docsBytes !== undefined) w.tag(2, 2).bytes(m.data.docsBytes);
     w.join();
   }
-  return w.finish();
 }

@@ -150,16 +150,29 @@ export class GrpcServer {
   }
 
   /** Encodes an answer; an error status gets trailing metadata `is-error: true` (spec/wire.md). */
-  #answer(res: DataRequest<any>): { bytes: Uint8Array; trailer: grpc.Metadata } {
+  #answer(res: DataRequest<any>): { bytes: Uint8Array; trailer?: grpc.Metadata } {
+    const bytes = encodeDataRequest(res, this.#schemaOf(res));
+    if (res.header.status?.code !== StatusCode.ERROR) return { bytes };
     const trailer = new grpc.Metadata();
-    if (res.header.status?.code === StatusCode.ERROR) trailer.set('is-error', 'true');
-    return { bytes: encodeDataRequest(res, this.#schemaOf(res)), trailer };
+    trailer.set('is-error', 'true');
+    return { bytes, trailer };
   }
 
-  #signal(call: { on(event: 'cancelled', listener: () => void): unknown }): AbortSignal {
-    const controller = new AbortController();
-    call.on('cancelled', () => controller.abort(new Error('the client cancelled the call')));
-    return controller.signal;
+  /** The call's AbortSignal, made the first time a method asks for it (most never do). */
+  #signal(call: {
+    cancelled: boolean;
+    once(event: 'cancelled', listener: () => void): unknown;
+  }): () => AbortSignal {
+    let controller: AbortController | undefined;
+    return () => {
+      if (controller) return controller.signal;
+      const made = new AbortController();
+      controller = made;
+      const abort = () => made.abort(new Error('the client cancelled the call'));
+      if (call.cancelled) abort();
+      else call.once('cancelled', abort);
+      return made.signal;
+    };
   }
 
   #badRequest(err: unknown): grpc.ServiceError {

@@ -114,18 +114,27 @@ export class HttpServer {
     else reply.code(503).send({ detail: 'not serving' });
   }
 
-  #signalOf(_req: FastifyRequest, reply: FastifyReply): AbortSignal {
-    const controller = new AbortController();
-    // The client went away before the answer was written: whatever the handler awaits can stop.
-    // (The request's own 'close' fires once its body is read; the response's when the socket goes.)
-    reply.raw.on('close', () => {
-      if (!reply.raw.writableEnded) controller.abort(new Error('the client disconnected'));
-    });
-    return controller.signal;
+  /** The request's AbortSignal, made the first time a method asks for it (most never do). */
+  #signalOf(_req: FastifyRequest, reply: FastifyReply): () => AbortSignal {
+    let controller: AbortController | undefined;
+    return () => {
+      if (controller) return controller.signal;
+      const made = new AbortController();
+      controller = made;
+      // The client went away before the answer was written: whatever the handler awaits can
+      // stop. (The request's own 'close' fires once its body is read; the response's when the
+      // socket goes.)
+      const gone = () => {
+        if (!reply.raw.writableEnded) made.abort(new Error('the client disconnected'));
+      };
+      if (reply.raw.closed) gone();
+      else reply.raw.once('close', gone);
+      return made.signal;
+    };
   }
 
   /** Runs a request and answers: 200, 422 for bad input, 500 for an executor error. */
-  async #answer(req: DataRequest, signal: AbortSignal, reply: FastifyReply): Promise<void> {
+  async #answer(req: DataRequest, signal: () => AbortSignal, reply: FastifyReply): Promise<void> {
     let res: DataRequest;
     try {
       res = await this.handler.handle(req, { signal });
