@@ -10,6 +10,7 @@ import { DEFAULT_PORT, GrpcServer } from '@marie/transport-grpc';
 import { HttpServer } from '@marie/transport-http';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
+import { keepHeapHeadroom } from './heap-headroom.js';
 import { integer, jsonObject as json } from './parse.js';
 
 interface ExecutorFlags {
@@ -99,6 +100,7 @@ interface Served {
 }
 
 async function serve(flags: ExecutorFlags): Promise<void> {
+  keepHeapHeadroom();
   const unknown = flags.protocol.filter((p) => !(p in PROTOCOLS));
   if (unknown.length)
     throw new UsageError(`--protocol ${unknown.join(' ')}: unknown (grpc, http, websocket)`);

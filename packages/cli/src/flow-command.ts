@@ -3,6 +3,7 @@ import { Flow, type GatewayProtocol, loadFlow, type Polling, parseGraph } from '
 import { DEFAULT_PORT } from '@marie/transport-grpc';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
+import { keepHeapHeadroom } from './heap-headroom.js';
 import { integer, jsonObject } from './parse.js';
 
 /** Starts a Flow, prints one `ready` line per gateway address, and stops it on SIGTERM/SIGINT. */
@@ -10,6 +11,7 @@ async function runFlow(command: string, make: () => Promise<Flow> | Flow): Promi
   const log = createLogger(command);
   let flow: Flow;
   try {
+    keepHeapHeadroom();
     flow = await make();
     await flow.start();
   } catch (err) {
