@@ -231,26 +231,25 @@ function writeNode(w: Writer, n: NodeProto): void {
     writeDocList(w, n.docArray);
     w.join();
   }
-  for (const [field, list] of [
-    [9, n.list],
-    [10, n.set],
-    [11, n.tuple],
-  ] as const) {
-    if (list === undefined) continue;
-    w.tag(field, 2).fork();
-    for (const item of list.data) {
-      w.tag(1, 2).fork();
-      writeNode(w, item);
-      w.join();
-    }
-    w.join();
-  }
+  if (n.list !== undefined) writeNodeList(w, 9, n.list.data);
+  if (n.set !== undefined) writeNodeList(w, 10, n.set.data);
+  if (n.tuple !== undefined) writeNodeList(w, 11, n.tuple.data);
   if (n.dict !== undefined) {
     w.tag(12, 2).fork();
     writeNodeMap(w, n.dict.data);
     w.join();
   }
   if (n.type !== undefined) w.tag(13, 2).string(n.type);
+}
+
+function writeNodeList(w: Writer, field: number, items: readonly NodeProto[]): void {
+  w.tag(field, 2).fork();
+  for (const item of items) {
+    w.tag(1, 2).fork();
+    writeNode(w, item);
+    w.join();
+  }
+  w.join();
 }
 
 function writeNodeMap(w: Writer, data: Record<string, NodeProto>): void {
