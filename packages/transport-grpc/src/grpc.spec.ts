@@ -53,6 +53,28 @@ class Probe extends Executor {
     return { slept: ctx.parameters.ms };
   }
 
+  /** What a method saw of its signal: aborted while waiting on it, or found aborted when it first looked. */
+  signals: string[] = [];
+
+  @requests({ on: '/wait' })
+  async wait(_docs: DocList<LegacyDocument>, ctx: RequestContext) {
+    // Looks at ctx.signal only after `look` ms: the signal is made on first use, and must then
+    // already be aborted if the client gave up meanwhile.
+    await sleep(Number(ctx.parameters.look ?? 0));
+    if (ctx.signal.aborted) {
+      this.signals.push('aborted before first look');
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(resolve, 3000);
+      ctx.signal.addEventListener('abort', () => {
+        this.signals.push('aborted while waiting');
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
   override async close() {
     this.closed++;
   }
@@ -120,6 +142,31 @@ describe('gRPC transport', () => {
       encodeDataRequest(createDataRequest({ endpoint: '/echo' })),
     );
     expect(good.trailer?.get('is-error')).toEqual([]);
+  });
+
+  it("aborts the method's signal when the client cancels, whenever the method first reads it", async () => {
+    const call = (look: number) => {
+      const raw = new grpc.Client(`127.0.0.1:${port}`, grpc.credentials.createInsecure());
+      return new Promise<grpc.ServiceError | null>((resolve) => {
+        raw.makeUnaryRequest(
+          '/jina.JinaSingleDataRequestRPC/process_single_data',
+          (b: Buffer) => b,
+          (b: Buffer) => b,
+          Buffer.from(
+            encodeDataRequest(createDataRequest({ endpoint: '/wait', parameters: { look } })),
+          ),
+          { deadline: Date.now() + 100 },
+          (err) => {
+            raw.close();
+            resolve(err);
+          },
+        );
+      });
+    };
+    expect((await call(0))?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    expect((await call(300))?.code).toBe(grpc.status.DEADLINE_EXCEEDED);
+    await sleep(400);
+    expect(probe.signals).toEqual(['aborted while waiting', 'aborted before first look']);
   });
 
   it('answers garbage with INVALID_ARGUMENT and keeps serving', async () => {
@@ -215,6 +262,7 @@ describe('gRPC transport', () => {
       '/odd',
       '/join',
       '/sleep',
+      '/wait',
       '_jina_dry_run_',
     ]);
     expect(endpoints.schemas?.['/echo']).toMatchObject({
