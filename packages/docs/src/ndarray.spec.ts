@@ -84,4 +84,23 @@ describe('NdArray', () => {
       1.5,
     );
   });
+
+  it('copies unaligned bytes only when the data is read; writes what the data holds after', () => {
+    const buf = new Uint8Array(1 + 3 * 4);
+    const view = new DataView(buf.buffer);
+    for (let i = 0; i < 3; i++) view.setFloat32(1 + 4 * i, i + 0.5, true);
+    const bytes = buf.subarray(1);
+    const t = NdArray.fromBytes(bytes, [3], 'float32');
+    // Passed on untouched: the same bytes go out, no copy made.
+    expect(t.toBytes()).toBe(bytes);
+    expect(t.size).toBe(3);
+    expect(() => NdArray.fromBytes(bytes, [2], 'float32')).toThrow(/holds 2 elements/);
+    // Read (and changed): an aligned copy, and from then on the copy is what goes out.
+    expect([...t.data]).toEqual([0.5, 1.5, 2.5]);
+    expect(t.data.byteOffset % 4).toBe(0);
+    t.data[0] = 9;
+    expect(new DataView(t.toBytes().buffer, t.toBytes().byteOffset).getFloat32(0, true)).toBe(9);
+    expect(view.getFloat32(1, true)).toBe(0.5); // the received message is left as it was
+    expect(t.equals(NdArray.fromList([9, 1.5, 2.5]))).toBe(true);
+  });
 });

@@ -112,7 +112,15 @@ const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 export class NdArray {
   readonly dtype: DType;
   readonly shape: readonly number[];
-  readonly data: TypedArray;
+  #data: TypedArray | undefined;
+  /**
+   * Little-endian bytes not yet copied into `#data`: a tensor read from a message at an offset
+   * its element type cannot be viewed at. The copy is made when `data` is first read; a tensor
+   * that is only passed on (an executor that leaves it alone) is written out from these bytes and
+   * never copied. Nothing can have changed them: whoever changes a tensor reads `data` first.
+   * (Each copy is external memory to V8, and external memory drives its major GCs.)
+   */
+  #bytes: Uint8Array | undefined;
 
   /**
    * @param data elements in C order; its class must fit the dtype (Uint16Array for float16,
@@ -120,7 +128,15 @@ export class NdArray {
    * @param shape defaults to `[data.length]`
    * @param dtype defaults to the dtype of the TypedArray class
    */
-  constructor(data: TypedArray, shape?: readonly number[], dtype?: DType) {
+  constructor(data: TypedArray, shape?: readonly number[], dtype?: DType);
+  constructor(data: TypedArray | Unaligned, shape?: readonly number[], dtype?: DType) {
+    if (data instanceof Unaligned) {
+      // From fromBytes, which has checked the dtype, the shape and the byte count.
+      this.#bytes = data.bytes;
+      this.shape = Object.freeze([...shape!]);
+      this.dtype = dtype!;
+      return;
+    }
     const kind = data.constructor.name;
     const resolved = dtype ?? DEFAULT_DTYPE_OF.get(kind);
     if (resolved === undefined) throw new TypeError(`NdArray: unsupported array type ${kind}`);
@@ -139,13 +155,26 @@ export class NdArray {
         `NdArray: shape [${dims}] holds ${size} elements but the data has ${data.length}`,
       );
     }
-    this.data = data;
+    this.#data = data;
     this.shape = Object.freeze([...dims]);
     this.dtype = resolved;
   }
 
+  /** The elements in C order (a TypedArray of the dtype's class). */
+  get data(): TypedArray {
+    if (this.#data === undefined) {
+      const bytes = alignedCopy(this.#bytes!);
+      const ctor = DTYPES[this.dtype].ctor;
+      const length = bytes.byteLength / ctor.BYTES_PER_ELEMENT;
+      this.#data = new ctor(bytes.buffer, bytes.byteOffset, length);
+      this.#bytes = undefined;
+    }
+    return this.#data;
+  }
+
   get size(): number {
-    return this.data.length;
+    if (this.#data !== undefined) return this.#data.length;
+    return this.#bytes!.byteLength / DTYPES[this.dtype].ctor.BYTES_PER_ELEMENT;
   }
 
   get ndim(): number {
@@ -181,6 +210,7 @@ export class NdArray {
 
   /** Raw little-endian bytes, C order. A view (no copy) on little-endian hosts. */
   toBytes(): Uint8Array {
+    if (this.#data === undefined) return this.#bytes!; // only little-endian hosts defer the copy
     const view = new Uint8Array(this.data.buffer, this.data.byteOffset, this.data.byteLength);
     if (LITTLE_ENDIAN) return view;
     return swapBytes(view, this.data.BYTES_PER_ELEMENT);
@@ -201,9 +231,18 @@ export class NdArray {
     if (bytes.byteOffset % width === 0) {
       return new NdArray(new ctor(bytes.buffer, bytes.byteOffset, length), shape, dtype);
     }
-    // Misaligned (inside a received message): one aligned copy, a plain memcpy.
-    const copy = alignedCopy(bytes);
-    return new NdArray(new ctor(copy.buffer, copy.byteOffset, length), shape, dtype);
+    // Misaligned (inside a received message): copied when `data` is first read, if ever.
+    let size = 1;
+    for (const d of shape) {
+      if (!Number.isInteger(d) || d < 0) throw new TypeError(`NdArray: bad shape [${shape}]`);
+      size *= d;
+    }
+    if (size !== length) {
+      throw new TypeError(
+        `NdArray: shape [${shape}] holds ${size} elements but the data has ${length}`,
+      );
+    }
+    return new NdArray(new Unaligned(bytes) as unknown as TypedArray, shape, dtype);
   }
 
   /**
@@ -261,6 +300,11 @@ export class NdArray {
     const b = other.toBytes();
     return a.length === b.length && Buffer.compare(a, b) === 0;
   }
+}
+
+/** Bytes handed to the constructor by fromBytes (module-private: not a TypedArray). */
+class Unaligned {
+  constructor(readonly bytes: Uint8Array) {}
 }
 
 // Small aligned copies come from a shared slab, as Node's Buffer pool does: allocating an
