@@ -171,4 +171,14 @@ describe('marie ping', () => {
     expect((await down.exited).code).toBe(1);
     expect(Date.now() - started).toBeLessThan(5000);
   });
+
+  it('refuses a MARIE_HEAP_GROWING_PERCENT that is not a whole number, naming it', async () => {
+    const p = runMarie(['executor', '--uses', fixture('lifecycle.yml'), '--port', '0'], {
+      env: { MARIE_HEAP_GROWING_PERCENT: 'lots' },
+    });
+    expect((await p.exited).code).toBe(2);
+    expect(p.stderr().trim()).toBe(
+      'marie executor: MARIE_HEAP_GROWING_PERCENT must be a whole number, got "lots"',
+    );
+  });
 });

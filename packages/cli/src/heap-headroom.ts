@@ -1,4 +1,5 @@
 import { getHeapStatistics, setFlagsFromString } from 'node:v8';
+import { UsageError } from './errors.js';
 
 /** Below this much live heap, a serving process lets the heap grow 4x between major GCs. */
 export const SMALL_HEAP_BYTES = 64 * 1024 * 1024;
@@ -22,7 +23,7 @@ export function keepHeapHeadroom(env: NodeJS.ProcessEnv = process.env): void {
   if (process.execArgv.some((a) => a.startsWith('--heap-growing-percent'))) return;
   const setting = env.MARIE_HEAP_GROWING_PERCENT ?? '300';
   if (!/^\d+$/.test(setting))
-    throw new Error(`MARIE_HEAP_GROWING_PERCENT must be a whole number, got "${setting}"`);
+    throw new UsageError(`MARIE_HEAP_GROWING_PERCENT must be a whole number, got "${setting}"`);
   const percent = Number(setting);
   if (percent === 0) return;
   let current = -1;
