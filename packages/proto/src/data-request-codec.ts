@@ -52,15 +52,24 @@ export function dataRequestFromProto(proto: DataRequestProto): DataRequest {
  */
 const received = new WeakMap<object, Uint8Array>();
 
-/** Encodes a DataRequest; documents still serialized (`docsBytes`) are written as they are. */
-export function encodeDataRequest(req: DataRequest<any>, schema?: TSchema): Uint8Array {
+/**
+ * Encodes a DataRequest; documents still serialized (`docsBytes`) are written as they are.
+ * `alloc` lends the output buffer (see writeDataRequest).
+ */
+export function encodeDataRequest(
+  req: DataRequest<any>,
+  schema?: TSchema,
+  alloc?: (size: number) => Buffer,
+): Uint8Array {
   const same = received.get(req);
   if (same !== undefined) return same;
-  if (req.docsBytes === undefined) return writeDataRequest(dataRequestToProto(req, schema));
+  if (req.docsBytes === undefined)
+    return writeDataRequest(dataRequestToProto(req, schema), undefined, alloc);
   const { docsBytes, ...rest } = req;
   return writeDataRequest(
     { ...dataRequestToProto({ ...rest, docs: [] }), data: undefined },
     docsBytes,
+    alloc,
   );
 }
 

@@ -45,9 +45,9 @@ class Writer {
   readonly #open: number[] = [];
   #next = 0;
 
-  /** Switches to writing: one allocation of the exact size. */
-  emit(): void {
-    this.out = Buffer.allocUnsafe(this.pos);
+  /** Switches to writing: one allocation of the exact size (or a buffer `alloc` lends). */
+  emit(alloc: (size: number) => Buffer = Buffer.allocUnsafe): void {
+    this.out = alloc(this.pos);
     this.measuring = false;
     this.pos = 0;
     this.#next = 0;
@@ -145,10 +145,10 @@ class Writer {
 }
 
 /** Runs `write` once to measure and once to emit; returns the bytes. */
-function twoPass(write: (w: Writer) => void): Uint8Array {
+function twoPass(write: (w: Writer) => void, alloc?: (size: number) => Buffer): Uint8Array {
   const w = new Writer();
   write(w);
-  w.emit();
+  w.emit(alloc);
   write(w);
   return w.out;
 }
@@ -326,10 +326,16 @@ function writeRoute(w: Writer, r: RouteProto): void {
 
 /**
  * Encodes a DataRequestProto as the generated encoder does, in one allocation. `docsBytes` (a
- * serialized DocListProto) is written verbatim as `data.docs`, in place of `m.data`.
+ * serialized DocListProto) is written verbatim as `data.docs`, in place of `m.data`. `alloc`
+ * lends the output buffer (exactly `size` bytes long): a caller that copies the bytes away at
+ * once can lend the same one every time.
  */
-export function writeDataRequest(m: DataRequestProto, docsBytes?: Uint8Array): Uint8Array {
-  return twoPass((w) => writeRequest(w, m, docsBytes));
+export function writeDataRequest(
+  m: DataRequestProto,
+  docsBytes?: Uint8Array,
+  alloc?: (size: number) => Buffer,
+): Uint8Array {
+  return twoPass((w) => writeRequest(w, m, docsBytes), alloc);
 }
 
 function writeRequest(w: Writer, m: DataRequestProto, docsBytes?: Uint8Array): void {

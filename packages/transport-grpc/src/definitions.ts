@@ -26,13 +26,34 @@ export function asBuffer(bytes: Uint8Array): Buffer {
     : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
+/**
+ * An answer encoded only when grpc-js serializes it, into a buffer lent for that moment: grpc-js
+ * copies the serialized bytes into its own length-prefixed frame before `serializeMessage`
+ * returns (server-interceptors.js), so one buffer can be lent to every answer. That saves an
+ * ArrayBuffer per answer, and ArrayBuffer bytes are what drive V8's major GCs under load.
+ */
+export class WireAnswer {
+  constructor(readonly encode: (lend: (size: number) => Buffer) => Uint8Array) {}
+}
+
+const LEND_MAX = 4 * 1024 * 1024;
+let lent = Buffer.allocUnsafeSlow(64 * 1024);
+
+/** `size` bytes of the one lent buffer (answers over 4 MiB get their own). */
+function lend(size: number): Buffer {
+  if (size > LEND_MAX) return Buffer.allocUnsafe(size);
+  if (size > lent.length)
+    lent = Buffer.allocUnsafeSlow(Math.min(LEND_MAX, Math.max(size, 2 * lent.length)));
+  return lent.subarray(0, size);
+}
+
 export interface DefinitionOptions {
   /**
    * Hand the server the request bytes undecoded for these methods, so that it decodes them itself
    * and answers garbage with INVALID_ARGUMENT (grpc-js would answer INTERNAL).
    */
   rawRequests?: readonly string[];
-  /** Let the server answer with bytes it already encoded (Uint8Array) as well as messages. */
+  /** Let the server answer with bytes it already encoded (Uint8Array) or a WireAnswer as well as messages. */
   rawResponses?: boolean;
 }
 
@@ -55,12 +76,13 @@ export function grpcDefinition(
       requestDeserialize: raw
         ? (bytes: Buffer) => bytes
         : (bytes: Buffer) => m.requestType.decode(bytes),
-      responseSerialize: (value: unknown) =>
-        asBuffer(
-          options.rawResponses && value instanceof Uint8Array
-            ? value
-            : m.responseType.encode(value).finish(),
-        ),
+      responseSerialize: (value: unknown) => {
+        if (options.rawResponses) {
+          if (value instanceof Uint8Array) return asBuffer(value);
+          if (value instanceof WireAnswer) return asBuffer(value.encode(lend));
+        }
+        return asBuffer(m.responseType.encode(value).finish());
+      },
       responseDeserialize: (bytes: Buffer) => m.responseType.decode(bytes),
     };
   }

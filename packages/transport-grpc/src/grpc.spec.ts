@@ -169,6 +169,31 @@ describe('gRPC transport', () => {
     expect(probe.signals).toEqual(['aborted while waiting', 'aborted before first look']);
   });
 
+  it('keeps concurrent answers apart (they are encoded into one lent buffer)', async () => {
+    // 40 unary calls at once, and 40 messages on one Call stream, each answer large (300 kB)
+    // and different: every answer must be its own request's. This guards what the lent buffer
+    // relies on: grpc-js copies a serialized answer into its frame at once. (Checked: with that
+    // copy deferred by a setImmediate inside grpc-js, this test fails.)
+    const text = (i: number) => `${i}:`.padEnd(300_000, String.fromCharCode(97 + (i % 26)));
+    const unary = Array.from({ length: 40 }, (_, i) =>
+      client.send(
+        createDataRequest({ endpoint: '/echo', docs: [{ text: text(i) }], parameters: { tag: i } }),
+      ),
+    );
+    const streamed = client.post(
+      '/echo',
+      Array.from({ length: 40 }, (_, i) => ({ text: text(100 + i) })),
+      { requestSize: 1, parameters: { tag: 's' } },
+    );
+    const answers = await Promise.all(unary);
+    expect(answers.map((res) => (res.docs[0] as { text: string }).text)).toEqual(
+      Array.from({ length: 40 }, (_, i) => `${text(i)}:${i}`),
+    );
+    expect((await streamed).map((d) => d.text)).toEqual(
+      Array.from({ length: 40 }, (_, i) => `${text(100 + i)}:s`),
+    );
+  });
+
   it('answers garbage with INVALID_ARGUMENT and keeps serving', async () => {
     const res = await rawCall(
       port,

@@ -25,7 +25,7 @@ import {
   statusToProto,
 } from '@marie/proto';
 import { toGrpcStatus } from './codes.js';
-import { SERVICES, serverDefinition } from './definitions.js';
+import { SERVICES, serverDefinition, WireAnswer } from './definitions.js';
 import { HealthService } from './health.js';
 
 export interface GrpcServerOptions {
@@ -130,14 +130,18 @@ export class GrpcServer {
     return this.#stopping;
   }
 
-  /** Serves a unary call: the answer, or INTERNAL if even encoding it failed (never a hung call). */
-  #reply(work: Promise<DataRequest<any>>, callback: grpc.sendUnaryData<Uint8Array>): void {
-    work
-      .then((res) => this.#answer(res))
-      .then(
-        ({ bytes, trailer }) => callback(null, bytes, trailer),
-        (err: unknown) => callback(this.#failure(err)),
-      );
+  /**
+   * Serves a unary call: the answer, or INTERNAL if even encoding it failed (grpc-js answers
+   * INTERNAL when the serializer throws: never a hung call).
+   */
+  #reply(work: Promise<DataRequest<any>>, callback: grpc.sendUnaryData<WireAnswer>): void {
+    work.then(
+      (res) => {
+        const { answer, trailer } = this.#answer(res);
+        callback(null, answer, trailer);
+      },
+      (err: unknown) => callback(this.#failure(err)),
+    );
   }
 
   /** A gateway forwards documents unread: they stay serialized (DataRequest.docsBytes). */
@@ -149,13 +153,24 @@ export class GrpcServer {
     return this.handler.endpointFor(res.header.execEndpoint)?.responseSchema;
   }
 
-  /** Encodes an answer; an error status gets trailing metadata `is-error: true` (spec/wire.md). */
-  #answer(res: DataRequest<any>): { bytes: Uint8Array; trailer?: grpc.Metadata } {
-    const bytes = encodeDataRequest(res, this.#schemaOf(res));
-    if (res.header.status?.code !== StatusCode.ERROR) return { bytes };
+  /**
+   * An answer, encoded when grpc-js serializes it; an error status gets trailing metadata
+   * `is-error: true` (spec/wire.md).
+   */
+  #answer(res: DataRequest<any>): { answer: WireAnswer; trailer?: grpc.Metadata } {
+    const schema = this.#schemaOf(res);
+    const answer = new WireAnswer((lend) => {
+      try {
+        return encodeDataRequest(res, schema, lend);
+      } catch (err) {
+        this.#logger.error({ err }, 'gRPC answer could not be encoded');
+        throw err;
+      }
+    });
+    if (res.header.status?.code !== StatusCode.ERROR) return { answer };
     const trailer = new grpc.Metadata();
     trailer.set('is-error', 'true');
-    return { bytes, trailer };
+    return { answer, trailer };
   }
 
   /** The call's AbortSignal, made the first time a method asks for it (most never do). */
@@ -208,8 +223,8 @@ export class GrpcServer {
 
     s.addService(serverDefinition(SERVICES.singleData), {
       process_single_data: (
-        call: grpc.ServerUnaryCall<Buffer, Uint8Array>,
-        callback: grpc.sendUnaryData<Uint8Array>,
+        call: grpc.ServerUnaryCall<Buffer, WireAnswer>,
+        callback: grpc.sendUnaryData<WireAnswer>,
       ) => {
         let req: DataRequest;
         try {
@@ -224,8 +239,8 @@ export class GrpcServer {
 
     s.addService(serverDefinition(SERVICES.data), {
       process_data: (
-        call: grpc.ServerUnaryCall<Buffer, Uint8Array>,
-        callback: grpc.sendUnaryData<Uint8Array>,
+        call: grpc.ServerUnaryCall<Buffer, WireAnswer>,
+        callback: grpc.sendUnaryData<WireAnswer>,
       ) => {
         let reqs: DataRequest[];
         try {
@@ -240,7 +255,7 @@ export class GrpcServer {
     });
 
     s.addService(serverDefinition(SERVICES.call), {
-      Call: (call: grpc.ServerDuplexStream<Buffer, Uint8Array>) => {
+      Call: (call: grpc.ServerDuplexStream<Buffer, WireAnswer>) => {
         const signal = this.#signal(call);
         let pending = 0;
         let ended = false;
@@ -259,7 +274,7 @@ export class GrpcServer {
           handler
             .handle(req, { signal, docsBytes: true })
             .then((res) => {
-              if (!call.destroyed) call.write(this.#answer(res).bytes);
+              if (!call.destroyed) call.write(this.#answer(res).answer);
             })
             .catch((err: unknown) => call.emit('error', this.#failure(err)))
             .finally(() => {
