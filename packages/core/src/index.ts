@@ -33,6 +33,7 @@ export {
   type Metas,
   type RuntimeArgs,
 } from './executor.js';
+export { lazySignal } from './lazy-signal.js';
 export { createLogger, type Logger, rootLogger } from './logger.js';
 export { type PostOptions, splitDocs } from './post-options.js';
 export type { Processor } from './processor.js';

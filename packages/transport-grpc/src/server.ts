@@ -8,6 +8,7 @@ import {
   type DataRequest,
   DRY_RUN_ENDPOINT,
   type Logger,
+  lazySignal,
   MarieError,
   type Processor,
   StatusCode,
@@ -178,16 +179,11 @@ export class GrpcServer {
     cancelled: boolean;
     once(event: 'cancelled', listener: () => void): unknown;
   }): () => AbortSignal {
-    let controller: AbortController | undefined;
-    return () => {
-      if (controller) return controller.signal;
-      const made = new AbortController();
-      controller = made;
-      const abort = () => made.abort(new Error('the client cancelled the call'));
-      if (call.cancelled) abort();
-      else call.once('cancelled', abort);
-      return made.signal;
-    };
+    return lazySignal((abort) => {
+      const cancelled = () => abort(new Error('the client cancelled the call'));
+      if (call.cancelled) cancelled();
+      else call.once('cancelled', cancelled);
+    });
   }
 
   #badRequest(err: unknown): grpc.ServiceError {

@@ -8,6 +8,7 @@ import {
   type DataRequest,
   DRY_RUN_ENDPOINT,
   type Logger,
+  lazySignal,
   type Processor,
   StatusCode,
 } from '@marie/core';
@@ -116,21 +117,16 @@ export class HttpServer {
 
   /** The request's AbortSignal, made the first time a method asks for it (most never do). */
   #signalOf(_req: FastifyRequest, reply: FastifyReply): () => AbortSignal {
-    let controller: AbortController | undefined;
-    return () => {
-      if (controller) return controller.signal;
-      const made = new AbortController();
-      controller = made;
+    return lazySignal((abort) => {
       // The client went away before the answer was written: whatever the handler awaits can
       // stop. (The request's own 'close' fires once its body is read; the response's when the
       // socket goes.)
       const gone = () => {
-        if (!reply.raw.writableEnded) made.abort(new Error('the client disconnected'));
+        if (!reply.raw.writableEnded) abort(new Error('the client disconnected'));
       };
       if (reply.raw.closed) gone();
       else reply.raw.once('close', gone);
-      return made.signal;
-    };
+    });
   }
 
   /** Runs a request and answers: 200, 422 for bad input, 500 for an executor error. */
