@@ -25,10 +25,8 @@ export const NODE_LTS = '24.22.3';
 export const MIN_MAJOR = 22;
 
 export function cacheRoot() {
-  const base =
-    process.env.MARIE_NODE_CACHE ||
-    join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'marie', 'node');
-  return base;
+  const cache = process.env.XDG_CACHE_HOME || join(homedir(), '.cache');
+  return process.env.MARIE_NODE_CACHE || join(cache, 'marie', 'node');
 }
 
 /** The bin folder of Node `version` from the cache, fetched from the npm registry on first use. */

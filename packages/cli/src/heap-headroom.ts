@@ -2,7 +2,7 @@ import { getHeapStatistics, setFlagsFromString } from 'node:v8';
 import { UsageError } from './errors.js';
 
 /** Below this much live heap, a serving process lets the heap grow 4x between major GCs. */
-export const SMALL_HEAP_BYTES = 64 * 1024 * 1024;
+const SMALL_HEAP_BYTES = 64 * 1024 * 1024;
 const CHECK_MS = 2000;
 
 /**

@@ -1,3 +1,4 @@
+import { alignedCopy } from './aligned-copy.js';
 import { floatToHalf, halfToFloat } from './half.js';
 import { DocValidationError } from './validation-error.js';
 
@@ -145,16 +146,7 @@ export class NdArray {
       throw new TypeError(`NdArray: dtype ${resolved} needs a ${ctor.name}, got ${kind}`);
     }
     const dims = shape ?? [data.length];
-    let size = 1;
-    for (const d of dims) {
-      if (!Number.isInteger(d) || d < 0) throw new TypeError(`NdArray: bad shape [${dims}]`);
-      size *= d;
-    }
-    if (size !== data.length) {
-      throw new TypeError(
-        `NdArray: shape [${dims}] holds ${size} elements but the data has ${data.length}`,
-      );
-    }
+    checkShape(dims, data.length);
     this.#data = data;
     this.shape = Object.freeze([...dims]);
     this.dtype = resolved;
@@ -232,16 +224,7 @@ export class NdArray {
       return new NdArray(new ctor(bytes.buffer, bytes.byteOffset, length), shape, dtype);
     }
     // Misaligned (inside a received message): copied when `data` is first read, if ever.
-    let size = 1;
-    for (const d of shape) {
-      if (!Number.isInteger(d) || d < 0) throw new TypeError(`NdArray: bad shape [${shape}]`);
-      size *= d;
-    }
-    if (size !== length) {
-      throw new TypeError(
-        `NdArray: shape [${shape}] holds ${size} elements but the data has ${length}`,
-      );
-    }
+    checkShape(shape, length);
     return new NdArray(new Unaligned(bytes) as unknown as TypedArray, shape, dtype);
   }
 
@@ -302,29 +285,23 @@ export class NdArray {
   }
 }
 
+/** Throws unless `dims` is a shape of whole numbers holding exactly `length` elements. */
+function checkShape(dims: readonly number[], length: number): void {
+  let size = 1;
+  for (const d of dims) {
+    if (!Number.isInteger(d) || d < 0) throw new TypeError(`NdArray: bad shape [${dims}]`);
+    size *= d;
+  }
+  if (size !== length) {
+    throw new TypeError(
+      `NdArray: shape [${dims}] holds ${size} elements but the data has ${length}`,
+    );
+  }
+}
+
 /** Bytes handed to the constructor by fromBytes (module-private: not a TypedArray). */
 class Unaligned {
   constructor(readonly bytes: Uint8Array) {}
-}
-
-// Small aligned copies come from a shared slab, as Node's Buffer pool does: allocating an
-// ArrayBuffer per tensor costs more than copying a few kilobytes.
-const SLAB_SIZE = 1 << 20;
-const SLAB_MAX = 64 * 1024;
-let slab = new ArrayBuffer(0);
-let slabUsed = 0;
-
-function alignedCopy(bytes: Uint8Array): Uint8Array {
-  const n = bytes.byteLength;
-  if (n > SLAB_MAX) return new Uint8Array(bytes);
-  if (slabUsed + n > slab.byteLength) {
-    slab = new ArrayBuffer(SLAB_SIZE);
-    slabUsed = 0;
-  }
-  const out = new Uint8Array(slab, slabUsed, n);
-  out.set(bytes);
-  slabUsed += (n + 7) & ~7; // keep every copy 8-byte aligned
-  return out;
 }
 
 function nest(flat: unknown[], shape: readonly number[], depth: number, offset: number): unknown[] {

@@ -1,4 +1,4 @@
-import { status as GrpcStatus, type ServiceError } from '@grpc/grpc-js';
+import { status as GrpcStatus, Metadata, type ServiceError } from '@grpc/grpc-js';
 import { ErrorCode, MarieError } from '@marie/core';
 
 // This transport's code <-> wire mapping (one per transport, like connect-es's code.ts).
@@ -41,4 +41,9 @@ export function fromGrpcError(err: unknown): MarieError {
     );
   }
   return MarieError.from(err);
+}
+
+/** A status for a server call to fail with: `message` is both the error's and the status details. */
+export function serviceError(code: GrpcStatus, message: string): ServiceError {
+  return Object.assign(new Error(message), { code, details: message, metadata: new Metadata() });
 }

@@ -25,7 +25,7 @@ import {
   singleDocRequestToProto,
   statusToProto,
 } from '@marie/proto';
-import { toGrpcStatus } from './codes.js';
+import { serviceError, toGrpcStatus } from './codes.js';
 import { SERVICES, serverDefinition, WireAnswer } from './definitions.js';
 import { HealthService } from './health.js';
 
@@ -187,30 +187,18 @@ export class GrpcServer {
   }
 
   #badRequest(err: unknown): grpc.ServiceError {
-    return Object.assign(new Error((err as Error).message), {
-      code: grpc.status.INVALID_ARGUMENT,
-      details: (err as Error).message,
-      metadata: new grpc.Metadata(),
-    });
+    return serviceError(grpc.status.INVALID_ARGUMENT, (err as Error).message);
   }
 
   /** A failure as a gRPC status: a MarieError keeps its code (a gateway's hop deadline is DEADLINE_EXCEEDED). */
   #failure(err: unknown): grpc.ServiceError {
     if (!(err instanceof MarieError)) return this.#internal(err);
-    return Object.assign(new Error(err.message), {
-      code: toGrpcStatus(err.code),
-      details: err.message,
-      metadata: new grpc.Metadata(),
-    });
+    return serviceError(toGrpcStatus(err.code), err.message);
   }
 
   #internal(err: unknown): grpc.ServiceError {
     this.#logger.error({ err }, 'gRPC call failed');
-    return Object.assign(new Error('internal error'), {
-      code: grpc.status.INTERNAL,
-      details: 'internal error',
-      metadata: new grpc.Metadata(),
-    });
+    return serviceError(grpc.status.INTERNAL, 'internal error');
   }
 
   #addServices(): void {
