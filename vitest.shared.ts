@@ -3,7 +3,9 @@ import { defineConfig } from 'vitest/config';
 
 // Workspace packages export their TypeScript sources under the `@marie/source` condition, so
 // tests run against src/ without building sibling packages first (tsc uses the same condition).
-const conditions = ['@marie/source', ...defaultServerConditions];
+// Without `module`: @aws-sdk's `module` builds (dist-es) use extensionless imports that Node cannot
+// load, and Node itself never takes that condition.
+const conditions = ['@marie/source', ...defaultServerConditions.filter((c) => c !== 'module')];
 
 export const sharedConfig = defineConfig({
   resolve: { conditions },

@@ -157,6 +157,14 @@ async function serve(flags: ExecutorFlags): Promise<void> {
         }
       })(executor, handlerOptions)
     : new RequestHandler(executor, handlerOptions);
+  try {
+    await handler.open();
+  } catch (err) {
+    await handler.close().catch(() => {});
+    throw new Error(`${executor.constructor.name} failed to open: ${(err as Error).message}`, {
+      cause: err,
+    });
+  }
   const served: Served[] = [];
   try {
     for (const [i, protocol] of protocols.entries()) {

@@ -125,6 +125,12 @@ export class Executor implements AsyncDisposable {
     return this.#workspace;
   }
 
+  /**
+   * Acquires what needs I/O before serving (database connections, models). Override it; the runtime
+   * awaits it once, before the first request; a rejection stops startup with its message.
+   */
+  async open(): Promise<void> {}
+
   /** Releases resources. Override it; the runtime awaits it exactly once, however the executor stops. */
   async close(): Promise<void> {}
 

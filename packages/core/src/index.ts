@@ -33,6 +33,13 @@ export {
   type Metas,
   type RuntimeArgs,
 } from './executor.js';
+export {
+  type EndpointAnswer,
+  type EndpointCall,
+  type EndpointInterceptor,
+  registerInterceptor,
+  useInterceptor,
+} from './interceptor.js';
 export { lazySignal } from './lazy-signal.js';
 export { createLogger, type Logger, rootLogger } from './logger.js';
 export { type PostOptions, splitDocs } from './post-options.js';

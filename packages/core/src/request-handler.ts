@@ -9,6 +9,7 @@ import {
   type SingleDocumentRequest,
   throwIfError,
 } from './data-request.js';
+import { unencodable } from './encodable.js';
 import {
   type Endpoint,
   type EndpointListing,
@@ -18,6 +19,7 @@ import {
 } from './endpoints.js';
 import { ErrorCode, MarieError } from './errors.js';
 import type { Executor } from './executor.js';
+import { type EndpointAnswer, interceptorsOf, runIntercepted } from './interceptor.js';
 import { createLogger } from './logger.js';
 import { Mutex } from './mutex.js';
 import type { Processor } from './processor.js';
@@ -90,6 +92,8 @@ export class RequestHandler implements Processor {
   readonly #noReduce: boolean;
   #listing?: EndpointListing;
   #closing?: Promise<void>;
+  #opening?: Promise<void>;
+  #opened = false;
 
   constructor(executor: Executor, options: RequestHandlerOptions = {}) {
     this.executor = executor;
@@ -209,6 +213,26 @@ export class RequestHandler implements Processor {
     }
   }
 
+  /**
+   * Runs the executor's `open()` (connections, models) once; serving calls it before the first
+   * request, and a runtime awaits it before it reports ready so that a bad database URL stops
+   * startup instead of failing every request.
+   */
+  open(): Promise<void> {
+    this.#opening ??= Promise.resolve()
+      .then(() => this.executor.open())
+      .then(
+        () => {
+          this.#opened = true;
+        },
+        (err: unknown) => {
+          this.#opening = undefined; // the next request tries again
+          throw err;
+        },
+      );
+    return this.#opening;
+  }
+
   /** Sends every pending dynamic batch now and waits for the batches in flight (shutdown). */
   flush(): Promise<void> {
     return this.#batcher.drain();
@@ -249,9 +273,28 @@ export class RequestHandler implements Processor {
         options.signal ?? NEVER,
         matrix,
       );
-      const { docs: outDocs, results } = endpoint.batching
-        ? await this.#batcher.submit(endpoint, docs, parameters)
-        : this.#applyReturn(endpoint, await this.#invoke(endpoint, docs, ctx), docs);
+      if (this.#opened !== true) await this.open();
+      const run = async (): Promise<EndpointAnswer> => {
+        const answer = endpoint.batching
+          ? await this.#batcher.submit(endpoint, docs, parameters)
+          : this.#applyReturn(endpoint, await this.#invoke(endpoint, docs, ctx), docs);
+        if (answer.results !== undefined) this.#checkEncodable(endpoint, answer.results);
+        return answer;
+      };
+      const interceptors = interceptorsOf(this.executor);
+      const { docs: outDocs, results } = interceptors.length
+        ? await runIntercepted(
+            interceptors,
+            {
+              executor: this.executor,
+              endpoint: name ?? endpoint.name,
+              parameters,
+              docs,
+              header: first.header,
+            },
+            run,
+          )
+        : await run();
       const out: DataRequest<any> = { ...base, routes, docs: outDocs };
       if (results !== undefined) {
         const previous = isPlainObject(base.parameters.__results__)
@@ -365,6 +408,16 @@ export class RequestHandler implements Processor {
       return { docs: new DocList(endpoint.responseSchema, result as object[], { path: 'return' }) };
     if (isPlainObject(result)) return { docs: input, results: result };
     throw this.#badReturn(endpoint, result, 'a DocList, a plain object (results) or nothing');
+  }
+
+  #checkEncodable(endpoint: Endpoint, results: unknown): void {
+    const bad = unencodable(results, `__results__.${this.name}`);
+    if (bad) {
+      throw new MarieError(
+        ErrorCode.Internal,
+        `${this.executor.constructor.name}.${String(endpoint.method)} returned a result that cannot be encoded: ${bad}`,
+      );
+    }
   }
 
   #badReturn(endpoint: Endpoint, value: unknown, want: string): MarieError {
