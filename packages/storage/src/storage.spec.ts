@@ -10,7 +10,10 @@ import { assetVersion } from './asset-tracker.js';
 import { Storage, withStorage } from './index.js';
 
 // The same store / asset / job suite on a Postgres server and on the embedded one (PGlite).
-const modes: [string, () => Promise<{ psql: Record<string, unknown>; done: () => Promise<void> }>][] = [
+const modes: [
+  string,
+  () => Promise<{ psql: Record<string, unknown>; done: () => Promise<void> }>,
+][] = [
   [
     'server',
     async () => {
@@ -22,7 +25,10 @@ const modes: [string, () => Promise<{ psql: Record<string, unknown>; done: () =>
     'embedded',
     async () => {
       const dir = mkdtempSync(join(tmpdir(), 'marie-pglite-'));
-      return { psql: { enabled: true, embedded: dir }, done: async () => rmSync(dir, { recursive: true, force: true }) };
+      return {
+        psql: { enabled: true, embedded: dir },
+        done: async () => rmSync(dir, { recursive: true, force: true }),
+      };
     },
   ],
 ];
@@ -34,7 +40,14 @@ describe.each(modes)('storage on %s Postgres', (_mode, make) => {
   beforeAll(async () => {
     const m = await make();
     done = m.done;
-    storage = new Storage({ psql: { ...m.psql, asset_tracking_enabled: true, schema: 'docs', default_table: 'extract_metadata' } });
+    storage = new Storage({
+      psql: {
+        ...m.psql,
+        asset_tracking_enabled: true,
+        schema: 'docs',
+        default_table: 'extract_metadata',
+      },
+    });
     await storage.open();
   }, 60_000);
   afterAll(async () => {
@@ -44,7 +57,12 @@ describe.each(modes)('storage on %s Postgres', (_mode, make) => {
 
   it('stores documents in one transaction and reads them by ref and by doc id', async () => {
     const docs = new DocList(StorageDoc, [
-      { id: 'd1', content: { text: 'hello' }, tags: { action: 'extract', ttl: 2880 }, embedding: new NdArray(new Float32Array([0.5, -1, 2])) },
+      {
+        id: 'd1',
+        content: { text: 'hello' },
+        tags: { action: 'extract', ttl: 2880 },
+        embedding: new NdArray(new Float32Array([0.5, -1, 2])),
+      },
       { id: 'd2', content: [1, 2], blob: new Uint8Array([1, 2, 3]) },
     ]);
     expect(await storage.store('ref-1', 'invoice', 'content', docs)).toBe(2);
@@ -68,26 +86,34 @@ describe.each(modes)('storage on %s Postgres', (_mode, make) => {
       { id: 'a2', content: 'ok' },
       { id: 'a3', content: { big: 10n } },
     ];
-    await expect(storage.store('ref-2', 'x', 'content', bad)).rejects.toThrow(/docs\[2\]\.content cannot be stored as JSON/);
+    await expect(storage.store('ref-2', 'x', 'content', bad)).rejects.toThrow(
+      /docs\[2\]\.content cannot be stored as JSON/,
+    );
     expect(await storage.documents.byRef('ref-2', 'x')).toEqual([]);
     // A failure inside the transaction (a value Postgres refuses) rolls back too.
     const nul = [
       { id: 'b1', content: 'ok' },
       { id: 'b2', content: 'bad \u0000 text' },
     ];
-    await expect(storage.store('ref-2', 'x', 'content', nul)).rejects.toThrow(/postgres .*store failed/);
+    await expect(storage.store('ref-2', 'x', 'content', nul)).rejects.toThrow(
+      /postgres .*store failed/,
+    );
     expect(await storage.documents.byRef('ref-2', 'x')).toEqual([]);
   });
 
   it('names the missing field of the store mode and repeated ids', async () => {
-    await expect(storage.store('r', 't', 'embedding', [{ id: 'e1', content: 1 }])).rejects.toThrow('docs[0].embedding is missing');
+    await expect(storage.store('r', 't', 'embedding', [{ id: 'e1', content: 1 }])).rejects.toThrow(
+      'docs[0].embedding is missing',
+    );
     await expect(
       storage.store('r', 't', 'content', [
         { id: 'x', content: 1 },
         { id: 'x', content: 2 },
       ]),
     ).rejects.toThrow('docs[1].id "x" repeats docs[0].id');
-    await expect(storage.store('r', 't', 'bogus' as 'content', [])).rejects.toThrow('storeMode "bogus"');
+    await expect(storage.store('r', 't', 'bogus' as 'content', [])).rejects.toThrow(
+      'storeMode "bogus"',
+    );
   });
 
   it('storing again replaces the row; soft delete hides it', async () => {
@@ -103,14 +129,21 @@ describe.each(modes)('storage on %s Postgres', (_mode, make) => {
   });
 
   it('keeps the whole document in mode doc', async () => {
-    await storage.store('ref-4', 't', 'doc', new DocList(StorageDoc, [{ id: 'w1', tags: { k: 'v' }, content: 'x' }]));
+    await storage.store(
+      'ref-4',
+      't',
+      'doc',
+      new DocList(StorageDoc, [{ id: 'w1', tags: { k: 'v' }, content: 'x' }]),
+    );
     const [row] = await storage.documents.byRef('ref-4', 't');
     expect(row!.doc).toMatchObject({ id: 'w1', tags: { k: 'v' }, content: 'x' });
   });
 
   it('uses real[] embeddings where pgvector is not installed, and says which', async () => {
     const type = await storage.documents.embeddingType();
-    const installed = await storage.database.query(`SELECT 1 FROM pg_extension WHERE extname = 'vector'`);
+    const installed = await storage.database.query(
+      `SELECT 1 FROM pg_extension WHERE extname = 'vector'`,
+    );
     expect(type).toBe(installed.rowCount ? 'vector' : 'real[]');
   });
 
@@ -123,12 +156,26 @@ describe.each(modes)('storage on %s Postgres', (_mode, make) => {
     expect(a!.version).toBe(assetVersion('hello world', '@marie/ocr@0.1.0'));
     expect(a!.checksum).toBe('b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9');
     const [b] = await storage.recordMaterializations(
-      [{ key: 'annotation/total', payload: { total: 42 }, upstream: [{ key: 'ocr/text', version: a!.version }] }],
+      [
+        {
+          key: 'annotation/total',
+          payload: { total: 42 },
+          upstream: [{ key: 'ocr/text', version: a!.version }],
+        },
+      ],
       { jobId: 'job-a', codeFingerprint: 'code:sha256:abc' },
     );
     // Same inputs, same version; another upstream version, another version.
-    expect(b!.version).toBe(assetVersion({ total: 42 }, 'code:sha256:abc', '', [{ key: 'ocr/text', version: a!.version }]));
-    expect(b!.version).not.toBe(assetVersion({ total: 42 }, 'code:sha256:abc', '', [{ key: 'ocr/text', version: 'v:sha256:0' }]));
+    expect(b!.version).toBe(
+      assetVersion({ total: 42 }, 'code:sha256:abc', '', [
+        { key: 'ocr/text', version: a!.version },
+      ]),
+    );
+    expect(b!.version).not.toBe(
+      assetVersion({ total: 42 }, 'code:sha256:abc', '', [
+        { key: 'ocr/text', version: 'v:sha256:0' },
+      ]),
+    );
     const latest = await storage.assets.latest('annotation/total');
     expect(latest).toMatchObject({ version: b!.version, jobId: 'job-a' });
     const chain = await storage.assets.lineage('annotation/total');
@@ -148,9 +195,12 @@ describe.each(modes)('storage on %s Postgres', (_mode, make) => {
       ),
     ).rejects.toThrow('assets[1].key is required');
     expect(await storage.assets.latest('ok/one')).toBeUndefined();
-    await expect(storage.recordMaterializations([{ key: 'k', payload: 'x' }], { jobId: 'j', codeFingerprint: 'unknown' })).rejects.toThrow(
-      /codeFingerprint is required/,
-    );
+    await expect(
+      storage.recordMaterializations([{ key: 'k', payload: 'x' }], {
+        jobId: 'j',
+        codeFingerprint: 'unknown',
+      }),
+    ).rejects.toThrow(/codeFingerprint is required/);
   });
 
   it('keeps job records: terminal states never move unless forced', async () => {
@@ -159,9 +209,17 @@ describe.each(modes)('storage on %s Postgres', (_mode, make) => {
     expect((await jobs.get('j1'))!.status).toBe('PENDING');
     await jobs.start('j1', { executor: 'E' });
     const done = await jobs.succeed('j1', { docs: 1 });
-    expect(done).toMatchObject({ status: 'SUCCEEDED', attempts: 1, result: { docs: 1 }, endpoint: '/x', executor: 'E' });
+    expect(done).toMatchObject({
+      status: 'SUCCEEDED',
+      attempts: 1,
+      result: { docs: 1 },
+      endpoint: '/x',
+      executor: 'E',
+    });
     expect(done.endedAt).toBeInstanceOf(Date);
-    await expect(jobs.fail('j1', new Error('late'))).rejects.toThrow('job j1 is SUCCEEDED, a terminal state: it cannot become FAILED');
+    await expect(jobs.fail('j1', new Error('late'))).rejects.toThrow(
+      'job j1 is SUCCEEDED, a terminal state: it cannot become FAILED',
+    );
     await expect(jobs.start('j1')).rejects.toThrow(/terminal/);
     // The same terminal state again (a retried write) is accepted.
     await expect(jobs.succeed('j1', { docs: 1 })).resolves.toMatchObject({ status: 'SUCCEEDED' });
@@ -223,7 +281,13 @@ describe('job tracking through the core interceptor', () => {
     const res = await post('/ok', 'ok-1');
     expect(res.header.status).toBeUndefined();
     const rec = await executor.storage.jobs.get('ok-1');
-    expect(rec).toMatchObject({ status: 'SUCCEEDED', endpoint: '/ok', executor: 'Tracked', refId: 'doc-1', refType: 'invoice' });
+    expect(rec).toMatchObject({
+      status: 'SUCCEEDED',
+      endpoint: '/ok',
+      executor: 'Tracked',
+      refId: 'doc-1',
+      refType: 'invoice',
+    });
     expect(rec!.result).toEqual({ docs: 1, results: { pages: 1 } });
     expect(rec!.startedAt!.getTime()).toBeLessThanOrEqual(rec!.endedAt!.getTime());
   });
@@ -231,20 +295,26 @@ describe('job tracking through the core interceptor', () => {
   it.each([
     ['/bigint', /__results__\.Tracked\.count is a BigInt/],
     ['/fn', /__results__\.Tracked\.callback is a function/],
-  ])('an answer that cannot be encoded (%s) is FAILED, and the client gets that error', async (endpoint, message) => {
-    const id = `enc-${endpoint.slice(1)}`;
-    const res = await post(endpoint, id);
-    expect(res.header.status?.description).toMatch(message);
-    const rec = await executor.storage.jobs.get(id);
-    expect(rec!.status).toBe('FAILED');
-    expect(rec!.error!.message).toMatch(message);
-  });
+  ])(
+    'an answer that cannot be encoded (%s) is FAILED, and the client gets that error',
+    async (endpoint, message) => {
+      const id = `enc-${endpoint.slice(1)}`;
+      const res = await post(endpoint, id);
+      expect(res.header.status?.description).toMatch(message);
+      const rec = await executor.storage.jobs.get(id);
+      expect(rec!.status).toBe('FAILED');
+      expect(rec!.error!.message).toMatch(message);
+    },
+  );
 
   it('a thrown error is FAILED with its name, message and stack', async () => {
     const res = await post('/throws', 'th-1');
     expect(res.header.status?.exception?.name).toBe('RangeError');
     const rec = await executor.storage.jobs.get('th-1');
-    expect(rec).toMatchObject({ status: 'FAILED', error: { name: 'RangeError', message: 'page 9 does not exist' } });
+    expect(rec).toMatchObject({
+      status: 'FAILED',
+      error: { name: 'RangeError', message: 'page 9 does not exist' },
+    });
   });
 
   it('a request for a terminal job is refused and the record stays', async () => {
@@ -279,11 +349,15 @@ describe('two executors starting together against an empty database', () => {
         console.log('up');`;
       const run = () =>
         new Promise<string>((resolve, reject) => {
-          const c = spawn(process.execPath, ['--conditions=@marie/source', '--import', 'tsx', '--input-type=module', '-e', script], {
-            env: { ...process.env, URL: db.url },
-            cwd: import.meta.dirname,
-            stdio: ['ignore', 'pipe', 'pipe'],
-          });
+          const c = spawn(
+            process.execPath,
+            ['--conditions=@marie/source', '--import', 'tsx', '--input-type=module', '-e', script],
+            {
+              env: { ...process.env, URL: db.url },
+              cwd: import.meta.dirname,
+              stdio: ['ignore', 'pipe', 'pipe'],
+            },
+          );
           let out = '';
           c.stdout.on('data', (d) => (out += d));
           c.stderr.on('data', (d) => (out += d));

@@ -182,11 +182,21 @@ export class S3Handler implements StorageHandler {
       queueSize: this.config.queueSize ?? 4,
       leavePartsOnError: false,
     });
+    // The source's own failure is the one to report: lib-storage then aborts the multipart
+    // upload, and a failing abort (s3rver has none) would otherwise hide it.
+    let sourceError: unknown;
+    if (body instanceof Readable)
+      body.once('error', (err) => {
+        sourceError = err;
+      });
     try {
       await upload.done();
     } catch (err) {
-      // lib-storage aborts the multipart upload itself; a stream that failed before the upload
-      // started leaves nothing either.
+      if (sourceError !== undefined && sourceError !== err) {
+        const e = this.#fail(uri, 'write', sourceError);
+        e.message += ` (aborting the multipart upload: ${redact(describe(err), this.#secrets)})`;
+        throw e;
+      }
       throw this.#fail(uri, 'write', err);
     }
   }

@@ -54,22 +54,22 @@ export class StorageManager {
     return h;
   }
 
-  exists(uri: string): Promise<boolean> {
+  async exists(uri: string): Promise<boolean> {
     return this.handlerFor(uri).exists(uri);
   }
-  list(uri: string): Promise<string[]> {
+  async list(uri: string): Promise<string[]> {
     return this.handlerFor(uri).list(uri);
   }
-  read(uri: string): Promise<Buffer> {
+  async read(uri: string): Promise<Buffer> {
     return this.handlerFor(uri).read(uri);
   }
-  readStream(uri: string): Promise<Readable> {
+  async readStream(uri: string): Promise<Readable> {
     return this.handlerFor(uri).readStream(uri);
   }
-  write(uri: string, body: Body): Promise<void> {
+  async write(uri: string, body: Body): Promise<void> {
     return this.handlerFor(uri).write(uri, body);
   }
-  delete(uri: string): Promise<void> {
+  async delete(uri: string): Promise<void> {
     return this.handlerFor(uri).delete(uri);
   }
 

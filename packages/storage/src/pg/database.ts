@@ -142,6 +142,12 @@ export class Database {
     return this.#run(what, async () => {
       const client = await this.#pool.connect();
       let broken: unknown;
+      // A checked-out connection that dies emits 'error' besides failing its query: note it, so
+      // that it is not an uncaught exception and the connection is not given back.
+      const onError = (err: Error) => {
+        broken = err;
+      };
+      client.on('error', onError);
       try {
         await client.query('BEGIN');
         const out = await fn(client);
@@ -155,6 +161,7 @@ export class Database {
         throw err;
       } finally {
         // A connection that failed mid-transaction is not given back to others.
+        client.off('error', onError);
         client.release(broken instanceof Error ? broken : undefined);
       }
     });

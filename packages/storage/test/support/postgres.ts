@@ -96,7 +96,9 @@ export interface Cluster {
 const asRoot = process.getuid?.() === 0;
 
 function run(cmd: string, args: string[]): void {
-  const full = asRoot ? ['su', 'postgres', '-c', [cmd, ...args.map((a) => `'${a}'`)].join(' ')] : [cmd, ...args];
+  const full = asRoot
+    ? ['su', 'postgres', '-c', [cmd, ...args.map((a) => `'${a}'`)].join(' ')]
+    : [cmd, ...args];
   const r = spawnSync(full[0]!, full.slice(1), { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
 }
@@ -109,8 +111,10 @@ export async function throwawayCluster(): Promise<Cluster> {
   run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   const port = await freePort();
   const opts = `-p ${port} -k ${dir} -c fsync=off -c listen_addresses=127.0.0.1`;
-  const start = () => run('pg_ctl', ['-D', data, '-o', opts, '-w', '-l', join(dir, 'log'), 'start']);
-  const stop = (mode: 'fast' | 'immediate' = 'fast') => run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
+  const start = () =>
+    run('pg_ctl', ['-D', data, '-o', opts, '-w', '-l', join(dir, 'log'), 'start']);
+  const stop = (mode: 'fast' | 'immediate' = 'fast') =>
+    run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
   start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,

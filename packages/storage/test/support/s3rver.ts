@@ -10,7 +10,13 @@ import { freePort } from './postgres.js';
 export interface TestS3 {
   endpoint: string;
   /** `storage.s3` for it. */
-  s3: { endpoint_url: string; access_key_id: string; secret_access_key: string; region: string; addressing_style: 'path' };
+  s3: {
+    endpoint_url: string;
+    access_key_id: string;
+    secret_access_key: string;
+    region: string;
+    addressing_style: 'path';
+  };
   dir: string;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -24,7 +30,17 @@ export async function startS3(buckets: string[] = ['marie']): Promise<TestS3> {
   const port = await freePort();
   let child: ChildProcess | undefined;
   const start = async () => {
-    const args = ['--openssl-legacy-provider', bin, '-d', dir, '-a', '127.0.0.1', '-p', String(port), '--silent'];
+    const args = [
+      '--openssl-legacy-provider',
+      bin,
+      '-d',
+      dir,
+      '-a',
+      '127.0.0.1',
+      '-p',
+      String(port),
+      '--silent',
+    ];
     for (const b of buckets) args.push('--configure-bucket', b);
     child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
     let err = '';
@@ -57,7 +73,13 @@ export async function startS3(buckets: string[] = ['marie']): Promise<TestS3> {
   const endpoint = `http://127.0.0.1:${port}`;
   return {
     endpoint,
-    s3: { endpoint_url: endpoint, access_key_id: 'S3RVER', secret_access_key: 'S3RVER', region: 'us-east-1', addressing_style: 'path' },
+    s3: {
+      endpoint_url: endpoint,
+      access_key_id: 'S3RVER',
+      secret_access_key: 'S3RVER',
+      region: 'us-east-1',
+      addressing_style: 'path',
+    },
     dir,
     stop,
     start,
