@@ -1,7 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PDFDocument, StandardFonts, rgb } from 'pdf-lib';
+import { PDFDocument, rgb, StandardFonts } from 'pdf-lib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startS3, type TestS3 } from '../test/support/s3rver.js';
@@ -11,7 +11,14 @@ import { StorageManager } from './objects/storage-manager.js';
 // Fixtures made here: a red/blue PNG, a JPEG, a 3-page TIFF with a different gray per page, and a
 // 2-page letter PDF with text (a black bar and words) rendered for real.
 const dir = mkdtempSync(join(tmpdir(), 'marie-assets-'));
-const files = { png: join(dir, 'a.png'), jpeg: join(dir, 'b.jpg'), tiff: join(dir, 'c.tiff'), pdf: join(dir, 'd.pdf'), bad: join(dir, 'e.png'), txt: join(dir, 'f.txt') };
+const files = {
+  png: join(dir, 'a.png'),
+  jpeg: join(dir, 'b.jpg'),
+  tiff: join(dir, 'c.tiff'),
+  pdf: join(dir, 'd.pdf'),
+  bad: join(dir, 'e.png'),
+  txt: join(dir, 'f.txt'),
+};
 const storage = new StorageManager({ file: { roots: [dir] } });
 
 beforeAll(async () => {
@@ -19,11 +26,19 @@ beforeAll(async () => {
   const px = Buffer.alloc(40 * 20 * 3);
   for (let y = 0; y < 20; y++)
     for (let x = 0; x < 40; x++) px.set(x < 20 ? [255, 0, 0] : [0, 0, 255], (y * 40 + x) * 3);
-  await sharp(px, { raw: { width: 40, height: 20, channels: 3 } }).png().toFile(files.png);
-  await sharp(px, { raw: { width: 40, height: 20, channels: 3 } }).jpeg({ quality: 95 }).toFile(files.jpeg);
-  const pages = [40, 120, 200].map((g) => sharp({ create: { width: 30, height: 10, channels: 3, background: { r: g, g, b: g } } }).png());
+  await sharp(px, { raw: { width: 40, height: 20, channels: 3 } })
+    .png()
+    .toFile(files.png);
+  await sharp(px, { raw: { width: 40, height: 20, channels: 3 } })
+    .jpeg({ quality: 95 })
+    .toFile(files.jpeg);
+  const pages = [40, 120, 200].map((g) =>
+    sharp({ create: { width: 30, height: 10, channels: 3, background: { r: g, g, b: g } } }).png(),
+  );
   const bufs = await Promise.all(pages.map((p) => p.toBuffer()));
-  await sharp(bufs, { join: { animated: true } }).tiff().toFile(files.tiff);
+  await sharp(bufs, { join: { animated: true } })
+    .tiff()
+    .toFile(files.tiff);
   const pdf = await PDFDocument.create();
   const font = await pdf.embedFont(StandardFonts.Helvetica);
   for (const [i, word] of ['Invoice 2026', 'Total due'].entries()) {
@@ -32,7 +47,13 @@ beforeAll(async () => {
     page.drawText(`${word} page ${i + 1}`, { x: 72, y: 700, size: 24, font });
   }
   writeFileSync(files.pdf, await pdf.save());
-  writeFileSync(files.bad, Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(50, 1)]));
+  writeFileSync(
+    files.bad,
+    Buffer.concat([
+      Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]),
+      Buffer.alloc(50, 1),
+    ]),
+  );
   writeFileSync(files.txt, 'just text');
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -46,7 +67,14 @@ const pixel = (t: { data: ArrayLike<number>; shape: readonly number[] }, x: numb
 describe('docsFromAsset', () => {
   it('knows the type by magic bytes', async () => {
     const { readFileSync } = await import('node:fs');
-    expect(Object.values(files).map((f) => sniffAssetType(readFileSync(f)))).toEqual(['png', 'jpeg', 'tiff', 'pdf', 'png', undefined]);
+    expect(Object.values(files).map((f) => sniffAssetType(readFileSync(f)))).toEqual([
+      'png',
+      'jpeg',
+      'tiff',
+      'pdf',
+      'png',
+      undefined,
+    ]);
   });
 
   it('a PNG is one page with a uint8 HWC RGB tensor and tags {page, source, dpi}', async () => {
@@ -89,18 +117,29 @@ describe('docsFromAsset', () => {
     expect(pixel(t, 400, 230)).toEqual([255, 255, 255]);
     // The text line (baseline at 700 pt -> row ~128): some dark pixels where glyphs are.
     let dark = 0;
-    for (let x = 100; x < 400; x++) for (let y = 105; y < 130; y++) if (pixel(t, x, y)[0]! < 100) dark++;
+    for (let x = 100; x < 400; x++)
+      for (let y = 105; y < 130; y++) if (pixel(t, x, y)[0]! < 100) dark++;
     expect(dark).toBeGreaterThan(300);
     const one = await docsFromAsset(files.pdf, { storage, pages: [0] });
     expect(one[0]!.tensor!.shape).toEqual([2200, 1700, 3]); // 200 dpi by default
   });
 
   it('a wrong type, a page out of range and a corrupt file are errors naming the asset', async () => {
-    await expect(docsFromAsset(files.txt, { storage })).rejects.toThrow(`${files.txt}: not a PNG, JPEG, TIFF or PDF`);
-    await expect(docsFromAsset(files.tiff, { storage, pages: [3] })).rejects.toThrow(`${files.tiff}: page 3 is out of range (the asset has 3 pages, 0-based)`);
-    await expect(docsFromAsset(files.pdf, { storage, pages: [-1] })).rejects.toThrow('pages[0] = -1 is not a page number');
-    await expect(docsFromAsset(files.bad, { storage })).rejects.toThrow(`${files.bad}: cannot read this PNG`);
-    await expect(docsFromAsset(join(dir, 'none.png'), { storage })).rejects.toThrow(/none\.png: read failed/);
+    await expect(docsFromAsset(files.txt, { storage })).rejects.toThrow(
+      `${files.txt}: not a PNG, JPEG, TIFF or PDF`,
+    );
+    await expect(docsFromAsset(files.tiff, { storage, pages: [3] })).rejects.toThrow(
+      `${files.tiff}: page 3 is out of range (the asset has 3 pages, 0-based)`,
+    );
+    await expect(docsFromAsset(files.pdf, { storage, pages: [-1] })).rejects.toThrow(
+      'pages[0] = -1 is not a page number',
+    );
+    await expect(docsFromAsset(files.bad, { storage })).rejects.toThrow(
+      `${files.bad}: cannot read this PNG`,
+    );
+    await expect(docsFromAsset(join(dir, 'none.png'), { storage })).rejects.toThrow(
+      /none\.png: read failed/,
+    );
   });
 
   describe('from s3://', () => {
@@ -111,14 +150,25 @@ describe('docsFromAsset', () => {
     afterAll(async () => s3?.destroy());
 
     it('downloads to a temporary file that is removed afterwards', async () => {
-      const m = new StorageManager({ s3: { endpoint: s3.endpoint, accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER', forcePathStyle: true } });
+      const m = new StorageManager({
+        s3: {
+          endpoint: s3.endpoint,
+          accessKeyId: 'S3RVER',
+          secretAccessKey: 'S3RVER',
+          forcePathStyle: true,
+        },
+      });
       await m.copy(files.tiff, 's3://marie/scans/c.tiff'); // the default roots hold the OS temp folder
       const before = readdirSync(tmpdir()).filter((n) => n.startsWith('marie-asset-'));
       const docs = await docsFromAsset('s3://marie/scans/c.tiff', { storage: m, pages: [1] });
-      expect(docs.map((d) => d.tags)).toEqual([{ page: 1, source: 's3://marie/scans/c.tiff', dpi: null }]);
+      expect(docs.map((d) => d.tags)).toEqual([
+        { page: 1, source: 's3://marie/scans/c.tiff', dpi: null },
+      ]);
       expect(docs[0]!.tensor!.shape).toEqual([10, 30, 3]);
       expect(readdirSync(tmpdir()).filter((n) => n.startsWith('marie-asset-'))).toEqual(before);
-      await expect(docsFromAsset('s3://marie/scans/none.tiff', { storage: m })).rejects.toThrow(/s3:\/\/marie\/scans\/none\.tiff: read failed/);
+      await expect(docsFromAsset('s3://marie/scans/none.tiff', { storage: m })).rejects.toThrow(
+        /s3:\/\/marie\/scans\/none\.tiff: read failed/,
+      );
       await m.close();
     });
   });

@@ -2,7 +2,7 @@
 // else a testcontainers PostgreSQL when a Docker engine answers. Each caller gets a database of
 // its own, dropped afterwards. `throwawayCluster` starts a private server (initdb + pg_ctl) that a
 // test may stop and restart: never the shared one.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { request } from 'node:http';
 import { createServer } from 'node:net';
@@ -87,20 +87,35 @@ export interface Cluster {
   url: string;
   port: number;
   dir: string;
-  stop(mode?: 'fast' | 'immediate'): void;
-  start(): void;
-  restart(mode?: 'fast' | 'immediate'): void;
+  stop(mode?: 'fast' | 'immediate'): Promise<void>;
+  start(): Promise<void>;
+  /** Stops and starts the server without blocking the caller's event loop. */
+  restart(mode?: 'fast' | 'immediate'): Promise<void>;
   destroy(): void;
 }
 
 const asRoot = process.getuid?.() === 0;
 
-function run(cmd: string, args: string[]): void {
-  const full = asRoot
+function command(cmd: string, args: string[]): string[] {
+  return asRoot
     ? ['su', 'postgres', '-c', [cmd, ...args.map((a) => `'${a}'`)].join(' ')]
     : [cmd, ...args];
+}
+
+function runSync(cmd: string, args: string[]): void {
+  const full = command(cmd, args);
   const r = spawnSync(full[0]!, full.slice(1), { encoding: 'utf8' });
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} failed: ${r.stderr || r.stdout}`);
+}
+
+/** Runs without blocking the event loop, so that clients keep sending while Postgres restarts. */
+async function run(cmd: string, args: string[]): Promise<void> {
+  const full = command(cmd, args);
+  await new Promise<void>((resolve, reject) => {
+    execFile(full[0]!, full.slice(1), (err, stdout, stderr) =>
+      err ? reject(new Error(`${cmd} ${args.join(' ')} failed: ${stderr || stdout}`)) : resolve(),
+    );
+  });
 }
 
 /** A private Postgres cluster (initdb, pg_ctl; ~1 s) that a test may restart. */
@@ -108,27 +123,27 @@ export async function throwawayCluster(): Promise<Cluster> {
   const dir = mkdtempSync(join(tmpdir(), 'marie-pg-'));
   if (asRoot) execFileSync('chown', ['postgres:postgres', dir]);
   const data = join(dir, 'data');
-  run('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  runSync('initdb', ['-D', data, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   const port = await freePort();
   const opts = `-p ${port} -k ${dir} -c fsync=off -c listen_addresses=127.0.0.1`;
   const start = () =>
     run('pg_ctl', ['-D', data, '-o', opts, '-w', '-l', join(dir, 'log'), 'start']);
   const stop = (mode: 'fast' | 'immediate' = 'fast') =>
     run('pg_ctl', ['-D', data, '-m', mode, '-w', 'stop']);
-  start();
+  await start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     port,
     dir,
     stop,
     start,
-    restart(mode = 'fast') {
-      stop(mode);
-      start();
+    async restart(mode = 'fast') {
+      await stop(mode);
+      await start();
     },
     destroy() {
       try {
-        stop('immediate');
+        runSync('pg_ctl', ['-D', data, '-m', 'immediate', '-w', 'stop']);
       } catch {}
       rmSync(dir, { recursive: true, force: true });
     },
