@@ -49,6 +49,7 @@ describe('storage config', () => {
     expect(() => parsePsqlConfig({ schema: 'a;drop' })).toThrow(
       'storage.psql.schema: "a;drop" is not a plain SQL identifier',
     );
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: the unresolved reference is the point.
     expect(() => parsePsqlConfig({ password: '${POSTGRES_PASSWORD}' })).toThrow(
       'storage.psql.password: looks like an unresolved',
     );

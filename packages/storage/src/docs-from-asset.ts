@@ -159,24 +159,32 @@ async function pdfPages(
   try {
     const pages = checkPages(assetKey, requested, doc.numPages);
     const out: MarieDoc[] = [];
-    for (const index of pages) {
-      const page = await doc.getPage(index + 1);
-      const viewport = page.getViewport({ scale: dpi / 72 });
-      const width = Math.ceil(viewport.width);
-      const height = Math.ceil(viewport.height);
-      // The document's own canvas factory: pdfjs draws with the @napi-rs/canvas it was built for.
-      const { canvas, context } = (doc as any).canvasFactory.create(width, height);
-      context.fillStyle = '#ffffff';
-      context.fillRect(0, 0, width, height);
-      await page.render({ canvas, canvasContext: context, viewport } as any).promise;
-      const rgba: Uint8ClampedArray = context.getImageData(0, 0, width, height).data;
-      out.push({
-        id: '',
-        tensor: new NdArray(toRgb(rgba, width, height, 4), [height, width, 3], 'uint8'),
-        tags: { page: index, source: assetKey, dpi },
-      } as MarieDoc);
-      (doc as any).canvasFactory.destroy({ canvas, context });
-      page.cleanup();
+    // One canvas for every page (reset to each page's size): a canvas per page would keep tens of
+    // MB of native memory each until the garbage collector gets to them.
+    const factory = (doc as any).canvasFactory;
+    let target: { canvas: any; context: any } | undefined;
+    try {
+      for (const index of pages) {
+        const page = await doc.getPage(index + 1);
+        const viewport = page.getViewport({ scale: dpi / 72 });
+        const width = Math.ceil(viewport.width);
+        const height = Math.ceil(viewport.height);
+        if (target) factory.reset(target, width, height);
+        else target = factory.create(width, height);
+        const { canvas, context } = target!;
+        context.fillStyle = '#ffffff';
+        context.fillRect(0, 0, width, height);
+        await page.render({ canvas, canvasContext: context, viewport } as any).promise;
+        const rgba: Uint8ClampedArray = context.getImageData(0, 0, width, height).data;
+        out.push({
+          id: '',
+          tensor: new NdArray(toRgb(rgba, width, height, 4), [height, width, 3], 'uint8'),
+          tags: { page: index, source: assetKey, dpi },
+        } as MarieDoc);
+        page.cleanup();
+      }
+    } finally {
+      if (target) factory.destroy(target);
     }
     return out.map(withId);
   } finally {
