@@ -67,7 +67,8 @@ describe('README', () => {
     }
   });
 
-  it('`npm start` runs the example Flow: two steps, replicas, sample documents through the gateway', async () => {
+  it('`npm start` runs the example Flow: three steps, replicas, sample documents through the gateway, stored in embedded Postgres', async () => {
+    const pgDir = mkdtempSync(join(import.meta.dirname, '.example-pg-'));
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
     expect(pkg.scripts.start).toBe('node tools/use-node.mjs npm run -s example');
     expect(pkg.scripts.example).toMatch(/&& node --import tsx examples\/pipeline\/run\.ts$/);
@@ -76,7 +77,7 @@ describe('README', () => {
       ['--import', 'tsx', 'examples/pipeline/run.ts'],
       {
         cwd: root,
-        env: { ...process.env, MARIE_LOG_LEVEL: 'warn' },
+        env: { ...process.env, MARIE_LOG_LEVEL: 'warn', MARIE_WORKSPACE: pgDir },
       },
     );
     const lines = stdout.trim().split('\n');
@@ -89,6 +90,8 @@ describe('README', () => {
       '"" words=0',
     ]);
     expect(lines[6]).toMatch(/^counted by [12] counter replica\(s\)$/);
+    expect(lines[7]).toBe(`job SUCCEEDED: 5 documents stored in embedded Postgres in ${join(pgDir, 'Archive', '0', 'pg')}`);
+    rmSync(pgDir, { recursive: true, force: true });
   }, 60_000);
 
   it('`npx marie` from the root is the committed bin, linked by npm ci before any build', async () => {

@@ -1,5 +1,5 @@
 import { execFile, spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -113,7 +113,10 @@ describe.skipIf(missing !== '')('a Python gRPC peer calls `marie executor`', () 
   }, 90_000);
 
   it("calls a Flow gateway's JinaRPC/Call and dry_run", async () => {
-    const flow = runMarie(['flow', '--uses', join(ROOT, 'examples/pipeline/pipeline.yml')]);
+    const pgDir = mkdtempSync(join(tmpdir(), 'marie-example-pg-'));
+    const flow = runMarie(['flow', '--uses', join(ROOT, 'examples/pipeline/pipeline.yml')], {
+      env: { MARIE_WORKSPACE: pgDir },
+    });
     try {
       const gateway = (await waitReady(flow, 1, 60_000))[0]!.replace('ready grpc://', '');
       const { stdout } = await run(
@@ -125,13 +128,14 @@ describe.skipIf(missing !== '')('a Python gRPC peer calls `marie executor`', () 
         answers: [0, 1, 2].map((i) => ({
           id: `py-${i}`,
           text: `python peer ${i}`,
-          routes: ['gateway', 'cleaner', 'counter'],
+          routes: ['gateway', 'cleaner', 'counter', 'archive'],
         })),
         dry_run: 0,
       });
     } finally {
       flow.child.kill('SIGTERM');
       await flow.exited;
+      rmSync(pgDir, { recursive: true, force: true });
     }
   }, 90_000);
 });

@@ -17,7 +17,10 @@ export interface PsqlConfig {
   defaultTable: string;
   /** Largest number of pooled connections (Marie's pool is 1-5). */
   poolSize: number;
-  /** A folder for an in-process Postgres (PGlite) instead of a server. */
+  /**
+   * A folder for an in-process Postgres (PGlite) instead of a server; relative to the executor's
+   * workspace (`memory://` keeps nothing).
+   */
   embedded?: string;
   assetTrackingEnabled: boolean;
   /** Schema of the asset tables (Marie: always `marie_scheduler`). */

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { isAbsolute, resolve } from 'node:path';
 import { ConfigError, ErrorCode, type Logger } from '@marie/core';
 import type { DocList } from '@marie/docs';
 import { isPlainObject } from '@marie/docs';
@@ -28,6 +29,11 @@ export interface StorageConfig {
 export interface StorageOptions {
   /** `asset_tracking_enabled` when the config does not say (Marie's MarieExecutor: true). */
   assetTrackingDefault?: boolean;
+  /**
+   * The folder a relative `embedded:` path is under (an executor's workspace); the working
+   * directory unless given.
+   */
+  embeddedBase?: () => string;
   logger?: Logger;
 }
 
@@ -75,6 +81,7 @@ export class Storage {
   readonly config: StorageConfig;
   readonly objects: StorageManager;
   readonly #logger: Logger | undefined;
+  readonly #embeddedBase: (() => string) | undefined;
   #db?: Database;
   #documents?: DocumentStore;
   #jobs?: JobRecords;
@@ -89,6 +96,7 @@ export class Storage {
     this.config =
       PARSED in (options as object) ? (raw as StorageConfig) : parseStorageConfig(raw, options);
     this.#logger = options.logger;
+    this.#embeddedBase = options.embeddedBase;
     this.objects = new StorageManager({
       ...(this.config.file ? { file: this.config.file } : {}),
       ...(this.config.s3 ? { s3: this.config.s3 } : {}),
@@ -163,7 +171,10 @@ export class Storage {
   }
 
   async #open(): Promise<void> {
-    const psql = this.config.psql!;
+    let psql = this.config.psql!;
+    const dir = psql.embedded;
+    if (dir !== undefined && !dir.startsWith('memory://') && !isAbsolute(dir))
+      psql = { ...psql, embedded: resolve(this.#embeddedBase?.() ?? process.cwd(), dir) };
     const db = await Database.connect(psql, this.#logger ? { logger: this.#logger } : {});
     try {
       const documents = new DocumentStore(db, psql.schema, psql.defaultTable);

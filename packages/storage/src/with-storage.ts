@@ -52,7 +52,8 @@ export function withStorage<TBase extends ExecutorConstructor>(
     constructor(...args: any[]) {
       const { storage, ...rest } = (args[0] ?? {}) as { storage?: unknown } & ExecutorArgs;
       super(rest, ...args.slice(1));
-      this.storage = new Storage(storage, options);
+      // A relative `embedded:` folder lives in the executor's workspace.
+      this.storage = new Storage(storage, { embeddedBase: () => this.workspace, ...options });
       if (this.storage.enabled)
         useInterceptor(
           this,
