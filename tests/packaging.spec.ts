@@ -16,6 +16,9 @@ const work = mkdtempSync(join(tmpdir(), 'marie-pack-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
 const NODE_22 = '22.23.5';
+// A red 1x1 PNG.
+const PNG_1X1 =
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC';
 
 const PACKAGES = [
   'docs',
@@ -26,6 +29,7 @@ const PACKAGES = [
   'client',
   'cli',
   'flow',
+  'storage',
 ];
 
 describe('published packages', () => {
@@ -101,6 +105,10 @@ import { Executor, executorFromConfig, RequestHandler } from '@marie/core';
 import { defineDoc, DocList, Type } from '@marie/docs';
 import { GrpcServer } from '@marie/transport-grpc';
 import { Client } from '@marie/client';
+import { docsFromAsset, Storage, StorageManager } from '@marie/storage';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 const Doc = defineDoc('Doc', { text: Type.String({ default: '' }) });
 class Upper extends Executor {
   run(docs) { return new DocList(Doc, docs.map((d) => ({ text: d.text.toUpperCase() }))); }
@@ -113,7 +121,16 @@ const client = new Client({ host: 'grpc://127.0.0.1:' + port });
 const remote = await client.post('/up', [{ text: 'over grpc' }]);
 client.close();
 await server.shutdown();
-console.log(docs[0].text + ' ' + remote[0].text);
+// @marie/storage: the embedded Postgres (PGlite), and a 1x1 PNG through docsFromAsset.
+const store = new Storage({ psql: { enabled: true, embedded: 'memory://' } });
+await store.open();
+await store.store('r1', 'packed', 'content', [{ id: 'a', content: { n: 1 } }]);
+const rows = await store.documents.byRef('r1', 'packed');
+await store.close();
+const dir = mkdtempSync(join(tmpdir(), 'packed-'));
+writeFileSync(join(dir, 'dot.png'), Buffer.from('${PNG_1X1}', 'base64'));
+const pages = await docsFromAsset(join(dir, 'dot.png'), { storage: new StorageManager({ file: { roots: [dir] } }) });
+console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n + ' png=' + pages[0].tensor.shape.join('x'));
 `,
     );
     // The suite runs on Node 24; the packed packages must also work on the oldest Node that
@@ -124,7 +141,7 @@ console.log(docs[0].text + ' ' + remote[0].text);
         cwd: app,
         env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
       });
-      expect(stdout.trim(), node).toBe('PACKED OVER GRPC');
+      expect(stdout.trim(), node).toBe('PACKED OVER GRPC stored=1 png=1x1x3');
       const version = await run(node, [join(app, 'node_modules/.bin/marie'), '--version']);
       expect(version.stdout.trim()).toBe('0.1.0');
     }
