@@ -90,7 +90,9 @@ describe('README', () => {
       '"" words=0',
     ]);
     expect(lines[6]).toMatch(/^counted by [12] counter replica\(s\)$/);
-    expect(lines[7]).toBe(`job SUCCEEDED: 5 documents stored in embedded Postgres in ${join(pgDir, 'Archive', '0', 'pg')}`);
+    expect(lines[7]).toBe(
+      `job SUCCEEDED: 5 documents stored in embedded Postgres in ${join(pgDir, 'Archive', '0', 'pg')}`,
+    );
     rmSync(pgDir, { recursive: true, force: true });
   }, 60_000);
 

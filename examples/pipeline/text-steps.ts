@@ -42,6 +42,11 @@ export class Archive extends withStorage(Executor) {
   async job(_docs: DocList<Line>, { parameters }: RequestContext) {
     const rec = await this.storage.jobs.get(String(parameters.of));
     const rows = await this.storage.documents.byRef(String(parameters.ref_id), 'pipeline');
-    return [{ text: rec?.status ?? 'NONE', tags: { rows: rows.length, target: this.storage.database.target } }];
+    return [
+      {
+        text: rec?.status ?? 'NONE',
+        tags: { rows: rows.length, target: this.storage.database.target },
+      },
+    ];
   }
 }
