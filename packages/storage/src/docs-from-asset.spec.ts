@@ -1,6 +1,7 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { NdArray } from '@marie/docs';
 import { PDFDocument, rgb, StandardFonts } from 'pdf-lib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,10 +59,11 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const pixel = (t: { data: ArrayLike<number>; shape: readonly number[] }, x: number, y: number) => {
+const pixel = (t: NdArray, x: number, y: number) => {
   const w = t.shape[1]!;
   const i = (y * w + x) * 3;
-  return [t.data[i], t.data[i + 1], t.data[i + 2]];
+  const d = t.data as Uint8Array;
+  return [d[i], d[i + 1], d[i + 2]];
 };
 
 describe('docsFromAsset', () => {

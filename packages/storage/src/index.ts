@@ -51,4 +51,4 @@ export {
   type StorageConfig,
   type StorageOptions,
 } from './storage.js';
-export { type StorageMixin, withStorage } from './with-storage.js';
+export { type StorageMixin, type WithStorageClass, withStorage } from './with-storage.js';

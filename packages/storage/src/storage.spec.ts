@@ -331,7 +331,8 @@ describe('job tracking through the core interceptor', () => {
 
   it('a method called directly can store too', async () => {
     const ctx = createRequestContext();
-    await executor.ok(new DocList(StorageDoc, [{ id: 'z', content: 2 }]), ctx as never);
+    await executor.ok(new DocList(StorageDoc, [{ id: 'z', content: 2 }]));
+    void ctx;
     expect((await executor.storage.documents.byDocId('z')).length).toBe(1);
   });
 });
@@ -375,5 +376,44 @@ describe('two executors starting together against an empty database', () => {
     } finally {
       await db.drop();
     }
+  }, 60_000);
+});
+
+describe('the embedded Postgres', () => {
+  it('keeps its data across restarts, and refuses a second process on the same folder', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'marie-pglite-lock-'));
+    const a = new Storage({ psql: { enabled: true, embedded: dir } });
+    await a.open();
+    await a.store('r', 't', 'content', [{ id: 'kept', content: 1 }]);
+    const other = spawn(
+      process.execPath,
+      [
+        '--conditions=@marie/source',
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `import { Storage } from '@marie/storage';
+         await new Storage({ psql: { enabled: true, embedded: process.env.DIR } }).open().then(
+           () => console.log('opened'), (e) => console.log(e.message));`,
+      ],
+      {
+        env: { ...process.env, DIR: dir },
+        cwd: import.meta.dirname,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    let out = '';
+    other.stdout.on('data', (d) => (out += d));
+    await new Promise((r) => other.on('exit', r));
+    expect(out).toContain(
+      `is in use by process ${process.pid}: an embedded Postgres serves one process`,
+    );
+    await a.close();
+    const b = new Storage({ psql: { enabled: true, embedded: dir } });
+    await b.open();
+    expect((await b.documents.byDocId('kept')).length).toBe(1);
+    await b.close();
+    rmSync(dir, { recursive: true, force: true });
   }, 60_000);
 });

@@ -167,6 +167,8 @@ export class Storage {
   async close(): Promise<void> {
     const db = this.#db;
     this.#db = undefined;
+    this.#documents = this.#jobs = this.#assets = undefined;
+    this.#opening = undefined;
     await Promise.all([db?.close(), this.objects.close()]);
   }
 

@@ -45,7 +45,7 @@ export interface StorageMixin {
 export function withStorage<TBase extends ExecutorConstructor>(
   Base: TBase,
   options: StorageOptions = {},
-): TBase & (abstract new (...args: any[]) => StorageMixin) {
+): WithStorageClass<TBase> {
   abstract class WithStorage extends Base implements StorageMixin {
     readonly storage: Storage;
 
@@ -104,5 +104,14 @@ export function withStorage<TBase extends ExecutorConstructor>(
       });
     }
   }
-  return WithStorage;
+  return WithStorage as unknown as WithStorageClass<TBase>;
 }
+
+/**
+ * The class `withStorage` returns: one constructor taking the base's arguments plus `storage`, the
+ * base's statics, instances with the mixin's members.
+ */
+export type WithStorageClass<TBase extends ExecutorConstructor> = (abstract new (
+  args?: ExecutorArgs & { storage?: unknown },
+) => InstanceType<TBase> & StorageMixin) &
+  Pick<TBase, keyof TBase>;

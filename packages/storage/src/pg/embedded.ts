@@ -1,6 +1,6 @@
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
-import { resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 
 /** An in-process Postgres (PGlite, WebAssembly) reachable over a loopback socket. */
 export interface EmbeddedPostgres {
@@ -22,8 +22,18 @@ export async function startEmbeddedPostgres(dir: string): Promise<EmbeddedPostgr
   ]);
   const memory = dir.startsWith('memory://');
   const dataDir = memory ? dir : resolve(dir);
-  if (!memory) mkdirSync(dataDir, { recursive: true });
-  const db = await PGlite.create(memory ? {} : { dataDir });
+  let unlock = () => {};
+  if (!memory) {
+    mkdirSync(dataDir, { recursive: true });
+    unlock = lockDir(dataDir);
+  }
+  let db: Awaited<ReturnType<typeof PGlite.create>>;
+  try {
+    db = await PGlite.create(memory ? {} : { dataDir });
+  } catch (err) {
+    unlock();
+    throw err;
+  }
   const server = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 4 });
   await server.start();
   // pglite-socket 0.2.17 reports the port it was given, not the one it got: ask its listener.
@@ -32,6 +42,7 @@ export async function startEmbeddedPostgres(dir: string): Promise<EmbeddedPostgr
   if (!address || typeof address !== 'object') {
     await server.stop();
     await db.close();
+    unlock();
     throw new Error('embedded Postgres: the socket server did not report its port');
   }
   let stopped: Promise<void> | undefined;
@@ -41,8 +52,44 @@ export async function startEmbeddedPostgres(dir: string): Promise<EmbeddedPostgr
     dataDir,
     stop: () =>
       (stopped ??= (async () => {
-        await server.stop();
-        await db.close();
+        try {
+          await server.stop();
+          await db.close();
+        } finally {
+          unlock();
+        }
       })()),
   };
+}
+
+/**
+ * One process per data folder: PGlite does not lock it, and two writers would corrupt it (replicas
+ * share a workspace). A lock file holds the owner's pid; one left by a dead process is taken over.
+ */
+function lockDir(dir: string): () => void {
+  const file = join(dir, 'marie-embedded.lock');
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, String(process.pid), { flag: 'wx' });
+      return () => rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const owner = Number(readFileSync(file, 'utf8'));
+      if (owner && owner !== process.pid && alive(owner))
+        throw new Error(
+          `${dir} is in use by process ${owner}: an embedded Postgres serves one process (give replicas a server through url)`,
+        );
+      rmSync(file, { force: true });
+    }
+  }
+  throw new Error(`${dir}: cannot take the embedded Postgres lock`);
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
