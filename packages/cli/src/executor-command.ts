@@ -209,6 +209,11 @@ async function serve(flags: ExecutorFlags): Promise<void> {
       );
   };
   fatal = (name) => setTimeout(() => stop(`${name} (--exit-on-exceptions)`, 1), 50).unref();
+  // An executor's fatal failure (a lost GPU): stop taking requests, drain, exit with its code.
+  executor.onTerminate((reason, code) => {
+    log.error({ reason, exitCode: code }, 'executor terminated');
+    stop(`terminate: ${reason}`, code);
+  });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // Started by a supervisor (Deployment) with an IPC channel: when the supervisor dies, even by

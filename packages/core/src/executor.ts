@@ -3,6 +3,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BatchingOptions } from './requests.js';
 
+/** What an executor reports to health checks. */
+export interface ExecutorHealth {
+  serving: boolean;
+  /** Why it is not serving (empty while serving). */
+  reason: string;
+}
+
 /** Metadata of an executor (YAML `metas:`). */
 export interface Metas {
   /** Name of the executor; the class name unless given. */
@@ -72,6 +79,9 @@ export class Executor implements AsyncDisposable {
   /** YAML `requests:` and `dynamic_batching:` for this instance (the request handler reads them). */
   readonly [OVERRIDES]: Pick<ExecutorArgs, 'requests' | 'dynamicBatching'>;
   #workspace?: string;
+  #health: ExecutorHealth = { serving: true, reason: '' };
+  readonly #healthListeners = new Set<(health: Readonly<ExecutorHealth>) => void>();
+  readonly #terminators = new Set<(reason: string, exitCode: number) => void | Promise<void>>();
 
   constructor(args: ExecutorArgs = {}) {
     receivedKeys.set(this, trackedConfigs.has(args) ? 'all' : Object.keys(args));
@@ -130,6 +140,46 @@ export class Executor implements AsyncDisposable {
    * awaits it once, before the first request; a rejection stops startup with its message.
    */
   async open(): Promise<void> {}
+
+  /**
+   * Runs for Jina's dry run (`_jina_dry_run_`), after the runtime's own checks: a MarieExecutor
+   * runs one health probe here. A rejection makes the dry run fail with its message.
+   */
+  async dryRun(): Promise<void> {}
+
+  /** Whether this executor can serve now: the gRPC health service and HTTP `GET /` report it. */
+  get health(): Readonly<ExecutorHealth> {
+    return this.#health;
+  }
+
+  /** Changes what the health checks report (NOT_SERVING / 503 while `serving` is false). */
+  setHealth(serving: boolean, reason = ''): void {
+    if (this.#health.serving === serving && this.#health.reason === reason) return;
+    this.#health = { serving, reason };
+    for (const fn of this.#healthListeners) fn(this.#health);
+  }
+
+  /** Calls `fn` on every health change; returns its removal. */
+  onHealthChange(fn: (health: Readonly<ExecutorHealth>) => void): () => void {
+    this.#healthListeners.add(fn);
+    return () => this.#healthListeners.delete(fn);
+  }
+
+  /**
+   * Asks the runtime to stop this process after a fatal failure: it drains in-flight requests
+   * and exits with `exitCode`. Without a runtime listening (a script, a test), it rejects.
+   */
+  async terminate(reason: string, exitCode: number): Promise<void> {
+    if (this.#terminators.size === 0)
+      throw new Error(`${this.metas.name}: fatal (${reason}), and no runtime listens to terminate`);
+    await Promise.all([...this.#terminators].map((fn) => fn(reason, exitCode)));
+  }
+
+  /** For runtimes: what to do when the executor asks to terminate. */
+  onTerminate(fn: (reason: string, exitCode: number) => void | Promise<void>): () => void {
+    this.#terminators.add(fn);
+    return () => this.#terminators.delete(fn);
+  }
 
   /** Releases resources. Override it; the runtime awaits it exactly once, however the executor stops. */
   async close(): Promise<void> {}

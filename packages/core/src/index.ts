@@ -29,6 +29,7 @@ export {
   Executor,
   type ExecutorArgs,
   type ExecutorClass,
+  type ExecutorHealth,
   isExecutorClass,
   type Metas,
   type RuntimeArgs,

@@ -33,6 +33,9 @@ export interface Processor {
    * and forward them unread; transports that can (gRPC) then skip decoding them.
    */
   readonly passesDocsThrough?: boolean;
+  /** Whether it can serve now (an executor's GPU health); serving when absent. */
+  health?(): Readonly<{ serving: boolean; reason: string }>;
+  onHealthChange?(fn: (health: Readonly<{ serving: boolean; reason: string }>) => void): () => void;
   /** Present when the runtime can snapshot its state (JinaExecutorSnapshot). */
   snapshot?: () => Promise<string>;
   restore?: (file: string) => Promise<void>;

@@ -118,6 +118,16 @@ export class RequestHandler implements Processor {
     );
   }
 
+  /** Whether the executor can serve now (what health checks report). */
+  health(): Readonly<{ serving: boolean; reason: string }> {
+    return this.executor.health;
+  }
+
+  /** Calls `fn` when the executor's health changes; returns its removal. */
+  onHealthChange(fn: (health: Readonly<{ serving: boolean; reason: string }>) => void): () => void {
+    return this.executor.onHealthChange(fn);
+  }
+
   /** The executor's class name, which `_status` reports. */
   get kind(): string {
     return this.executor.constructor.name;
@@ -255,7 +265,15 @@ export class RequestHandler implements Processor {
     const name = first.header.execEndpoint;
     const base = requests.length === 1 ? first : mergeRequests(requests);
     const routes = [...base.routes, { executor: this.name }];
-    if (name === DRY_RUN_ENDPOINT) return { ...base, routes };
+    if (name === DRY_RUN_ENDPOINT) {
+      try {
+        await this.executor.dryRun();
+        return { ...base, routes };
+      } catch (err) {
+        const status = errorStatus(err, this.executor.constructor.name);
+        return { ...base, header: { ...base.header, status }, routes };
+      }
+    }
     const endpoint = this.endpointFor(name);
     if (!endpoint) return base; // no binding, no /default: unchanged, as Python peers do
     try {

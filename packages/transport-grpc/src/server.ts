@@ -63,6 +63,8 @@ export class GrpcServer {
   readonly handler: Processor;
   readonly #server: grpc.Server;
   readonly #health: HealthService;
+  #running = false;
+  #unwatchHealth: (() => void) | undefined;
   readonly #options: GrpcServerOptions;
   readonly #logger: Logger;
   #address?: { host: string; port: number };
@@ -105,7 +107,11 @@ export class GrpcServer {
       );
     });
     this.#address = { host, port };
-    this.#health.setServing(true);
+    this.#running = true;
+    this.#health.setServing(this.handler.health?.().serving ?? true);
+    this.#unwatchHealth = this.handler.onHealthChange?.((h) =>
+      this.#health.setServing(this.#running && h.serving),
+    );
     return { host, port, address: `grpc://${host}:${port}` };
   }
 
@@ -119,6 +125,8 @@ export class GrpcServer {
    */
   shutdown(graceMs = 10_000): Promise<void> {
     this.#stopping ??= (async () => {
+      this.#running = false;
+      this.#unwatchHealth?.();
       this.#health.setServing(false);
       const drained = new Promise<void>((resolve) => this.#server.tryShutdown(() => resolve()));
       await this.handler.flush();

@@ -111,8 +111,14 @@ export class HttpServer {
   }
 
   #health(reply: FastifyReply): void {
-    if (this.#serving) reply.send({});
-    else reply.code(503).send({ detail: 'not serving' });
+    const h = this.handler.health?.();
+    if (this.#serving && (h?.serving ?? true)) reply.send({});
+    else
+      reply
+        .code(503)
+        .send({
+          detail: this.#serving ? `not serving: ${h?.reason || 'unhealthy'}` : 'not serving',
+        });
   }
 
   /** The request's AbortSignal, made the first time a method asks for it (most never do). */
