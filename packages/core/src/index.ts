@@ -35,6 +35,15 @@ export {
   type RuntimeArgs,
 } from './executor.js';
 export {
+  EXIT_FATAL,
+  type FaultMarker,
+  fallbackFaultDir,
+  faultDir,
+  findFaultMarkers,
+  removeFaultMarker,
+  writeFaultMarker,
+} from './fault-marker.js';
+export {
   type EndpointAnswer,
   type EndpointCall,
   type EndpointInterceptor,
