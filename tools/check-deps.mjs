@@ -28,7 +28,14 @@ const ARROWS = {
   '@marie/client': ['@marie/core', '@marie/docs', '@marie/transport-grpc', '@marie/transport-http'],
   '@marie/gpu': ['@marie/core', '@marie/docs'],
   '@marie/storage': ['@marie/core', '@marie/docs'],
-  '@marie/executor': ['@marie/core', '@marie/docs', '@marie/gpu', '@marie/storage'],
+  '@marie/executor': [
+    '@marie/core',
+    '@marie/docs',
+    '@marie/gpu',
+    '@marie/storage',
+    '@marie/events',
+  ],
+  '@marie/events': ['@marie/core', '@marie/docs', '@marie/storage'],
   '@marie/cli': '*',
 };
 // Never in core or docs: a transport, a server framework, a driver or a native runtime.

@@ -3,9 +3,12 @@ import {
   ConfigError,
   createLogger,
   ErrorCode,
+  faultDir,
+  findFaultMarkers,
   type Logger,
   MarieError,
   readYamlFile,
+  removeFaultMarker,
   substituteVariables,
 } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
@@ -188,6 +191,15 @@ export class Deployment extends Routed implements AsyncDisposable {
     if (this.#closing) return;
     const delay = Math.min(5000, 100 * 2 ** replica.restarts);
     replica.restarts++;
+    // A runtime that stopped itself (a lost GPU) left a fault marker saying why: Marie writes it
+    // and nobody reads it; here the supervisor does, and removes it once the replica is back.
+    const pid = replica.lastPid;
+    const markers = pid === undefined ? [] : findFaultMarkers(pid, faultDir(replica.spec.env));
+    for (const { marker } of markers)
+      this.#logger.error(
+        { fault: marker },
+        `${replica.spec.label} stopped itself: ${marker.reason} (fail streak ${marker.fail_streak}, ${marker.total_failures} failures)`,
+      );
     this.#logger.warn(
       `${replica.spec.label} exited (${signal ?? code}); restarting in ${delay} ms`,
     );
@@ -195,7 +207,10 @@ export class Deployment extends Routed implements AsyncDisposable {
       this.#restartTimers.delete(timer);
       if (this.#closing) return;
       replica.start().then(
-        () => this.#logger.info(`${replica.spec.label} is back (pid ${replica.pid})`),
+        () => {
+          for (const { file } of markers) removeFaultMarker(file);
+          this.#logger.info(`${replica.spec.label} is back (pid ${replica.pid})`);
+        },
         (err: unknown) => this.#logger.error({ err }, `${replica.spec.label} did not come back`),
       );
     }, delay);

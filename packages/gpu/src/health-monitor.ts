@@ -38,6 +38,8 @@ export interface HealthMonitorOptions {
   openNvml?: () => NvmlOpen;
   /** The compute probe (default: the PTX matmul through `libcuda.so.1` or `$MARIE_CUDA_LIBRARY`). */
   computeProbe?: () => ComputeProbeResult;
+  /** Called after every pass with its record (healthy or not). */
+  onRecord?: (record: HealthRecord) => void;
   /** Called once, on the failure that ends the monitor. */
   onFatal?: (record: HealthRecord) => void | Promise<void>;
   logger?: Logger;
@@ -140,6 +142,7 @@ export class HealthMonitor {
         devices: devices ?? [],
         ...(probe ? { torch_available: probe.ok, compute_probe: probe } : {}),
       };
+      this.#options.onRecord?.(this.#record);
       return this.#record;
     } catch (err) {
       return this.#failed(err, options.source);
@@ -204,6 +207,7 @@ export class HealthMonitor {
     };
     if (source === 'dry_run_exc') this.#record.source = source;
     this.#options.logger?.error({ health: this.#record }, 'GPU health check failed');
+    this.#options.onRecord?.(this.#record);
     if (fatal && !this.#fatal) {
       this.#fatal = true;
       this.#running = false;

@@ -1,4 +1,5 @@
 import { type EndpointInterceptor, ErrorCode, MarieError } from '@marie/core';
+import { isPlainObject } from '@marie/docs';
 import { StorageError } from './errors.js';
 import type { Database } from './pg/database.js';
 import { type Migration, migrate } from './pg/migrations.js';
@@ -272,7 +273,14 @@ export function jobTracking(
     }
     const summary: Record<string, unknown> = { docs: answer.docs.length };
     if (answer.results !== undefined) summary.results = answer.results;
+    // Marie's executors answer a failure as a result ({status: "error" | "failed", error}): the
+    // client gets a failure, so the job is FAILED too.
+    const failure = failureOf(answer.results);
     try {
+      if (failure) {
+        await jobs.fail(jobId, failure);
+        return answer;
+      }
       await jobs.succeed(jobId, summary);
     } catch (err) {
       await jobs.fail(jobId, err).catch(() => {});
@@ -280,6 +288,23 @@ export function jobTracking(
     }
     return answer;
   };
+}
+
+function failureOf(results: unknown): Error | undefined {
+  if (!isPlainObject(results) || (results.status !== 'error' && results.status !== 'failed'))
+    return undefined;
+  const e = results.error;
+  const message =
+    isPlainObject(e) && typeof e.message === 'string'
+      ? e.message
+      : Array.isArray(e)
+        ? e.join('; ')
+        : typeof e === 'string'
+          ? e
+          : `status ${results.status}`;
+  const err = new Error(message);
+  err.name = isPlainObject(e) && typeof e.name === 'string' ? e.name : 'ExecutorError';
+  return err;
 }
 
 function summarize(result: Record<string, unknown>): Record<string, unknown> {

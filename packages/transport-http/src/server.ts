@@ -114,11 +114,9 @@ export class HttpServer {
     const h = this.handler.health?.();
     if (this.#serving && (h?.serving ?? true)) reply.send({});
     else
-      reply
-        .code(503)
-        .send({
-          detail: this.#serving ? `not serving: ${h?.reason || 'unhealthy'}` : 'not serving',
-        });
+      reply.code(503).send({
+        detail: this.#serving ? `not serving: ${h?.reason || 'unhealthy'}` : 'not serving',
+      });
   }
 
   /** The request's AbortSignal, made the first time a method asks for it (most never do). */
