@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { registerLazyExecutor } from '@marie/core';
 import { Command } from 'commander';
 import { executorCommand } from './executor-command.js';
 import { exportCommand } from './export-command.js';
@@ -7,6 +8,9 @@ import { pingCommand } from './ping-command.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../package.json') as { version: string };
+
+// `jtype: MarieExecutor` / `--uses MarieExecutor` without py_modules: loaded only when named.
+registerLazyExecutor('MarieExecutor', async () => (await import('@marie/executor')).MarieExecutor);
 
 /** The `marie` command line. */
 export function createProgram(): Command {

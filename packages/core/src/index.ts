@@ -9,7 +9,11 @@ export {
   parseYaml,
   readYamlFile,
 } from './config/load-executor.js';
-export { registerExecutor, registeredExecutors } from './config/registry.js';
+export {
+  registerExecutor,
+  registeredExecutors,
+  registerLazyExecutor,
+} from './config/registry.js';
 export { type SubstituteOptions, substitute as substituteVariables } from './config/substitute.js';
 export {
   createDataRequest,

@@ -33,7 +33,11 @@ export async function createSession(
   model: string | Uint8Array,
   options: SessionOptions = {},
 ): Promise<Session> {
-  const ort = await import('onnxruntime-node');
+  const ort = await import('onnxruntime-node').catch((err: unknown) => {
+    throw new Error(
+      `createSession needs onnxruntime-node (an optional peer of @marie/gpu): npm install onnxruntime-node (${(err as Error).message})`,
+    );
+  });
   const providers = options.providers?.length ? options.providers : (['cuda', 'cpu'] as const);
   const skipped: Session['skipped'] = [];
   for (const provider of providers) {

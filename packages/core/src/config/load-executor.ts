@@ -18,7 +18,7 @@ import { createLogger } from '../logger.js';
 import type { BatchingOptions } from '../requests.js';
 import { ConfigError } from './config-error.js';
 import { importModule } from './import-module.js';
-import { executorsIn, registeredExecutors } from './registry.js';
+import { executorsIn, loadLazyExecutor, registeredExecutors } from './registry.js';
 import { substitute } from './substitute.js';
 
 export interface LoadExecutorOptions {
@@ -140,6 +140,8 @@ export async function executorFromConfig(
     for (const [name, cls] of executorsIn(await importModule(resolve(baseDir, m), m, source)))
       found.set(name, cls);
   }
+  // A class the CLI registered lazily (MarieExecutor) loads only when a config names it.
+  if (!found.has(jtype) && !registeredExecutors().has(jtype)) await loadLazyExecutor(jtype);
   const cls = pickClass(jtype, options.classes, found, source);
 
   const args: ExecutorArgs = {
