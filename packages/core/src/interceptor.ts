@@ -44,10 +44,18 @@ export function registerInterceptor(interceptor: EndpointInterceptor): () => voi
   };
 }
 
-/** Registers an interceptor for one executor instance (a mixin does this in its constructor). */
-export function useInterceptor(executor: Executor, interceptor: EndpointInterceptor): () => void {
+/**
+ * Registers an interceptor for one executor instance (a mixin does this in its constructor). It
+ * runs inside the ones registered before it, unless `outermost` puts it outside them.
+ */
+export function useInterceptor(
+  executor: Executor,
+  interceptor: EndpointInterceptor,
+  options: { outermost?: boolean } = {},
+): () => void {
   const list = perExecutor.get(executor) ?? [];
-  list.push(interceptor);
+  if (options.outermost) list.unshift(interceptor);
+  else list.push(interceptor);
   perExecutor.set(executor, list);
   return () => {
     const i = list.indexOf(interceptor);

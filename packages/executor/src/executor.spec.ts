@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDataRequest, type RequestContext, RequestHandler, requests } from '@marie/core';
@@ -161,5 +161,61 @@ describe('MarieExecutor', () => {
     expect(() => new MarieExecutor({ health: { gpu_monitor: true } })).toThrow(
       'with.health.gpu_monitor: unknown key',
     );
+  });
+});
+
+describe('job events', () => {
+  class Steps extends MarieExecutor {
+    @requests({ on: '/ok' })
+    ok() {
+      return { done: true };
+    }
+    @requests({ on: '/boom' })
+    boom() {
+      throw new TypeError('bad page');
+    }
+  }
+
+  it('sends <name>.started, then .completed or .failed (not completed with FAILED), through the toast handlers', async () => {
+    const db = await testDatabase();
+    const out = join(dir, 'events.jsonl');
+    const e = new Steps({
+      metas: { name: 'steps' },
+      storage: { psql: db.psql },
+      toast: { native: { path: out }, spool_dir: join(dir, 'spool') },
+    });
+    const h = new RequestHandler(e);
+    await h.open();
+    try {
+      await h.handle(
+        createDataRequest({
+          endpoint: '/ok',
+          parameters: { job_id: 'e1', ref_type: 'invoice', ref_id: 'r1' },
+        }),
+      );
+      await h.handle(createDataRequest({ endpoint: '/boom', parameters: { job_id: 'e2' } }));
+      await h.handle(createDataRequest({ endpoint: '/ok' })); // not job-tracked: no events
+      expect(await e.toast!.drain(5000)).toBe(true);
+      const lines = readFileSync(out, 'utf8')
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l).event);
+      expect(lines.map((x) => [x.event, x.jobid, x.status])).toEqual([
+        ['steps.started', 'e1', 'INFO'],
+        ['steps.completed', 'e1', 'OK'],
+        ['steps.started', 'e2', 'INFO'],
+        ['steps.failed', 'e2', 'FAILED'],
+      ]);
+      expect(lines[1]).toMatchObject({
+        jobtag: 'invoice',
+        source: 'job://completed/e1',
+        payload: { endpoint: '/ok', docs: 0, ref_id: 'r1' },
+      });
+      expect(lines[3].payload.error).toEqual({ name: 'TypeError', message: 'bad page' });
+      expect((await e.storage.jobs.get('e1'))!.status).toBe('SUCCEEDED');
+    } finally {
+      await h.close();
+      await db.drop();
+    }
   });
 });

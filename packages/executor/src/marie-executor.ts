@@ -1,17 +1,24 @@
+import { join } from 'node:path';
 import {
   createLogger,
+  type EndpointAnswer,
+  type EndpointCall,
   EXIT_FATAL,
   Executor,
   type ExecutorArgs,
   type Logger,
   requests,
+  useInterceptor,
   writeFaultMarker,
 } from '@marie/core';
 import { DocList, TextDoc } from '@marie/docs';
+import { type Toast, toastFromConfig } from '@marie/events';
 import { HealthMonitor, type HealthRecord, parseHealthConfig } from '@marie/gpu';
 import { withStorage } from '@marie/storage';
 
 export interface MarieExecutorArgs extends ExecutorArgs {
+  /** `with.toast`: event handlers (native JSONL, psql, rabbitmq; @marie/events). */
+  toast?: unknown;
   /** `with.health`: the GPU monitor (Marie's keys; off unless `gpu_monitor_enabled`). */
   health?: unknown;
   /** `with.storage`: Postgres and object storage (@marie/storage). */
@@ -30,9 +37,16 @@ export interface MarieExecutorArgs extends ExecutorArgs {
 export class MarieExecutor extends withStorage(Executor, { assetTrackingDefault: true }) {
   readonly monitor: HealthMonitor;
   protected readonly logger: Logger;
+  /** The event handlers, once open (when `toast:` is configured). */
+  toast: Toast | undefined;
+  readonly #toastConfig: unknown;
 
-  constructor({ health, ...rest }: MarieExecutorArgs = {}) {
+  constructor({ health, toast, ...rest }: MarieExecutorArgs = {}) {
     super(rest);
+    this.#toastConfig = toast;
+    // Outside the job records: `completed` goes out only once SUCCEEDED is written.
+    if (toast !== undefined && toast !== null)
+      useInterceptor(this, (call, next) => this.#jobEvents(call, next), { outermost: true });
     this.logger = createLogger(this.runtimeArgs.name);
     this.monitor = new HealthMonitor(parseHealthConfig(health, 'with.health'), {
       name: process.env.JINA_DEPLOYMENT_NAME || this.runtimeArgs.name || this.constructor.name,
@@ -44,7 +58,60 @@ export class MarieExecutor extends withStorage(Executor, { assetTrackingDefault:
 
   override async open(): Promise<void> {
     await super.open();
+    if (this.#toastConfig !== undefined && this.#toastConfig !== null && !this.toast) {
+      const cfg = this.#toastConfig as { spool_dir?: unknown };
+      const spoolDir =
+        typeof cfg.spool_dir === 'string' ? cfg.spool_dir : join(this.workspace, 'event-spool');
+      this.toast = toastFromConfig(this.#toastConfig, { spoolDir, logger: this.logger });
+    }
     this.monitor.start();
+  }
+
+  /** `<name>.started` before a job-tracked call, `<name>.completed` or `<name>.failed` after it. */
+  async #jobEvents(
+    call: EndpointCall,
+    next: () => Promise<EndpointAnswer>,
+  ): Promise<EndpointAnswer> {
+    const jobId = call.parameters.job_id;
+    const toast = this.toast;
+    if (typeof jobId !== 'string' || !jobId || !toast) return next();
+    const name = this.runtimeArgs.name;
+    const p = call.parameters;
+    const base = {
+      jobid: jobId,
+      jobtag: typeof p.ref_type === 'string' ? p.ref_type : '',
+      api_key: typeof p.api_key === 'string' ? p.api_key : 'marie',
+    };
+    const payload = {
+      endpoint: call.endpoint,
+      executor: name,
+      ref_id: p.ref_id ?? null,
+      ref_type: p.ref_type ?? null,
+    };
+    await toast.notify({ ...base, event: `${name}.started`, status: 'INFO', payload });
+    let answer: EndpointAnswer;
+    try {
+      answer = await next();
+    } catch (err) {
+      await toast.notify({
+        ...base,
+        event: `${name}.failed`,
+        status: 'FAILED',
+        payload: { ...payload, error: errorOf(err) },
+      });
+      throw err;
+    }
+    const r = answer.results as { status?: unknown; error?: unknown } | undefined;
+    const failed = r?.status === 'error' || r?.status === 'failed';
+    await toast.notify({
+      ...base,
+      event: `${name}.${failed ? 'failed' : 'completed'}`,
+      status: failed ? 'FAILED' : 'OK',
+      payload: failed
+        ? { ...payload, error: r?.error ?? null }
+        : { ...payload, docs: answer.docs.length },
+    });
+    return answer;
   }
 
   /** Jina's dry run: one monitor pass with the compute probe; an unhealthy GPU fails it. */
@@ -63,6 +130,8 @@ export class MarieExecutor extends withStorage(Executor, { assetTrackingDefault:
 
   override async close(): Promise<void> {
     this.monitor.stop();
+    // What is not delivered yet stays in the spool for the next start.
+    await this.toast?.close();
     await super.close();
   }
 
@@ -89,4 +158,10 @@ export class MarieExecutor extends withStorage(Executor, { assetTrackingDefault:
       this.logger.error({ err }, 'no runtime to stop this executor; it stays NOT_SERVING');
     }
   }
+}
+
+function errorOf(err: unknown): { name: string; message: string } {
+  return err instanceof Error
+    ? { name: err.name, message: err.message }
+    : { name: 'Error', message: String(err) };
 }

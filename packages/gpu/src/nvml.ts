@@ -31,7 +31,7 @@ const ECC_UNCORRECTED = 1;
 const ECC_AGGREGATE = 1;
 
 // Types are registered with koffi once per process.
-let types: ReturnType<typeof defineTypes> | undefined;
+let typesDefined = false;
 function defineTypes() {
   return {
     device: koffi.pointer('nvmlDevice_t', koffi.opaque()),
@@ -69,7 +69,10 @@ export class Nvml {
 
   private constructor(library: string, lib: LibraryHandle) {
     this.library = library;
-    types ??= defineTypes();
+    if (!typesDefined) {
+      defineTypes();
+      typesDefined = true;
+    }
     const bind = (sig: string) => {
       try {
         return lib.func(sig) as (...args: any[]) => number;

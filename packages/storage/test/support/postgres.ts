@@ -19,7 +19,7 @@ export interface TestDatabase {
 
 let container: Promise<{ url: string; stop(): Promise<unknown> }> | undefined;
 
-async function dockerAnswers(): Promise<boolean> {
+export async function dockerAnswers(): Promise<boolean> {
   const socket = process.env.DOCKER_HOST?.replace(/^unix:\/\//, '') ?? '/var/run/docker.sock';
   if (!existsSync(socket)) return false;
   return new Promise((resolve) => {
