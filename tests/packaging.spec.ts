@@ -30,6 +30,9 @@ const PACKAGES = [
   'cli',
   'flow',
   'storage',
+  'gpu',
+  'events',
+  'executor',
 ];
 
 describe('published packages', () => {
@@ -106,6 +109,9 @@ import { defineDoc, DocList, Type } from '@marie/docs';
 import { GrpcServer } from '@marie/transport-grpc';
 import { Client } from '@marie/client';
 import { docsFromAsset, Storage, StorageManager } from '@marie/storage';
+import { Nvml } from '@marie/gpu';
+import { Toast, JsonlHandler } from '@marie/events';
+import { MarieExecutor } from '@marie/executor';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -130,7 +136,16 @@ await store.close();
 const dir = mkdtempSync(join(tmpdir(), 'packed-'));
 writeFileSync(join(dir, 'dot.png'), Buffer.from('${PNG_1X1}', 'base64'));
 const pages = await docsFromAsset(join(dir, 'dot.png'), { storage: new StorageManager({ file: { roots: [dir] } }) });
-console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n + ' png=' + pages[0].tensor.shape.join('x'));
+// @marie/gpu, @marie/events, @marie/executor: no GPU here (NVML reported unavailable), one event
+// through the spool to JSON lines, and a MarieExecutor's /status.
+const nvml = Nvml.open();
+const toast = new Toast([{ handler: new JsonlHandler(join(dir, 'events.jsonl')) }], { spoolDir: join(dir, 'spool') });
+await toast.notify({ event: 'packed.completed', jobid: 'p1' });
+const drained = await toast.drain(5000);
+await toast.close();
+const status = await new RequestHandler(new MarieExecutor()).post('/status');
+console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n + ' png=' + pages[0].tensor.shape.join('x') +
+  ' nvml=' + nvml.available + ' events=' + drained + ' healthy=' + JSON.parse(status[0].text).healthy);
 `,
     );
     // The suite runs on Node 24; the packed packages must also work on the oldest Node that
@@ -141,7 +156,9 @@ console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n
         cwd: app,
         env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
       });
-      expect(stdout.trim(), node).toBe('PACKED OVER GRPC stored=1 png=1x1x3');
+      expect(stdout.trim(), node).toBe(
+        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true',
+      );
       const version = await run(node, [join(app, 'node_modules/.bin/marie'), '--version']);
       expect(version.stdout.trim()).toBe('0.1.0');
     }
