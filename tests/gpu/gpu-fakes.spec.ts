@@ -164,14 +164,19 @@ describe('the health monitor', () => {
       fatal.push(r),
     );
     gpu.set('wrong');
+    expect(m.intervalS).toBe(30);
     const r1 = await m.probe({ compute: true });
     expect(r1).toMatchObject({ healthy: false, source: 'torch', fail_streak: 1 });
+    expect(m.intervalS).toBe(60);
     expect(r1.reason).toMatch(/compute probe: wrong result \(max error 1 on a 128x128 matmul\)/);
     gpu.set('healthy');
     expect(await m.probe()).toMatchObject({ healthy: true, fail_streak: 0, total_failures: 1 });
+    expect(m.intervalS).toBe(30); // a success resets it
     gpu.set('nodevice');
     await m.probe();
+    expect(m.intervalS).toBe(60);
     await m.probe();
+    expect(m.intervalS).toBe(90); // capped at max_interval_s
     expect(fatal).toHaveLength(0);
     const r = await m.probe();
     expect(r).toMatchObject({

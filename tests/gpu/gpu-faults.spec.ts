@@ -121,6 +121,24 @@ describe('a lost GPU, end to end', () => {
     }
   }, 90_000);
 
+  it('MarieExecutor is a jtype of its own: `marie executor --uses MarieExecutor` serves /status', async () => {
+    const marie = runMarie(['executor', '--uses', 'MarieExecutor', '--port', '0']);
+    try {
+      const [line] = await waitReady(marie, 1, 60_000);
+      const client = new Client({ host: line!.slice('ready '.length) });
+      const [s] = await client.post('/status');
+      expect(JSON.parse((s as { text: string }).text)).toMatchObject({
+        healthy: true,
+        monitor_enabled: false,
+        name: 'MarieExecutor',
+      });
+      client.close();
+    } finally {
+      marie.child.kill('SIGTERM');
+      await marie.exited;
+    }
+  }, 60_000);
+
   it('NOT_SERVING over gRPC and 503 over HTTP while unhealthy, SERVING again after; /status says why; a dry run probes', async () => {
     gpu.set('healthy');
     const cfg = JSON.stringify({

@@ -191,14 +191,14 @@ async function serve(flags: ExecutorFlags): Promise<void> {
   }
 
   let stopping = false;
-  const stop = (signal: string, code = 0) => {
+  const stop = (signal: string, code = 0, graceMs = flags.gracePeriod) => {
     if (stopping) {
       log.warn(`${signal} again: exiting without waiting`);
       process.exit(1);
     }
     stopping = true;
     log.info(`${signal}: shutting down`);
-    Promise.all(served.map((s) => s.shutdown(flags.gracePeriod)))
+    Promise.all(served.map((s) => s.shutdown(graceMs)))
       .then(() => handler.close())
       .then(
         () => process.exit(code),
@@ -209,10 +209,11 @@ async function serve(flags: ExecutorFlags): Promise<void> {
       );
   };
   fatal = (name) => setTimeout(() => stop(`${name} (--exit-on-exceptions)`, 1), 50).unref();
-  // An executor's fatal failure (a lost GPU): stop taking requests, drain, exit with its code.
+  // An executor's fatal failure (a lost GPU): stop taking requests, drain briefly (at most 3 s:
+  // work on a lost GPU will not finish), exit with its code.
   executor.onTerminate((reason, code) => {
     log.error({ reason, exitCode: code }, 'executor terminated');
-    stop(`terminate: ${reason}`, code);
+    stop(`terminate: ${reason}`, code, Math.min(flags.gracePeriod, 3000));
   });
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

@@ -207,9 +207,8 @@ export class Toast {
     const e = 'id' in event && 'timestamp' in event ? (event as EventMessage) : createEvent(event);
     const outcomes = await Promise.all(this.#workers.map((w) => w.enqueue(e)));
     const result: NotifyResult = { spooled: [], deadLettered: [] };
-    outcomes.forEach((ok, i) =>
-      result[ok ? 'spooled' : 'deadLettered'].push(this.#workers[i]!.handler.name),
-    );
+    for (const [i, ok] of outcomes.entries())
+      result[ok ? 'spooled' : 'deadLettered'].push(this.#workers[i]!.handler.name);
     return result;
   }
 

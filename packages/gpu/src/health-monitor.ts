@@ -103,6 +103,11 @@ export class HealthMonitor {
     return this.#record;
   }
 
+  /** Seconds until the next pass (before jitter): `interval_s`, doubled per failure up to the cap. */
+  get intervalS(): number {
+    return this.#interval;
+  }
+
   /** Starts the loop (first pass after 0.5 s plus a pid-spread offset, as Marie's). */
   start(): void {
     if (!this.config.enabled || this.#running) return;
