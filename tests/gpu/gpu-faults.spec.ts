@@ -53,7 +53,7 @@ describe('a lost GPU, end to end', () => {
     await dep.start();
     try {
       const [status] = await dep.post('/status');
-      const before = JSON.parse((status as { text: string }).text);
+      const before = JSON.parse(String(status?.text));
       expect(before).toMatchObject({
         healthy: true,
         monitor_enabled: true,
@@ -62,7 +62,7 @@ describe('a lost GPU, end to end', () => {
       });
       await waitFor('a first NVML pass', async () => {
         const [s] = await dep.post('/status');
-        return JSON.parse((s as { text: string }).text).nvml_available === true;
+        return JSON.parse(String(s?.text)).nvml_available === true;
       });
       const firstPid = dep.pids()[0]![0]!;
 
@@ -105,7 +105,7 @@ describe('a lost GPU, end to end', () => {
       await waitFor('the replica to answer', async () => {
         try {
           const [s] = await dep.post('/status');
-          return JSON.parse((s as { text: string }).text).pid === secondPid;
+          return JSON.parse(String(s?.text)).pid === secondPid;
         } catch {
           return false;
         }
@@ -115,7 +115,7 @@ describe('a lost GPU, end to end', () => {
         () => !existsSync(join(failDir, `ocr.${firstPid}.json`)),
       );
       const [after] = await dep.post('/work', [{ text: 'again' }], { parameters: { ms: 1 } });
-      expect((after as { text: string }).text).toBe(`done by ${secondPid}`);
+      expect(String(after?.text)).toBe(`done by ${secondPid}`);
     } finally {
       await dep.close();
     }
@@ -127,7 +127,7 @@ describe('a lost GPU, end to end', () => {
       const [line] = await waitReady(marie, 1, 60_000);
       const client = new Client({ host: line!.slice('ready '.length) });
       const [s] = await client.post('/status');
-      expect(JSON.parse((s as { text: string }).text)).toMatchObject({
+      expect(JSON.parse(String(s?.text))).toMatchObject({
         healthy: true,
         monitor_enabled: false,
         name: 'MarieExecutor',
@@ -172,7 +172,7 @@ describe('a lost GPU, end to end', () => {
       expect(res.status).toBe(503);
       expect(await res.text()).toContain('no GPU devices');
       const [s] = await grpc.post('/status');
-      expect(JSON.parse((s as { text: string }).text)).toMatchObject({
+      expect(JSON.parse(String(s?.text))).toMatchObject({
         healthy: false,
         reason: 'no GPU devices',
         source: 'nvml',
