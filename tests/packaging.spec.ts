@@ -10,8 +10,13 @@ import { ensureNode } from '../tools/use-node.mjs';
 // tarballs into an empty project, and use them from plain JavaScript. nx builds them first.
 const run = promisify(execFile);
 const root = join(import.meta.dirname, '..');
+// onnxruntime-node's postinstall downloads CUDA libraries (offline here): users without a GPU, or
+// offline, skip it the same way.
 const npm = (args: string[], cwd: string) =>
-  run('npm', args, { cwd, env: { ...process.env, npm_config_update_notifier: 'false' } });
+  run('npm', args, {
+    cwd,
+    env: { ...process.env, npm_config_update_notifier: 'false', ONNXRUNTIME_NODE_INSTALL: 'skip' },
+  });
 const work = mkdtempSync(join(tmpdir(), 'marie-pack-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
 
@@ -33,6 +38,7 @@ const PACKAGES = [
   'gpu',
   'events',
   'executor',
+  'ocr',
 ];
 
 describe('published packages', () => {
@@ -112,6 +118,7 @@ import { docsFromAsset, Storage, StorageManager } from '@marie/storage';
 import { Nvml } from '@marie/gpu';
 import { Toast, JsonlHandler } from '@marie/events';
 import { MarieExecutor } from '@marie/executor';
+import { OcrEngine } from '@marie/ocr';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -144,8 +151,12 @@ await toast.notify({ event: 'packed.completed', jobid: 'p1' });
 const drained = await toast.drain(5000);
 await toast.close();
 const status = await new RequestHandler(new MarieExecutor()).post('/status');
+// @marie/ocr: the PP-OCRv4 models load from the installed packages; a blank image has no lines.
+const engine = await OcrEngine.create({ threads: 1 });
+const blank = await engine.ocr({ data: new Uint8Array(96 * 64 * 3).fill(255), width: 96, height: 64 });
 console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n + ' png=' + pages[0].tensor.shape.join('x') +
-  ' nvml=' + nvml.available + ' events=' + drained + ' healthy=' + JSON.parse(status[0].text).healthy);
+  ' nvml=' + nvml.available + ' events=' + drained + ' healthy=' + JSON.parse(status[0].text).healthy +
+  ' ocr=' + engine.provider + ':' + blank.lines.length);
 `,
     );
     // The suite runs on Node 24; the packed packages must also work on the oldest Node that
@@ -157,7 +168,7 @@ console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n
         env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
       });
       expect(stdout.trim(), node).toBe(
-        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true',
+        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0',
       );
       const version = await run(node, [join(app, 'node_modules/.bin/marie'), '--version']);
       expect(version.stdout.trim()).toBe('0.1.0');

@@ -36,6 +36,7 @@ const ARROWS = {
     '@marie/events',
   ],
   '@marie/events': ['@marie/core', '@marie/docs', '@marie/storage'],
+  '@marie/ocr': ['@marie/core', '@marie/docs', '@marie/gpu'],
   '@marie/cli': '*',
 };
 // Never in core or docs: a transport, a server framework, a driver or a native runtime.

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { executorCommand } from './executor-command.js';
 import { exportCommand } from './export-command.js';
 import { flowCommand, gatewayCommand } from './flow-command.js';
+import { ocrCommand } from './ocr-command.js';
 import { pingCommand } from './ping-command.js';
 
 const require = createRequire(import.meta.url);
@@ -23,5 +24,6 @@ export function createProgram(): Command {
   program.addCommand(gatewayCommand());
   program.addCommand(exportCommand());
   program.addCommand(pingCommand());
+  program.addCommand(ocrCommand());
   return program;
 }

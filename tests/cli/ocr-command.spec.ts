@@ -1,0 +1,98 @@
+// `marie ocr` as a user runs it: a PDF and a 2-page TIFF made here, text on stdout in reading
+// order, Marie's JSON with --format json, --pages, and usage errors with exit code 2.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { PDFDocument, StandardFonts } from 'pdf-lib';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MARIE_BIN } from '../support/marie-process.js';
+
+const run = promisify(execFile);
+const dir = mkdtempSync(join(tmpdir(), 'marie-ocr-cli-'));
+const pdf = join(dir, 'letter.pdf');
+const tiff = join(dir, 'scan.tiff');
+const marie = (args: string[]) =>
+  run(process.execPath, [MARIE_BIN, 'ocr', ...args], {
+    env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
+  }).then(
+    (r) => ({ code: 0, ...r }),
+    (e: { code: number; stdout: string; stderr: string }) => e,
+  );
+
+beforeAll(async () => {
+  const doc = await PDFDocument.create();
+  const font = await doc.embedFont(StandardFonts.Helvetica);
+  for (const t of ['Dear customer, thank you', 'Your order ships today']) {
+    const page = doc.addPage([612, 300]);
+    page.drawText(t, { x: 60, y: 200, size: 24, font });
+  }
+  writeFileSync(pdf, await doc.save());
+  const pages = await Promise.all(
+    ['First scanned page', 'Second scanned page'].map((t) =>
+      sharp(
+        Buffer.from(
+          `<svg xmlns="http://www.w3.org/2000/svg" width="900" height="200"><rect width="100%" height="100%" fill="white"/><text x="40" y="110" font-family="DejaVu Sans" font-size="40">${t}</text></svg>`,
+        ),
+      )
+        .png()
+        .toBuffer(),
+    ),
+  );
+  await sharp(pages, { join: { animated: true } })
+    .tiff()
+    .toFile(tiff);
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('marie ocr', () => {
+  it('prints the text of every page of a PDF and a TIFF', async () => {
+    const r = await marie([pdf, tiff]);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n')).toEqual([
+      `--- ${pdf} page 0 ---`,
+      'Dear customer, thank you',
+      `--- ${pdf} page 1 ---`,
+      'Your order ships today',
+      `--- ${tiff} page 0 ---`,
+      'First scanned page',
+      `--- ${tiff} page 1 ---`,
+      'Second scanned page',
+    ]);
+  }, 60_000);
+
+  it("answers Marie's per-page JSON, for the pages asked for", async () => {
+    const r = await marie([tiff, '--pages', '1', '--format', 'json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.file).toBe(tiff);
+    expect(out.pages).toHaveLength(1);
+    const page = out.pages[0];
+    expect(page.meta).toMatchObject({
+      imageSize: { width: 900, height: 200 },
+      page: 1,
+      lang: 'en',
+      lines: 1,
+      format: 'xywh',
+    });
+    expect(page.words.map((w: { text: string }) => w.text)).toEqual(['Second', 'scanned', 'page']);
+    expect(page.words[0]).toMatchObject({ id: 0, line: 1, word_index: 0 });
+    expect(page.words[0].box).toHaveLength(4);
+    expect(page.lines[0]).toMatchObject({
+      line: 1,
+      wordids: [0, 1, 2],
+      text: 'Second scanned page',
+    });
+  }, 60_000);
+
+  it('names what is wrong, exit 2 for usage', async () => {
+    const bad = await marie([tiff, '--format', 'xml']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--format: "xml" is not text or json');
+    const range = await marie([tiff, '--pages', '5']);
+    expect(range.code).not.toBe(0);
+    expect(range.stderr).toContain('page 5 is out of range (the asset has 2 pages, 0-based)');
+  }, 60_000);
+});
