@@ -10,6 +10,7 @@ describe('marie program', () => {
       'gateway',
       'export',
       'ping',
+      'ocr',
     ]);
     const executor = program.commands[0]!;
     const flags = executor.options.map((o) => o.long);

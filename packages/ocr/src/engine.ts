@@ -148,7 +148,10 @@ export class OcrEngine {
   }
 }
 
-/** A line and its words: word boundaries are the model's spaces, or gaps wider than a space. */
+/**
+ * A line and its words: word boundaries are the model's spaces, or the spaces it dropped, found
+ * from the CTC steps (see `DecodedChar.spaceBefore`) and the gaps between character positions.
+ */
 function toLine(quad: Quad, r: Recognized): OcrLine {
   const [tl, tr, br, bl] = quad;
   const at = (f: number): [Point, Point] => [
@@ -156,15 +159,10 @@ function toLine(quad: Quad, r: Recognized): OcrLine {
     [bl[0] + f * (br[0] - bl[0]), bl[1] + f * (br[1] - bl[1])],
   ];
   const chars = r.chars;
-  const gaps: number[] = [];
-  for (let i = 1; i < chars.length; i++)
-    if (chars[i]!.char !== ' ' && chars[i - 1]!.char !== ' ')
-      gaps.push(chars[i]!.x - chars[i - 1]!.x);
-  const median = gaps.length ? [...gaps].sort((a, b) => a - b)[Math.floor(gaps.length / 2)]! : 0;
   const height = Math.hypot(bl[0] - tl[0], bl[1] - tl[1]);
   const width = Math.hypot(tr[0] - tl[0], tr[1] - tl[1]);
-  // A gap this wide (as a fraction of the line) is a space the model dropped.
-  const spaceGap = Math.max(1.8 * median, (0.55 * height) / Math.max(width, 1));
+  // Line height as a fraction of the line's width: the unit word gaps are measured in.
+  const em = height / Math.max(width, 1);
   const words: { chars: typeof chars }[] = [];
   let current: typeof chars = [];
   for (let i = 0; i < chars.length; i++) {
@@ -175,7 +173,11 @@ function toLine(quad: Quad, r: Recognized): OcrLine {
       continue;
     }
     const prev = current.at(-1);
-    if (prev && c.x - prev.x > spaceGap) {
+    // A word boundary the model did not emit: the distance between two character centers beyond
+    // what their widths explain (a space is about 0.3 em), or less of it with space probability
+    // in the steps between them.
+    const excess = prev ? (c.x - prev.x) / em - (advance(prev.char) + advance(c.char)) / 2 : 0;
+    if (prev && (excess > 0.3 || (c.spaceBefore >= 0.3 && excess > 0.15))) {
       words.push({ chars: current });
       current = [];
     }
@@ -201,6 +203,15 @@ function toLine(quad: Quad, r: Recognized): OcrLine {
     quad,
     words: ocrWords,
   };
+}
+
+/** Approximate advance widths of Latin glyphs, in em (sans and serif faces alike). */
+function advance(ch: string): number {
+  if ("iljtfrI!|.,;:'`".includes(ch)) return 0.3;
+  if ('mwMW'.includes(ch)) return 0.9;
+  if (ch >= 'A' && ch <= 'Z') return 0.68;
+  if (ch >= '0' && ch <= '9') return 0.62;
+  return 0.58;
 }
 
 function bboxOf(pts: readonly Point[]): Box {

@@ -8,6 +8,11 @@ export interface DecodedChar {
   prob: number;
   /** Center, as a fraction of the crop's width. */
   x: number;
+  /**
+   * The highest probability of the space class over the steps since the previous character: a
+   * word gap the model saw but did not emit (PP-OCRv4 drops many spaces).
+   */
+  spaceBefore: number;
 }
 
 export interface Recognized {
@@ -83,7 +88,9 @@ export function decode(
   widthScale: number,
 ): Recognized {
   const chars: DecodedChar[] = [];
+  const space = classes - 1; // the last class: the space PaddleOCR appends to the dictionary
   let prev = 0;
+  let spaceSeen = 0;
   for (let s = 0; s < steps; s++) {
     let best = 0;
     let bestP = -1;
@@ -95,9 +102,16 @@ export function decode(
         best = c;
       }
     }
+    if (best !== prev || best === 0) spaceSeen = Math.max(spaceSeen, probs[base + space]!);
     if (best !== 0 && best !== prev) {
       const char = best - 1 < dictionary.length ? dictionary[best - 1]! : ' ';
-      chars.push({ char, prob: bestP, x: ((s + 0.5) / steps) * widthScale });
+      chars.push({
+        char,
+        prob: bestP,
+        x: ((s + 0.5) / steps) * widthScale,
+        spaceBefore: spaceSeen,
+      });
+      spaceSeen = 0;
     }
     prev = best;
   }

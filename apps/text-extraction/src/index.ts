@@ -1,0 +1,7 @@
+export {
+  ExtractDoc,
+  MODES,
+  type Mode,
+  type TextExtractionArgs,
+  TextExtractionExecutor,
+} from './text-extraction.js';

@@ -1,0 +1,95 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createDataRequest, RequestHandler } from '@marie/core';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabase } from '../../../packages/storage/test/support/postgres.js';
+import { TextExtractionExecutor } from './text-extraction.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'marie-te-'));
+const page = join(dir, 'page.png');
+let handler: RequestHandler;
+let exec: TextExtractionExecutor;
+let drop: () => Promise<void>;
+
+beforeAll(async () => {
+  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="1000" height="300"><rect width="100%" height="100%" fill="white"/>
+    <text x="60" y="90" font-family="DejaVu Sans" font-size="34">Invoice 7781 for Acme</text>
+    <text x="60" y="200" font-family="DejaVu Sans" font-size="34">Total due 640 EUR</text></svg>`;
+  await sharp(Buffer.from(svg)).png().toFile(page);
+  const db = await testDatabase();
+  drop = db.drop;
+  exec = new TextExtractionExecutor({
+    threads: 2,
+    providers: ['cpu'],
+    metas: { workspace: dir },
+    storage: { psql: { ...db.psql, asset_tracking_enabled: true }, file: { roots: [dir] } },
+  });
+  handler = new RequestHandler(exec);
+  await handler.open();
+}, 60_000);
+afterAll(async () => {
+  await handler?.close();
+  await drop?.();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const extract = (parameters: Record<string, unknown>, docs: object[] = [{ asset_key: page }]) =>
+  handler.handle(createDataRequest({ endpoint: '/document/extract', docs, parameters }));
+const results = (res: { parameters: Record<string, unknown>; header: { status?: unknown } }) => {
+  if (res.header.status) throw new Error(JSON.stringify(res.header.status));
+  return (res.parameters.__results__ as Record<string, any>).TextExtractionExecutor;
+};
+
+describe('TextExtractionExecutor', () => {
+  it("extracts a page in Marie's shapes, records the job, the rows and the ocr/* assets", async () => {
+    const r = results(await extract({ job_id: 'te-1', ref_id: 'inv-7781', ref_type: 'invoice', payload: { return_ocr: true } }));
+    expect(r.status).toBe('succeeded');
+    expect(r.runtime_info).toMatchObject({ name: 'TextExtractionExecutor', use_cuda: false });
+    expect(r.metadata).toMatchObject({ ref_id: 'inv-7781', ref_type: 'invoice', job_id: 'te-1', pages: '1', format: 'xywh' });
+    const [p0] = r.metadata.ocr;
+    expect(p0.meta).toMatchObject({ imageSize: { width: 1000, height: 300 }, page: 0, lang: 'en', lines: 2 });
+    expect(p0.lines.map((l: { text: string }) => l.text)).toEqual(['Invoice 7781 for Acme', 'Total due 640 EUR']);
+    expect(p0.words.map((w: { text: string }) => w.text)).toEqual(['Invoice', '7781', 'for', 'Acme', 'Total', 'due', '640', 'EUR']);
+    expect(p0.words[4]).toMatchObject({ line: 2, word_index: 0 });
+    expect((await exec.storage.jobs.get('te-1'))!.status).toBe('SUCCEEDED');
+    expect((await exec.storage.documents.byRef('inv-7781', 'invoice'))[0]!.content).toMatchObject({ pages: 1 });
+    const text = await exec.storage.assets.latest('ocr/text');
+    expect(text).toMatchObject({ jobId: 'te-1', metadata: { page_count: 1, line_count: 2 } });
+    const json = JSON.parse(readFileSync(r.metadata.assets[0].replace('file://', ''), 'utf8'));
+    expect(json[0].lines).toHaveLength(2);
+  }, 60_000);
+
+  it('honours format xyxy and the word mode; ocr is left out unless return_ocr', async () => {
+    const r = results(await extract({ job_id: 'te-2', ref_id: 'inv', payload: { args: { format: 'xyxy', mode: 'word' }, return_ocr: true } }));
+    const w = r.metadata.ocr[0].words[0];
+    expect(w.box[2]).toBeGreaterThan(w.box[0]);
+    expect(w.box[2]).toBeGreaterThan(100); // x1, not a width
+    expect(r.metadata.ocr[0].meta.format).toBe('xyxy');
+    expect(r.metadata.ocr[0].text).toBe('Invoice 7781 for Acme Total due 640 EUR');
+    const bare = results(await extract({ job_id: 'te-3', ref_id: 'inv', payload: {} }));
+    expect(bare.metadata.ocr).toBeUndefined();
+    expect(bare.metadata.ref_type).toBe('not_defined');
+  }, 60_000);
+
+  it('reads regions (Marie crashes on them)', async () => {
+    const r = results(
+      await extract({ job_id: 'te-4', ref_id: 'inv', payload: { regions: [{ id: 'total', pageIndex: 0, x: 40, y: 150, w: 500, h: 70 }] } }),
+    );
+    expect(r.metadata.regions).toEqual([{ id: 'total', text: 'Total due 640 EUR', confidence: expect.any(Number) }]);
+  }, 60_000);
+
+  it('names a missing parameter and a bad format; the job is FAILED', async () => {
+    const res = await extract({ job_id: 'te-5', ref_id: 'inv' });
+    expect(res.header.status?.description).toContain('parameters.payload is required');
+    const bad = await extract({ job_id: 'te-6', ref_id: 'inv', payload: { format: 'polygon' } });
+    expect(bad.header.status?.description).toContain('parameters.payload.format: "polygon" is not xywh or xyxy');
+    expect((await exec.storage.jobs.get('te-6'))!.status).toBe('FAILED');
+  });
+
+  it('answers /document/extract/status', async () => {
+    const res = await handler.handle(createDataRequest({ endpoint: '/document/extract/status' }));
+    expect((res.parameters.__results__ as Record<string, unknown>).TextExtractionExecutor).toEqual({ index: 'complete', use_cuda: false });
+  });
+});
