@@ -44,17 +44,49 @@ const results = (res: { parameters: Record<string, unknown>; header: { status?: 
 
 describe('TextExtractionExecutor', () => {
   it("extracts a page in Marie's shapes, records the job, the rows and the ocr/* assets", async () => {
-    const r = results(await extract({ job_id: 'te-1', ref_id: 'inv-7781', ref_type: 'invoice', payload: { return_ocr: true } }));
+    const r = results(
+      await extract({
+        job_id: 'te-1',
+        ref_id: 'inv-7781',
+        ref_type: 'invoice',
+        payload: { return_ocr: true },
+      }),
+    );
     expect(r.status).toBe('succeeded');
     expect(r.runtime_info).toMatchObject({ name: 'TextExtractionExecutor', use_cuda: false });
-    expect(r.metadata).toMatchObject({ ref_id: 'inv-7781', ref_type: 'invoice', job_id: 'te-1', pages: '1', format: 'xywh' });
+    expect(r.metadata).toMatchObject({
+      ref_id: 'inv-7781',
+      ref_type: 'invoice',
+      job_id: 'te-1',
+      pages: '1',
+      format: 'xywh',
+    });
     const [p0] = r.metadata.ocr;
-    expect(p0.meta).toMatchObject({ imageSize: { width: 1000, height: 300 }, page: 0, lang: 'en', lines: 2 });
-    expect(p0.lines.map((l: { text: string }) => l.text)).toEqual(['Invoice 7781 for Acme', 'Total due 640 EUR']);
-    expect(p0.words.map((w: { text: string }) => w.text)).toEqual(['Invoice', '7781', 'for', 'Acme', 'Total', 'due', '640', 'EUR']);
+    expect(p0.meta).toMatchObject({
+      imageSize: { width: 1000, height: 300 },
+      page: 0,
+      lang: 'en',
+      lines: 2,
+    });
+    expect(p0.lines.map((l: { text: string }) => l.text)).toEqual([
+      'Invoice 7781 for Acme',
+      'Total due 640 EUR',
+    ]);
+    expect(p0.words.map((w: { text: string }) => w.text)).toEqual([
+      'Invoice',
+      '7781',
+      'for',
+      'Acme',
+      'Total',
+      'due',
+      '640',
+      'EUR',
+    ]);
     expect(p0.words[4]).toMatchObject({ line: 2, word_index: 0 });
     expect((await exec.storage.jobs.get('te-1'))!.status).toBe('SUCCEEDED');
-    expect((await exec.storage.documents.byRef('inv-7781', 'invoice'))[0]!.content).toMatchObject({ pages: 1 });
+    expect((await exec.storage.documents.byRef('inv-7781', 'invoice'))[0]!.content).toMatchObject({
+      pages: 1,
+    });
     const text = await exec.storage.assets.latest('ocr/text');
     expect(text).toMatchObject({ jobId: 'te-1', metadata: { page_count: 1, line_count: 2 } });
     const json = JSON.parse(readFileSync(r.metadata.assets[0].replace('file://', ''), 'utf8'));
@@ -62,7 +94,13 @@ describe('TextExtractionExecutor', () => {
   }, 60_000);
 
   it('honours format xyxy and the word mode; ocr is left out unless return_ocr', async () => {
-    const r = results(await extract({ job_id: 'te-2', ref_id: 'inv', payload: { args: { format: 'xyxy', mode: 'word' }, return_ocr: true } }));
+    const r = results(
+      await extract({
+        job_id: 'te-2',
+        ref_id: 'inv',
+        payload: { args: { format: 'xyxy', mode: 'word' }, return_ocr: true },
+      }),
+    );
     const w = r.metadata.ocr[0].words[0];
     expect(w.box[2]).toBeGreaterThan(w.box[0]);
     expect(w.box[2]).toBeGreaterThan(100); // x1, not a width
@@ -75,21 +113,32 @@ describe('TextExtractionExecutor', () => {
 
   it('reads regions (Marie crashes on them)', async () => {
     const r = results(
-      await extract({ job_id: 'te-4', ref_id: 'inv', payload: { regions: [{ id: 'total', pageIndex: 0, x: 40, y: 150, w: 500, h: 70 }] } }),
+      await extract({
+        job_id: 'te-4',
+        ref_id: 'inv',
+        payload: { regions: [{ id: 'total', pageIndex: 0, x: 40, y: 150, w: 500, h: 70 }] },
+      }),
     );
-    expect(r.metadata.regions).toEqual([{ id: 'total', text: 'Total due 640 EUR', confidence: expect.any(Number) }]);
+    expect(r.metadata.regions).toEqual([
+      { id: 'total', text: 'Total due 640 EUR', confidence: expect.any(Number) },
+    ]);
   }, 60_000);
 
   it('names a missing parameter and a bad format; the job is FAILED', async () => {
     const res = await extract({ job_id: 'te-5', ref_id: 'inv' });
     expect(res.header.status?.description).toContain('parameters.payload is required');
     const bad = await extract({ job_id: 'te-6', ref_id: 'inv', payload: { format: 'polygon' } });
-    expect(bad.header.status?.description).toContain('parameters.payload.format: "polygon" is not xywh or xyxy');
+    expect(bad.header.status?.description).toContain(
+      'parameters.payload.format: "polygon" is not xywh or xyxy',
+    );
     expect((await exec.storage.jobs.get('te-6'))!.status).toBe('FAILED');
   });
 
   it('answers /document/extract/status', async () => {
     const res = await handler.handle(createDataRequest({ endpoint: '/document/extract/status' }));
-    expect((res.parameters.__results__ as Record<string, unknown>).TextExtractionExecutor).toEqual({ index: 'complete', use_cuda: false });
+    expect((res.parameters.__results__ as Record<string, unknown>).TextExtractionExecutor).toEqual({
+      index: 'complete',
+      use_cuda: false,
+    });
   });
 });
