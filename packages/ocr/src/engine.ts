@@ -177,7 +177,7 @@ function toLine(quad: Quad, r: Recognized): OcrLine {
     // what their widths explain (a space is about 0.3 em), or less of it with space probability
     // in the steps between them.
     const excess = prev ? (c.x - prev.x) / em - (advance(prev.char) + advance(c.char)) / 2 : 0;
-    if (prev && (excess > 0.3 || (c.spaceBefore >= 0.3 && excess > 0.15))) {
+    if (prev && (excess > 0.45 || (c.spaceBefore >= 0.1 && excess > 0.15))) {
       words.push({ chars: current });
       current = [];
     }
