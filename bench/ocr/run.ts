@@ -13,7 +13,7 @@ import { promisify } from 'node:util';
 import { Client } from '@marie/client';
 import { NdArray } from '@marie/docs';
 import { Flow } from '@marie/flow';
-import { OcrEngine } from '@marie/ocr';
+import { characterErrorRate as cer, OcrEngine, wordF1 } from '@marie/ocr';
 import sharp from 'sharp';
 
 const PAGES = Number(process.env.PAGES ?? 6);
@@ -63,36 +63,6 @@ for (let p = 0; p < PAGES; p++) {
   });
 }
 
-function cer(ref: string, hyp: string): number {
-  const a = [...ref];
-  const b = [...hyp];
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(
-        prev[j]! + 1,
-        cur[j - 1]! + 1,
-        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    prev = cur;
-  }
-  return prev[b.length]! / a.length;
-}
-function wordF1(ref: string, hyp: string): number {
-  const count = (s: string) =>
-    s
-      .split(/\s+/)
-      .filter(Boolean)
-      .reduce((m, w) => m.set(w, (m.get(w) ?? 0) + 1), new Map<string, number>());
-  const r = count(ref);
-  const h = count(hyp);
-  let tp = 0;
-  for (const [w, n] of h) tp += Math.min(n, r.get(w) ?? 0);
-  const hn = [...h.values()].reduce((a, n) => a + n, 0);
-  const rn = [...r.values()].reduce((a, n) => a + n, 0);
-  return tp === 0 ? 0 : (2 * (tp / hn) * (tp / rn)) / (tp / hn + tp / rn);
-}
 const norm = (s: string) =>
   s
     .replace(/[ \t]+/g, ' ')

@@ -23,26 +23,11 @@ export function buildFakeGpu(): FakeGpu {
   const dir = mkdtempSync(join(tmpdir(), 'marie-fake-gpu-'));
   const nvml = join(dir, 'libnvidia-ml.so.1');
   const cuda = join(dir, 'libcuda.so.1');
-  execFileSync('cc', [
-    '-shared',
-    '-fPIC',
-    '-O1',
-    '-Wall',
-    '-Werror',
-    '-o',
-    nvml,
-    join(SRC, 'fake_nvml.c'),
-  ]);
-  execFileSync('cc', [
-    '-shared',
-    '-fPIC',
-    '-O1',
-    '-Wall',
-    '-Werror',
-    '-o',
-    cuda,
-    join(SRC, 'fake_cuda.c'),
-  ]);
+  for (const [out, src] of [
+    [nvml, 'fake_nvml.c'],
+    [cuda, 'fake_cuda.c'],
+  ] as const)
+    execFileSync('cc', ['-shared', '-fPIC', '-O1', '-Wall', '-Werror', '-o', out, join(SRC, src)]);
   const stateFile = join(dir, 'state');
   writeFileSync(stateFile, 'healthy');
   return {

@@ -56,6 +56,7 @@ export {
 } from './interceptor.js';
 export { lazySignal } from './lazy-signal.js';
 export { createLogger, type Logger, rootLogger } from './logger.js';
+export { acquirePidLock } from './pid-lock.js';
 export { type PostOptions, splitDocs } from './post-options.js';
 export type { Processor } from './processor.js';
 export { reduceDocs } from './reduce.js';
@@ -63,9 +64,8 @@ export {
   createRequestContext,
   type HandleOptions,
   type RequestContext,
-  RequestHandler,
-  type RequestHandlerOptions,
-} from './request-handler.js';
+} from './request-context.js';
+export { RequestHandler, type RequestHandlerOptions } from './request-handler.js';
 export {
   type BatchingOptions,
   DEFAULT_ENDPOINT,

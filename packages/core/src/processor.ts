@@ -1,6 +1,6 @@
 import type { DataRequest, SingleDocumentRequest } from './data-request.js';
 import type { Endpoint, EndpointListing } from './endpoints.js';
-import type { HandleOptions } from './request-handler.js';
+import type { HandleOptions } from './request-context.js';
 
 /**
  * What a transport serves: DataRequests in and out, plus the endpoint listing. A RequestHandler

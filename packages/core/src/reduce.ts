@@ -1,4 +1,5 @@
 import { DocList } from '@marie/docs';
+import type { DataRequest } from './data-request.js';
 
 const MERGED_LISTS = ['chunks', 'matches'];
 
@@ -36,4 +37,16 @@ export function reduceDocs<T extends object>(matrix: readonly DocList<T>[]): Doc
     }
   }
   return new DocList(first.docType as never, [...byId.values()] as T[], { trusted: true });
+}
+
+/** Joins requests (process_data): the first's header, parameters merged (earlier win), routes unioned. */
+export function mergeRequests(requests: readonly DataRequest<any>[]): DataRequest<any> {
+  const first = requests[0]!;
+  const parameters: Record<string, unknown> = {};
+  for (const r of [...requests].reverse()) Object.assign(parameters, r.parameters);
+  const seen = new Set<string>();
+  const routes = requests
+    .flatMap((r) => r.routes)
+    .filter((r) => !seen.has(r.executor) && seen.add(r.executor));
+  return { header: first.header, parameters, routes, docs: first.docs };
 }

@@ -23,31 +23,9 @@ import { type EndpointAnswer, interceptorsOf, runIntercepted } from './intercept
 import { createLogger } from './logger.js';
 import { Mutex } from './mutex.js';
 import type { Processor } from './processor.js';
-import { reduceDocs } from './reduce.js';
+import { mergeRequests, reduceDocs } from './reduce.js';
+import type { HandleOptions, RequestContext } from './request-context.js';
 import { DRY_RUN_ENDPOINT } from './requests.js';
-
-/** What an endpoint method gets beside its documents. */
-export interface RequestContext<P = Record<string, unknown>> {
-  /** The request's parameters, `parameters[<executor name>]` merged over them; typed when the endpoint declares a schema. */
-  parameters: P;
-  /** One DocList per incoming request when several were joined (Flow `needs`); else `[docs]`. */
-  docsMatrix: DocList<object>[];
-  header: Readonly<RequestHeader>;
-  /** Aborted when the caller gives up (client gone, deadline passed, server shutting down). */
-  signal: AbortSignal;
-  /** The endpoint being served (`/default` for the fallback, the requested one otherwise). */
-  endpoint: string;
-}
-
-export interface HandleOptions {
-  /**
-   * Aborted when the caller gives up. A function is called the first time a method reads
-   * `ctx.signal`: transports pass one so that a call nobody listens on costs no AbortController.
-   */
-  signal?: AbortSignal | (() => AbortSignal);
-  /** The caller can send an answer whose documents are still serialized (`docsBytes`): gRPC can. */
-  docsBytes?: boolean;
-}
 
 export interface RequestHandlerOptions {
   logger?: Logger;
@@ -60,22 +38,6 @@ export interface RequestHandlerOptions {
 }
 
 const NEVER = new AbortController().signal;
-
-/**
- * A context for calling an endpoint method directly (unit tests, scripts):
- * `executor.process(docs, createRequestContext({ parameters: { job_id: 'j1' } }))`.
- */
-export function createRequestContext<P = Record<string, unknown>>(
-  init: Partial<RequestContext<P>> = {},
-): RequestContext<P> {
-  return {
-    parameters: init.parameters ?? ({} as P),
-    docsMatrix: init.docsMatrix ?? [],
-    header: init.header ?? { requestId: 'local' },
-    signal: init.signal ?? NEVER,
-    endpoint: init.endpoint ?? '/default',
-  };
-}
 
 /**
  * The transport-agnostic core of serving: a DataRequest in, a DataRequest out, following the
@@ -450,16 +412,4 @@ export class RequestHandler implements Processor {
       `${this.executor.constructor.name}.${String(endpoint.method)} returned ${what}; it must return ${want}`,
     );
   }
-}
-
-/** Joins requests (process_data): the first's header, parameters merged (earlier win), routes unioned. */
-function mergeRequests(requests: readonly DataRequest<any>[]): DataRequest<any> {
-  const first = requests[0]!;
-  const parameters: Record<string, unknown> = {};
-  for (const r of [...requests].reverse()) Object.assign(parameters, r.parameters);
-  const seen = new Set<string>();
-  const routes = requests
-    .flatMap((r) => r.routes)
-    .filter((r) => !seen.has(r.executor) && seen.add(r.executor));
-  return { header: first.header, parameters, routes, docs: first.docs };
 }

@@ -10,6 +10,7 @@ import {
   writeSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { acquirePidLock } from '@marie/core';
 import type { EventMessage } from './event-message.js';
 
 /**
@@ -129,24 +130,8 @@ export class Spool {
 }
 
 function lock(dir: string): () => void {
-  const file = join(dir, 'spool.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(file, String(process.pid), { flag: 'wx' });
-      return () => rmSync(file, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(readFileSync(file, 'utf8'));
-      let alive = false;
-      try {
-        process.kill(owner, 0);
-        alive = owner !== process.pid;
-      } catch (e) {
-        alive = (e as NodeJS.ErrnoException).code === 'EPERM';
-      }
-      if (alive) throw new Error(`event spool ${dir} is in use by process ${owner}`);
-      rmSync(file, { force: true });
-    }
-  }
-  throw new Error(`event spool ${dir}: cannot take its lock`);
+  return acquirePidLock(
+    join(dir, 'spool.lock'),
+    (owner) => `event spool ${dir} is in use by process ${owner}`,
+  );
 }

@@ -193,7 +193,7 @@ export class Deployment extends Routed implements AsyncDisposable {
     replica.restarts++;
     // A runtime that stopped itself (a lost GPU) left a fault marker saying why: Marie writes it
     // and nobody reads it; here the supervisor does, and removes it once the replica is back.
-    const pid = replica.lastPid;
+    const pid = replica.pid; // the exited child's: `child` is replaced only by the next start
     const markers = pid === undefined ? [] : findFaultMarkers(pid, faultDir(replica.spec.env));
     for (const { marker } of markers)
       this.#logger.error(

@@ -53,11 +53,6 @@ export class Replica implements Upstream {
     return this.child?.pid;
   }
 
-  /** The pid of the process most recently started (still known after it exited). */
-  get lastPid(): number | undefined {
-    return this.child?.pid;
-  }
-
   /** Starts the process and resolves once it printed `ready grpc://HOST:PORT`. */
   start(): Promise<void> {
     const child = spawn(process.execPath, [marieBin(), ...this.spec.args], {

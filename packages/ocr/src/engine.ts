@@ -111,10 +111,7 @@ export class OcrEngine {
   /** OCR of one page. */
   async ocr(img: RgbImage): Promise<OcrPage> {
     const found = await detect(this.#ort, this.#det, img, this.#options);
-    let crops = found.map(({ quad }) => {
-      const c = cropQuad(img, quad, 48);
-      return c;
-    });
+    let crops = found.map(({ quad }) => cropQuad(img, quad, 48));
     if (this.#options.angleClassifier === true && crops.length) crops = await this.#upright(crops);
     const texts = await recognize(this.#ort, this.#rec, this.#keys, crops, {
       batchSize: this.#options.batchSize ?? 8,

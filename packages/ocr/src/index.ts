@@ -12,3 +12,4 @@ export { cropQuad, type RgbImage, resize } from './image.js';
 export { type Box, readingOrder } from './layout.js';
 export { type MariePageJson, toMarieJson } from './marie-json.js';
 export { decode, type Recognized, recognize } from './recognize.js';
+export { characterErrorRate, wordF1 } from './scoring.js';

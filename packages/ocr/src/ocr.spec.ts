@@ -4,6 +4,7 @@ import { OcrEngine, type OcrPage } from './engine.js';
 import { minAreaRect } from './geometry.js';
 import { readingOrder } from './layout.js';
 import { decode } from './recognize.js';
+import { characterErrorRate as cer, wordF1 } from './scoring.js';
 
 // A letter-width page at 150 dpi (1275 px), rendered from SVG with a real font: a title across the
 // page, then two columns of text.
@@ -34,40 +35,6 @@ async function render(
     width: info.width,
     height: info.height,
   };
-}
-
-/** Character error rate: Levenshtein distance over the reference length. */
-function cer(ref: string, hyp: string): number {
-  const a = [...ref];
-  const b = [...hyp];
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const cur = [i];
-    for (let j = 1; j <= b.length; j++)
-      cur[j] = Math.min(
-        prev[j]! + 1,
-        cur[j - 1]! + 1,
-        prev[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1),
-      );
-    prev = cur;
-  }
-  return prev[b.length]! / a.length;
-}
-
-/** Order-free word F1 (multiset of words). */
-function wordF1(ref: string, hyp: string): number {
-  const count = (s: string) =>
-    s
-      .split(/\s+/)
-      .filter(Boolean)
-      .reduce((m, w) => m.set(w, (m.get(w) ?? 0) + 1), new Map<string, number>());
-  const r = count(ref);
-  const h = count(hyp);
-  let tp = 0;
-  for (const [w, n] of h) tp += Math.min(n, r.get(w) ?? 0);
-  const p = tp / [...h.values()].reduce((a, n) => a + n, 0);
-  const rc = tp / [...r.values()].reduce((a, n) => a + n, 0);
-  return p + rc === 0 ? 0 : (2 * p * rc) / (p + rc);
 }
 
 const expected = [TITLE, ...LEFT, ...RIGHT].join('\n');

@@ -48,6 +48,7 @@ export function withStorage<TBase extends ExecutorConstructor>(
 ): WithStorageClass<TBase> {
   abstract class WithStorage extends Base implements StorageMixin {
     readonly storage: Storage;
+    #fingerprint: string | undefined;
 
     constructor(...args: any[]) {
       const { storage, ...rest } = (args[0] ?? {}) as { storage?: unknown } & ExecutorArgs;
@@ -100,7 +101,8 @@ export function withStorage<TBase extends ExecutorConstructor>(
     ): Promise<RecordedAsset[]> {
       return this.storage.recordMaterializations(assets, {
         ...opts,
-        codeFingerprint: opts.codeFingerprint ?? codeFingerprint(this),
+        // Read once: the module files do not change under a running executor.
+        codeFingerprint: opts.codeFingerprint ?? (this.#fingerprint ??= codeFingerprint(this)),
       });
     }
   }

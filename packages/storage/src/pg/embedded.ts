@@ -1,6 +1,7 @@
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { AddressInfo, Server } from 'node:net';
 import { join, resolve } from 'node:path';
+import { acquirePidLock } from '@marie/core';
 
 /** An in-process Postgres (PGlite, WebAssembly) reachable over a loopback socket. */
 export interface EmbeddedPostgres {
@@ -64,32 +65,12 @@ export async function startEmbeddedPostgres(dir: string): Promise<EmbeddedPostgr
 
 /**
  * One process per data folder: PGlite does not lock it, and two writers would corrupt it (replicas
- * share a workspace). A lock file holds the owner's pid; one left by a dead process is taken over.
+ * share a workspace).
  */
 function lockDir(dir: string): () => void {
-  const file = join(dir, 'marie-embedded.lock');
-  for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      writeFileSync(file, String(process.pid), { flag: 'wx' });
-      return () => rmSync(file, { force: true });
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      const owner = Number(readFileSync(file, 'utf8'));
-      if (owner && owner !== process.pid && alive(owner))
-        throw new Error(
-          `${dir} is in use by process ${owner}: an embedded Postgres serves one process (give replicas a server through url)`,
-        );
-      rmSync(file, { force: true });
-    }
-  }
-  throw new Error(`${dir}: cannot take the embedded Postgres lock`);
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
+  return acquirePidLock(
+    join(dir, 'marie-embedded.lock'),
+    (owner) =>
+      `${dir} is in use by process ${owner}: an embedded Postgres serves one process (give replicas a server through url)`,
+  );
 }

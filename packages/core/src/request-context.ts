@@ -1,0 +1,43 @@
+import type { DocList } from '@marie/docs';
+import type { RequestHeader } from './data-request.js';
+
+/** What an endpoint method gets beside its documents. */
+export interface RequestContext<P = Record<string, unknown>> {
+  /** The request's parameters, `parameters[<executor name>]` merged over them; typed when the endpoint declares a schema. */
+  parameters: P;
+  /** One DocList per incoming request when several were joined (Flow `needs`); else `[docs]`. */
+  docsMatrix: DocList<object>[];
+  header: Readonly<RequestHeader>;
+  /** Aborted when the caller gives up (client gone, deadline passed, server shutting down). */
+  signal: AbortSignal;
+  /** The endpoint being served (`/default` for the fallback, the requested one otherwise). */
+  endpoint: string;
+}
+
+export interface HandleOptions {
+  /**
+   * Aborted when the caller gives up. A function is called the first time a method reads
+   * `ctx.signal`: transports pass one so that a call nobody listens on costs no AbortController.
+   */
+  signal?: AbortSignal | (() => AbortSignal);
+  /** The caller can send an answer whose documents are still serialized (`docsBytes`): gRPC can. */
+  docsBytes?: boolean;
+}
+
+const NEVER = new AbortController().signal;
+
+/**
+ * A context for calling an endpoint method directly (unit tests, scripts):
+ * `executor.process(docs, createRequestContext({ parameters: { job_id: 'j1' } }))`.
+ */
+export function createRequestContext<P = Record<string, unknown>>(
+  init: Partial<RequestContext<P>> = {},
+): RequestContext<P> {
+  return {
+    parameters: init.parameters ?? ({} as P),
+    docsMatrix: init.docsMatrix ?? [],
+    header: init.header ?? { requestId: 'local' },
+    signal: init.signal ?? NEVER,
+    endpoint: init.endpoint ?? '/default',
+  };
+}
