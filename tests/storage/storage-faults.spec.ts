@@ -43,6 +43,7 @@ describe('Postgres restarted during 200 job-tracked requests', () => {
   it('every job ends as its client saw it; every store is whole or absent', async () => {
     const total = 200;
     const outcomes = new Map<string, 'ok' | 'error'>();
+    const errors = new Map<string, string>();
     let next = 0;
     let restarted = false;
     let restart: Promise<void> | undefined;
@@ -64,8 +65,9 @@ describe('Postgres restarted during 200 job-tracked requests', () => {
             parameters: { job_id: jobId, ref_id: jobId, ref_type: 'fault', fail: i % 25 === 7 },
           });
           outcomes.set(jobId, 'ok');
-        } catch {
+        } catch (err) {
           outcomes.set(jobId, 'error');
+          errors.set(jobId, String(err).slice(0, 160));
         }
       }
     };
@@ -82,7 +84,9 @@ describe('Postgres restarted during 200 job-tracked requests', () => {
         const rec = await s.jobs.get(jobId);
         const want = outcome === 'ok' ? 'SUCCEEDED' : 'FAILED';
         if (rec?.status !== want)
-          mismatches.push(`${jobId}: client ${outcome}, record ${rec?.status}`);
+          mismatches.push(
+            `${jobId}: client ${errors.get(jobId) ?? outcome}, record ${rec?.status}`,
+          );
         const rows = (await s.documents.byRef(jobId, 'fault')).length;
         if (rows !== 0 && rows !== DOCS_PER_REQUEST) partial.push(`${jobId}: ${rows} rows`);
       }
@@ -93,6 +97,11 @@ describe('Postgres restarted during 200 job-tracked requests', () => {
       console.log(
         `storage faults: ${total} jobs, ${total - failed} succeeded, ${failed} failed (8 asked to fail), ${retries} retries logged across the restart`,
       );
+      // A dead executor explains every mismatch at once: say how it ended.
+      if (mismatches.length && marie.child.exitCode !== null)
+        console.log(
+          `the executor exited (${marie.child.exitCode}):\n${marie.stderr().slice(-3000)}`,
+        );
       expect(outcomes.size).toBe(total);
       expect(mismatches).toEqual([]);
       expect(partial).toEqual([]);

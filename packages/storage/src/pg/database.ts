@@ -140,14 +140,13 @@ export class Database {
    */
   transaction<T>(fn: (client: Queryable) => Promise<T>, what = 'transaction'): Promise<T> {
     return this.#run(what, async () => {
-      const client = await this.#pool.connect();
       let broken: unknown;
       // A checked-out connection that dies emits 'error' besides failing its query: note it, so
       // that it is not an uncaught exception and the connection is not given back.
       const onError = (err: Error) => {
         broken = err;
       };
-      client.on('error', onError);
+      const client = await this.#checkout(onError);
       try {
         await client.query('BEGIN');
         const out = await fn(client);
@@ -164,6 +163,23 @@ export class Database {
         client.off('error', onError);
         client.release(broken instanceof Error ? broken : undefined);
       }
+    });
+  }
+
+  /**
+   * A pooled connection with `onError` listening from the moment the pool hands it over. The
+   * callback form of `pool.connect` runs in the same tick as the handover; awaiting the promise
+   * form leaves a gap in which a server that says "ready" and "terminating connection" in one
+   * TCP write (a shutdown as the connection opens) emits 'error' with no listener, which ends the
+   * process.
+   */
+  #checkout(onError: (err: Error) => void): Promise<pg.PoolClient> {
+    return new Promise((resolve, reject) => {
+      this.#pool.connect((err, client) => {
+        if (err || !client) return reject(err ?? new Error('the pool gave no connection'));
+        client.on('error', onError);
+        resolve(client);
+      });
     });
   }
 
