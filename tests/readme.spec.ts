@@ -67,11 +67,69 @@ describe('README', () => {
     }
   });
 
-  it('`npm start` runs the example Flow: three steps, replicas, sample documents through the gateway, stored in embedded Postgres', async () => {
-    const pgDir = mkdtempSync(join(import.meta.dirname, '.example-pg-'));
+  it('`npm start` OCRs the bundled PDF and TIFF through the gateway: progress per page, the text, a summary, the OCR JSON', async () => {
+    const work = mkdtempSync(join(import.meta.dirname, '.example-ocr-'));
     const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
     expect(pkg.scripts.start).toBe('node tools/use-node.mjs npm run -s example');
-    expect(pkg.scripts.example).toMatch(/&& node --import tsx examples\/pipeline\/run\.ts$/);
+    expect(pkg.scripts.example).toMatch(/&& node --import tsx examples\/ocr\/run\.ts$/);
+    try {
+      const { stdout, stderr } = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', 'examples/ocr/run.ts'],
+        {
+          cwd: root,
+          env: {
+            ...process.env,
+            MARIE_LOG_LEVEL: 'warn',
+            MARIE_WORKSPACE: join(work, 'workspace'),
+            MARIE_OCR_OUT: join(work, 'ocr'),
+          },
+        },
+      );
+      expect(stdout).toMatch(/^gateway grpc:\/\/127\.0\.0\.1:\d+: 2 documents$/m);
+      // One bar per document, reaching its page count.
+      expect(stderr).toMatch(/letter\.pdf .*page 2\/2/);
+      expect(stderr).toMatch(/scan\.tiff .*page 2\/2/);
+      for (const [file, page] of [
+        ['letter.pdf', 1],
+        ['letter.pdf', 2],
+        ['scan.tiff', 1],
+        ['scan.tiff', 2],
+      ] as const)
+        expect(stdout).toContain(`--- ${file} page ${page} ---`);
+      // The text is the samples' text (the generated pages' own words, scored loosely here:
+      // the OCR spec and bench/ocr hold the accuracy targets).
+      const truth = ['letter.txt', 'scan.txt']
+        .map((f) => readFileSync(join(root, 'examples/ocr/samples', f), 'utf8'))
+        .join('\n');
+      const said = new Set(stdout.split(/\s+/));
+      const words = truth.split(/\s+/).filter(Boolean);
+      const found = words.filter((w) => said.has(w)).length;
+      expect(found / words.length).toBeGreaterThan(0.9);
+      expect(stdout).toContain('The total amount due is 12,480.00 EUR.');
+      const summary =
+        /^2 documents, 4 pages, (\d+) words, mean confidence (0\.\d+), (\d+) ms per page/m.exec(
+          stdout,
+        );
+      expect(summary, stdout).not.toBeNull();
+      expect(Number(summary![1])).toBeGreaterThan(120);
+      expect(Number(summary![2])).toBeGreaterThan(0.9);
+      expect(stdout).toContain(`OCR JSON (Marie's per-page shape) in ${join(work, 'ocr')}/`);
+      const json = JSON.parse(readFileSync(join(work, 'ocr', 'scan.tiff.json'), 'utf8'));
+      expect(json.map((p: { meta: { page: number } }) => p.meta.page)).toEqual([0, 1]);
+      expect(json[0].lines[0].text).toBe('Delivery note 5531');
+      expect(json[0].words[0]).toMatchObject({ text: 'Delivery', line: 1, word_index: 0 });
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it('`npm run example:pipeline` runs the example Flow: three steps, replicas, sample documents through the gateway, stored in embedded Postgres', async () => {
+    const pgDir = mkdtempSync(join(import.meta.dirname, '.example-pg-'));
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(pkg.scripts['example:pipeline']).toMatch(
+      /node --import tsx examples\/pipeline\/run\.ts$/,
+    );
     const { stdout } = await promisify(execFile)(
       process.execPath,
       ['--import', 'tsx', 'examples/pipeline/run.ts'],

@@ -124,6 +124,17 @@ describe('marie executor on several protocols', () => {
       const client = new Client({ host: address });
       const docs = await client.post('/upper', [{ text: 'x' }]);
       expect(docs[0]!.text, address).toBe('X');
+      // What an executor returns reaches the client through onDone (Jina's on_done), per answer.
+      const done: Record<string, unknown>[] = [];
+      await client.post('/params', [{ text: 'a' }, { text: 'b' }], {
+        requestSize: 1,
+        parameters: { job_id: 'j-1' },
+        onDone: (r) => done.push(r.parameters),
+      });
+      expect(done, address).toHaveLength(2);
+      expect(done[0]!.__results__, address).toMatchObject({
+        ref: { seen: { job_id: 'j-1' } },
+      });
       client.close();
       const ping = runMarie(['ping', address]);
       expect((await ping.exited).code, address).toBe(0);

@@ -14,9 +14,10 @@ const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'marie-ocr-cli-'));
 const pdf = join(dir, 'letter.pdf');
 const tiff = join(dir, 'scan.tiff');
-const marie = (args: string[]) =>
+const marie = (args: string[], cwd?: string) =>
   run(process.execPath, [MARIE_BIN, 'ocr', ...args], {
     env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
+    ...(cwd ? { cwd } : {}),
   }).then(
     (r) => ({ code: 0, ...r }),
     (e: { code: number; stdout: string; stderr: string }) => e,
@@ -48,13 +49,14 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('marie ocr', () => {
-  it('prints the text of every page of a PDF and a TIFF', async () => {
-    const r = await marie([pdf, tiff]);
+  it('prints the text of every page of a PDF and a TIFF, named as the user named them', async () => {
+    // Relative paths are the user's, from where they run the command.
+    const r = await marie(['letter.pdf', tiff], dir);
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual([
-      `--- ${pdf} page 0 ---`,
+      '--- letter.pdf page 0 ---',
       'Dear customer, thank you',
-      `--- ${pdf} page 1 ---`,
+      '--- letter.pdf page 1 ---',
       'Your order ships today',
       `--- ${tiff} page 0 ---`,
       'First scanned page',

@@ -130,10 +130,12 @@ export class TextExtractionExecutor extends MarieExecutor {
       };
     }
     const pages: ReturnType<typeof toMarieJson>[] = [];
+    // One asset: its own page numbers (pages [3] is page 3); otherwise pages count from 0.
+    const single = docs.length === 1 && docs[0]!.asset_key !== undefined;
     for (const [i, img] of images.entries()) {
       if (ctx.signal.aborted) throw ctx.signal.reason;
       const page = await engine.ocr(img);
-      const json = toMarieJson(page, i, format);
+      const json = toMarieJson(page, single ? img.page : i, format);
       pages.push({ ...json, text: applyMode(page, mode) } as typeof json);
     }
     const metadata: Record<string, unknown> = {
@@ -152,7 +154,7 @@ export class TextExtractionExecutor extends MarieExecutor {
 
   async #pages(
     docs: DocList<ExtractDoc>,
-  ): Promise<{ data: Uint8Array; width: number; height: number }[]> {
+  ): Promise<{ data: Uint8Array; width: number; height: number; page: number }[]> {
     if (docs.length === 0)
       throw new MarieError(
         ErrorCode.InvalidArgument,
@@ -167,8 +169,8 @@ export class TextExtractionExecutor extends MarieExecutor {
           dpi: this.#dpi,
           storage: this.storage.objects,
         });
-        for (const pg of pages) out.push(rgb(pg.tensor!));
-      } else if (d.tensor) out.push(rgb(d.tensor));
+        for (const pg of pages) out.push({ ...rgb(pg.tensor!), page: Number(pg.tags.page) });
+      } else if (d.tensor) out.push({ ...rgb(d.tensor), page: out.length });
       else
         throw new MarieError(
           ErrorCode.InvalidArgument,

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { exitWith, UsageError } from './errors.js';
 import { integer } from './parse.js';
@@ -35,7 +36,9 @@ export function ocrCommand(): Command {
         const engine = await OcrEngine.create(flags.threads ? { threads: flags.threads } : {});
         const out: unknown[] = [];
         for (const file of files) {
-          const docs = await docsFromAsset(file, { pages, dpi: flags.dpi, storage });
+          // A plain path is the user's, relative to where they stand (not to the storage root).
+          const asset = /^[a-z][a-z0-9+.-]*:\/\//i.test(file) ? file : resolve(file);
+          const docs = await docsFromAsset(asset, { pages, dpi: flags.dpi, storage });
           const results = [];
           for (const doc of docs) {
             const t = doc.tensor!;

@@ -3,7 +3,7 @@ import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
 import { GrpcClient } from '@marie/transport-grpc';
 import { HttpClient, WsClient } from '@marie/transport-http';
 
-export type { PostOptions } from '@marie/core';
+export type { PostOptions, PostResponse } from '@marie/core';
 
 export type Protocol = 'grpc' | 'grpcs' | 'http' | 'https' | 'ws' | 'wss';
 

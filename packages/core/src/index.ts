@@ -57,7 +57,7 @@ export {
 export { lazySignal } from './lazy-signal.js';
 export { createLogger, type Logger, rootLogger } from './logger.js';
 export { acquirePidLock } from './pid-lock.js';
-export { type PostOptions, splitDocs } from './post-options.js';
+export { type PostOptions, type PostResponse, splitDocs } from './post-options.js';
 export type { Processor } from './processor.js';
 export { reduceDocs } from './reduce.js';
 export {

@@ -1,6 +1,13 @@
 import type { AnyDocType, TSchema } from '@marie/docs';
 import { ErrorCode, MarieError } from './errors.js';
 
+/** One answer to a posted request, as `onDone` hears of it. */
+export interface PostResponse {
+  requestId: string;
+  parameters: Record<string, unknown>;
+  docs: readonly object[];
+}
+
 /** What every client's `post` takes, whatever its transport. */
 export interface PostOptions<R extends AnyDocType = AnyDocType> {
   parameters?: Record<string, unknown>;
@@ -16,6 +23,11 @@ export interface PostOptions<R extends AnyDocType = AnyDocType> {
   /** Keep going when a request fails: its documents are left out and `onError` hears of it. */
   continueOnError?: boolean;
   onError?: (error: MarieError) => void;
+  /**
+   * Told of every answer that succeeded, before `post` resolves (Jina's `on_done`): its
+   * parameters (what executors returned is in `parameters.__results__`) and its documents.
+   */
+  onDone?: (response: PostResponse) => void;
   /** Document type of the answer; AnyDoc (every field kept) unless given. */
   responseSchema?: R;
   /** Document type to encode plain-object documents with (a DocList carries its own). */

@@ -104,7 +104,9 @@ export function decode(
     }
     if (best !== prev || best === 0) spaceSeen = Math.max(spaceSeen, probs[base + space]!);
     if (best !== 0 && best !== prev) {
-      const char = best - 1 < dictionary.length ? dictionary[best - 1]! : ' ';
+      // The dictionary is PaddleOCR's Chinese one: its full-width punctuation (，：；（）) is
+      // what a Latin page means by , : ; ( ), which NFKC gives back.
+      const char = best - 1 < dictionary.length ? dictionary[best - 1]!.normalize('NFKC') : ' ';
       chars.push({
         char,
         prob: bestP,

@@ -6,7 +6,7 @@ import { PDFDocument, rgb, StandardFonts } from 'pdf-lib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startS3, type TestS3 } from '../test/support/s3rver.js';
-import { docsFromAsset, sniffAssetType } from './docs-from-asset.js';
+import { assetPageCount, docsFromAsset, sniffAssetType } from './docs-from-asset.js';
 import { StorageManager } from './objects/storage-manager.js';
 
 // Fixtures made here: a red/blue PNG, a JPEG, a 3-page TIFF with a different gray per page, and a
@@ -124,6 +124,19 @@ describe('docsFromAsset', () => {
     expect(dark).toBeGreaterThan(300);
     const one = await docsFromAsset(files.pdf, { storage, pages: [0] });
     expect(one[0]!.tensor!.shape).toEqual([2200, 1700, 3]); // 200 dpi by default
+  });
+
+  it('counts pages without rendering them', async () => {
+    expect(await assetPageCount(files.png, { storage })).toBe(1);
+    expect(await assetPageCount(files.tiff, { storage })).toBe(3);
+    expect(await assetPageCount(files.pdf, { storage })).toBe(2);
+    await expect(assetPageCount(files.txt, { storage })).rejects.toThrow(
+      `${files.txt}: not a PNG, JPEG, TIFF or PDF`,
+    );
+    writeFileSync(join(dir, 'cut.pdf'), '%PDF-1.7\n1 0 obj\n');
+    await expect(assetPageCount(join(dir, 'cut.pdf'), { storage })).rejects.toThrow(
+      'cut.pdf: cannot read this PDF',
+    );
   });
 
   it('a wrong type, a page out of range and a corrupt file are errors naming the asset', async () => {

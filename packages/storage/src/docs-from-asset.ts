@@ -81,6 +81,45 @@ export async function docsFromAsset(
   }
 }
 
+/**
+ * How many pages an asset has (PNG and JPEG: 1; TIFF: its directories; PDF: its pages), without
+ * rendering any: what a client needs to send a document page by page.
+ */
+export async function assetPageCount(
+  assetKey: string,
+  options: { storage?: StorageManager } = {},
+): Promise<number> {
+  const bytes = await readAsset(options.storage ?? new StorageManager(), assetKey);
+  const type = sniffAssetType(bytes);
+  if (!type)
+    throw new StorageError(`${assetKey}: not a PNG, JPEG, TIFF or PDF`, {
+      code: ErrorCode.InvalidArgument,
+    });
+  try {
+    if (type === 'png' || type === 'jpeg') return 1;
+    if (type === 'tiff') {
+      const { default: sharp } = await import('sharp');
+      return (await sharp(bytes).metadata()).pages ?? 1;
+    }
+    pdfjs ??= import('pdfjs-dist/legacy/build/pdf.mjs');
+    const doc = await (await pdfjs).getDocument({
+      data: new Uint8Array(bytes),
+      isEvalSupported: false,
+      verbosity: 0,
+    }).promise;
+    const n = doc.numPages;
+    await doc.destroy();
+    return n;
+  } catch (err) {
+    throw new StorageError(
+      `${assetKey}: cannot read this ${type.toUpperCase()}: ${describe(err)}`,
+      {
+        code: ErrorCode.InvalidArgument,
+      },
+    );
+  }
+}
+
 async function readAsset(storage: StorageManager, assetKey: string): Promise<Buffer> {
   const handler = storage.handlerFor(assetKey);
   if (handler === storage.files) return storage.read(assetKey);

@@ -12,6 +12,7 @@ export {
 export { describeTarget, PSQL_DEFAULTS, type PsqlConfig, parsePsqlConfig } from './config.js';
 export {
   type AssetType,
+  assetPageCount,
   type DocsFromAssetOptions,
   docsFromAsset,
   sniffAssetType,

@@ -231,7 +231,14 @@ export class GrpcClient {
       call.end();
     });
     const out: object[] = [];
-    for (const a of answers) for (const d of a.docs as object[]) out.push(d);
+    for (const a of answers) {
+      for (const d of a.docs as object[]) out.push(d);
+      options.onDone?.({
+        requestId: a.header.requestId,
+        parameters: a.parameters,
+        docs: a.docs as object[],
+      });
+    }
     return new DocList((options.responseSchema ?? AnyDoc) as R & { static: object }, out as never);
   }
 

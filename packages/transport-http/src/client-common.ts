@@ -29,6 +29,11 @@ export function collect<R extends AnyDocType>(
       continue;
     }
     out.push(...(a.docs as object[]));
+    options.onDone?.({
+      requestId: a.header.requestId,
+      parameters: a.parameters,
+      docs: a.docs as object[],
+    });
   }
   return new DocList((options.responseSchema ?? AnyDoc) as R & { static: object }, out as never);
 }
