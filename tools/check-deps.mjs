@@ -2,7 +2,7 @@
 // The import rules of the repository's ARCHITECTURE.md (the living plan of the house), checked: which workspace package may import which, what
 // core and docs must never import, and that every package a library imports is one it declares
 // (so each package installs and works on its own). Exit 1 with one line per violation.
-import { readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { builtinModules } from 'node:module';
 import { join, relative } from 'node:path';
 
@@ -103,7 +103,7 @@ for (const dir of projects) {
     problems.push(
       `${pkg.name}: not in ARCHITECTURE.md's package list (add its arrows to tools/check-deps.mjs)`,
     );
-  for (const file of files(join(dir, 'src'))) {
+  for (const file of existsSync(join(dir, 'src')) ? files(join(dir, 'src')) : []) {
     const isSpec = /\.spec\.[cm]?tsx?$/.test(file);
     for (const spec of importsOf(readFileSync(file, 'utf8'))) {
       if (spec.startsWith('.') || builtins.has(spec)) continue;

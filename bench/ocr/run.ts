@@ -1,12 +1,13 @@
-// bench/ocr: one run, the same cores, 150 dpi letter pages (1275 x 1650) of known text.
+// bench/ocr: one run, the same cores, the accuracy set's letter pages (150 and 200 dpi) of known
+// text: single columns, two columns, ruled tables, clean and degraded.
 //   (a) the pipeline in process, recognition batching on (8) and off (1)
 //   (b) through `marie executor` (TextExtractionExecutor) over gRPC
 //   (c) through a Flow gateway in front of it
 //   (d) tesseract (Debian's tesseract-ocr), one process per core, when it is installed
 // pages/s, p50 per page, and CER / word F1 of ours and tesseract's on the same pages.
-// Run: npm run bench:ocr   (PAGES=6 by default)
+// Run: npm run bench:ocr   (PAGES=12 clean pages by default; tesseract from apt when installed)
 import { execFile } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,54 +15,24 @@ import { Client } from '@marie/client';
 import { NdArray } from '@marie/docs';
 import { Flow } from '@marie/flow';
 import { characterErrorRate as cer, OcrEngine, wordF1 } from '@marie/ocr';
-import sharp from 'sharp';
+import { accuracySet } from '../../packages/ocr/test/accuracy-set.js';
 
-const PAGES = Number(process.env.PAGES ?? 6);
+const PAGES = Number(process.env.PAGES ?? 12);
 const run = promisify(execFile);
 const ROOT = join(import.meta.dirname, '..', '..');
 const MODULE = join(ROOT, 'apps/text-extraction/src/text-extraction.ts');
 const dir = mkdtempSync(join(tmpdir(), 'marie-bench-ocr-'));
 
-const WORDS =
-  'document invoice total amount payment customer order delivery account number date reference service contract period balance tax rate quantity price item description address office report quarter revenue growth market product support review approval signature'.split(
-    ' ',
-  );
-let seed = 11;
-const rnd = (n: number) => (seed = (seed * 1103515245 + 12345) % 2 ** 31) % n;
-const sentence = () => {
-  const n = 6 + rnd(5);
-  const w = Array.from({ length: n }, () => WORDS[rnd(WORDS.length)]!);
-  w[0] = w[0]!.charAt(0).toUpperCase() + w[0]!.slice(1);
-  if (rnd(3) === 0) w.splice(2 + rnd(3), 0, String(100 + rnd(9900)));
-  return `${w.join(' ')}.`;
-};
-
-const pages: {
-  file: string;
-  text: string;
-  image: { data: Uint8Array; width: number; height: number };
-}[] = [];
-for (let p = 0; p < PAGES; p++) {
-  const lines = Array.from({ length: 32 }, sentence);
-  const font = ['DejaVu Serif', 'DejaVu Sans', 'Liberation Serif', 'Liberation Sans'][p % 4];
-  const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="1275" height="1650"><rect width="100%" height="100%" fill="white"/>${lines
-    .map(
-      (l, i) =>
-        `<text x="110" y="${150 + i * 42}" font-family="${font}" font-size="24">${l}</text>`,
-    )
-    .join('')}</svg>`;
-  const file = join(dir, `page-${p}.png`);
-  await sharp(Buffer.from(svg)).flatten({ background: '#fff' }).png().toFile(file);
-  const { data, info } = await sharp(file)
-    .removeAlpha()
-    .raw()
-    .toBuffer({ resolveWithObject: true });
-  pages.push({
-    file,
-    text: lines.join('\n'),
-    image: { data: new Uint8Array(data), width: info.width, height: info.height },
-  });
-}
+// The accuracy set (packages/ocr/test/accuracy-set.ts): 24 pages, 12 layouts clean and degraded.
+const SET = await accuracySet();
+const onDisk = SET.map((p) => {
+  const file = join(dir, `${p.name}.${p.degraded ? 'jpg' : 'png'}`);
+  writeFileSync(file, p.file);
+  return { ...p, file };
+});
+// Speed: the clean pages (PAGES of them, all 12 unless given); accuracy: every page.
+const pages = onDisk.filter((p) => !p.degraded).slice(0, PAGES);
+const degraded = onDisk.filter((p) => p.degraded);
 
 const norm = (s: string) =>
   s
@@ -83,15 +54,16 @@ async function measure(
   label: string,
   fn: (i: number) => Promise<string>,
   concurrency = 1,
+  set: typeof pages = pages,
 ): Promise<Row> {
   await fn(0); // warm-up
   const times: number[] = [];
-  const texts: string[] = new Array(PAGES);
+  const texts: string[] = new Array(set.length);
   let next = 0;
   const t0 = performance.now();
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
-      while (next < PAGES) {
+      while (next < set.length) {
         const i = next++;
         const t = performance.now();
         texts[i] = await fn(i);
@@ -103,10 +75,10 @@ async function measure(
   times.sort((a, b) => a - b);
   const row: Row = {
     label,
-    pagesPerS: (PAGES / wall) * 1000,
+    pagesPerS: (set.length / wall) * 1000,
     p50: times[Math.floor(times.length / 2)]!,
-    cer: pages.reduce((s, p, i) => s + cer(p.text, norm(texts[i]!)), 0) / PAGES,
-    f1: pages.reduce((s, p, i) => s + wordF1(p.text, texts[i]!), 0) / PAGES,
+    cer: set.reduce((s, p, i) => s + cer(p.text, norm(texts[i]!)), 0) / set.length,
+    f1: set.reduce((s, p, i) => s + wordF1(p.text, texts[i]!), 0) / set.length,
   };
   rows.push(row);
   return row;
@@ -115,10 +87,11 @@ async function measure(
 const threads = Math.max(1, availableParallelism());
 const batched = await OcrEngine.create({ threads, batchSize: 8 });
 const unbatched = await OcrEngine.create({ threads, batchSize: 1 });
-const textOf = async (e: OcrEngine, i: number) =>
-  (await e.ocr(pages[i]!.image)).lines.map((l) => l.text).join('\n');
+const textOf = async (e: OcrEngine, i: number, set = pages) =>
+  (await e.ocr(set[i]!.image)).lines.map((l) => l.text).join('\n');
 const a = await measure('(a) in process, batching on', (i) => textOf(batched, i));
 const a1 = await measure('(a) in process, batching off', (i) => textOf(unbatched, i));
+await measure('(a) degraded pages (accuracy)', (i) => textOf(batched, i, degraded), 1, degraded);
 
 // (b) a `marie executor` child process over gRPC (the Flow's Deployment sends to it), and (c) the
 // Flow's gateway in front of it. Their text is (a)'s: only the time is compared.
@@ -155,19 +128,24 @@ try {
   tesseract = true;
 } catch {}
 if (tesseract) {
+  const ocr = async (file: string) =>
+    (
+      await run('tesseract', [file, 'stdout'], {
+        env: { ...process.env, OMP_THREAD_LIMIT: '1' },
+      })
+    ).stdout;
+  await measure(`(d) tesseract, ${threads} processes`, (i) => ocr(pages[i]!.file), threads);
   await measure(
-    `(d) tesseract, ${threads} processes`,
-    async (i) =>
-      (
-        await run('tesseract', [pages[i]!.file, 'stdout'], {
-          env: { ...process.env, OMP_THREAD_LIMIT: '1' },
-        })
-      ).stdout,
+    '(d) tesseract, degraded pages (accuracy)',
+    (i) => ocr(degraded[i]!.file),
     threads,
+    degraded,
   );
 }
 
-console.log(`${PAGES} pages, 150 dpi letter, ${threads} cores, provider ${batched.provider}:`);
+console.log(
+  `${pages.length} clean pages (speed and accuracy) and ${degraded.length} degraded (accuracy), ${threads} cores, provider ${batched.provider}:`,
+);
 for (const r of rows)
   console.log(
     `  ${r.label.padEnd(34)} ${r.pagesPerS.toFixed(2).padStart(6)} pages/s  p50 ${r.p50.toFixed(0).padStart(5)} ms` +

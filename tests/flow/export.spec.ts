@@ -94,12 +94,14 @@ describe('marie export compose', () => {
     );
   });
 
-  it("the repository's docker-compose.yml is the export of the example Flow", async () => {
+  it('examples/pipeline/docker-compose.yml is the export of the example Flow', async () => {
     const flow = await loadFlow(join(ROOT, 'examples/pipeline/pipeline.yml'));
     const expected = toCompose(flow, {
-      build: { context: '.', args: { FLOW: './examples/pipeline' } },
+      build: { context: '../..', args: { FLOW: './examples/pipeline' } },
     });
-    const committed = parse(readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8'));
+    const committed = parse(
+      readFileSync(join(ROOT, 'examples/pipeline/docker-compose.yml'), 'utf8'),
+    );
     expect(committed).toEqual(expected);
     expect(composeValidator()(committed)).toEqual([]);
   });

@@ -34,6 +34,11 @@ export interface TextExtractionArgs extends MarieExecutorArgs {
   providers?: OcrEngineOptions['providers'];
   /** PDF rendering resolution (200). */
   dpi?: number;
+  /**
+   * Where the OCR JSON goes: a `file://` folder or an `s3://bucket/prefix`, one object per job
+   * (`<results>/<ref_id>/<job_id>.json`). Default: `file://<workspace>/results`.
+   */
+  results?: string;
 }
 
 /**
@@ -46,9 +51,18 @@ export class TextExtractionExecutor extends MarieExecutor {
   readonly #engine: Promise<OcrEngine>;
   readonly #dpi: number;
 
-  constructor({ threads, providers, dpi, ...rest }: TextExtractionArgs = {}) {
+  readonly #results: string | undefined;
+
+  constructor({ threads, providers, dpi, results, ...rest }: TextExtractionArgs = {}) {
     super(rest);
     this.#dpi = dpi ?? 200;
+    if (results !== undefined && !/^(file|s3):\/\/./.test(String(results)))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `with.results: "${results}" is not a file:// or s3:// location`,
+        { field: 'with.results' },
+      );
+    this.#results = results;
     this.#engine = OcrEngine.create({
       ...(threads ? { threads } : {}),
       ...(providers ? { providers } : {}),
@@ -190,7 +204,9 @@ export class TextExtractionExecutor extends MarieExecutor {
   ) {
     const text = pages.map((p) => p.lines.map((l) => l.text).join('\n')).join('\n\n');
     const words = pages.flatMap((p) => p.words);
-    const uri = `file://${this.workspace}/results/${refId.replace(/[^\w.-]/g, '_')}.json`;
+    const safe = (v: string) => v.replace(/[^\w.-]/g, '_');
+    const base = this.#results ?? `file://${this.workspace}/results`;
+    const uri = `${base.replace(/\/+$/, '')}/${safe(refId)}/${safe(jobId)}.json`;
     await this.storage.objects.write(uri, JSON.stringify(pages));
     await this.store(refId, refType, 'content', [
       {

@@ -58,7 +58,7 @@ export async function loadFlow(
   const flow = new Flow({
     ...(typeof name === 'string' ? { name } : {}),
     protocol,
-    ...(w.port === undefined ? {} : { port: w.port as number | number[] }),
+    ...(w.port === undefined ? {} : { port: ports(w.port, path) }),
     ...(typeof w.host === 'string' ? { host: w.host } : {}),
     ...(timeout === undefined ? {} : { timeoutSendMs: Number(timeout) }),
   });
@@ -91,4 +91,15 @@ export async function loadFlow(
     flow.add(executor as unknown as FlowExecutor);
   }
   return flow;
+}
+
+/** `with.port`: a port or one per protocol; numbers written as strings (`${{ ENV.PORT }}`) count. */
+function ports(raw: unknown, path: string): number | number[] {
+  const one = (v: unknown) => {
+    const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v;
+    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535)
+      throw new ConfigError(`${path}: with.port: ${JSON.stringify(v)} is not a port (0-65535)`);
+    return n;
+  };
+  return Array.isArray(raw) ? raw.map(one) : one(raw);
 }

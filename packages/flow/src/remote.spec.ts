@@ -84,5 +84,9 @@ describe('RemoteDeployment', () => {
     expect(() => parseAddress('http://a:1', 'x.addresses')).toThrow(/x\.addresses: "http:\/\/a:1"/);
     expect(() => parseAddress('a:70000')).toThrow(/not grpc/);
     expect(() => new RemoteDeployment({ name: 'n', addresses: [] })).toThrow(/at least one/);
+    expect(() => new RemoteDeployment({ name: 'n', addresses: ' , ' })).toThrow(/at least one/);
+    // One string may list replicas, as an environment variable holds them.
+    const two = new RemoteDeployment({ name: 'n', addresses: 'grpc://a:1, dns:///b:2' });
+    expect(two.shards.map((s) => s.length)).toEqual([2]);
   });
 });

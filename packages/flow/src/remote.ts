@@ -77,7 +77,14 @@ export class RemoteDeployment extends Routed implements AsyncDisposable {
     super();
     this.name = options.name;
     this.#options = options;
-    const list = [options.addresses].flat();
+    // One string may list replicas, comma separated (what an environment variable can hold).
+    const list =
+      typeof options.addresses === 'string'
+        ? options.addresses
+            .split(',')
+            .map((a) => a.trim())
+            .filter(Boolean)
+        : [options.addresses].flat();
     const rows =
       list.length && list.every(Array.isArray) ? (list as string[][]) : [list as string[]];
     if (rows.length === 0 || rows.some((r) => r.length === 0))

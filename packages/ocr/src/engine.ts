@@ -30,6 +30,16 @@ export interface OcrPage {
   lines: OcrLine[];
 }
 
+/** A page's rotation as the direction classifier sees its lines. */
+export interface PageOrientation {
+  /** Degrees clockwise that would make the page upright: 0 or 180. */
+  rotation: 0 | 180;
+  /** The share of the lines' weight that voted for it (0.5-1; 0 without text). */
+  confidence: number;
+  /** Text lines that voted. */
+  lines: number;
+}
+
 export interface OcrEngineOptions extends DetectOptions {
   /** Execution providers by preference (`['cuda', 'cpu']`). */
   providers?: Provider[];
@@ -125,11 +135,44 @@ export class OcrEngine {
     const order = readingOrder(
       lines.map((l) => l.box),
       img.width,
+      lines.map((l) => l.words.length),
     );
     return { width: img.width, height: img.height, lines: order.map((i) => lines[i]!) };
   }
 
+  /**
+   * Whether a page is upright or upside down, without reading it: the text lines are detected
+   * and each crop goes through the direction classifier; the page's rotation is the vote of its
+   * lines weighted by their length. `confidence` is the winning share of that weight.
+   */
+  async orientation(img: RgbImage): Promise<PageOrientation> {
+    const found = await detect(this.#ort, this.#det, img, this.#options);
+    if (!found.length) return { rotation: 0, confidence: 0, lines: 0 };
+    const crops = found.map(({ quad }) => cropQuad(img, quad, 48));
+    let flipped = 0;
+    let total = 0;
+    for (let i = 0; i < crops.length; i += 32) {
+      const batch = crops.slice(i, i + 32);
+      const p = await this.#directions(batch);
+      batch.forEach((c, k) => {
+        const weight = c.width / c.height;
+        total += weight;
+        if (p[k * 2 + 1]! > p[k * 2]!) flipped += weight;
+      });
+    }
+    const share = flipped / total;
+    return share > 0.5
+      ? { rotation: 180, confidence: share, lines: crops.length }
+      : { rotation: 0, confidence: 1 - share, lines: crops.length };
+  }
+
   async #upright(crops: RgbImage[]): Promise<RgbImage[]> {
+    const p = await this.#directions(crops);
+    return crops.map((c, k) => (p[k * 2 + 1]! > 0.9 ? rotate180(c) : c));
+  }
+
+  /** The direction classifier's [p(0), p(180)] per crop, flat. */
+  async #directions(crops: RgbImage[]): Promise<Float32Array> {
     const W = 192;
     const H = 48;
     const input = new Float32Array(crops.length * 3 * H * W);
@@ -140,8 +183,7 @@ export class OcrEngine {
     const res = await this.#cls.run({
       [this.#cls.inputNames[0]!]: new this.#ort.Tensor('float32', input, [crops.length, 3, H, W]),
     });
-    const p = res[this.#cls.outputNames[0]!]!.data as Float32Array;
-    return crops.map((c, k) => (p[k * 2 + 1]! > 0.9 ? rotate180(c) : c));
+    return res[this.#cls.outputNames[0]!]!.data as Float32Array;
   }
 }
 
@@ -158,8 +200,19 @@ function toLine(quad: Quad, r: Recognized): OcrLine {
   const chars = r.chars;
   const height = Math.hypot(bl[0] - tl[0], bl[1] - tl[1]);
   const width = Math.hypot(tr[0] - tl[0], tr[1] - tl[1]);
-  // Line height as a fraction of the line's width: the unit word gaps are measured in.
-  const em = height / Math.max(width, 1);
+  // The unit word gaps are measured in: the em of this line's font as its own characters space
+  // out (the median pitch over the expected advances), which blur and the detector's padding do
+  // not inflate as they do the box height; the box height when the line is too short to tell.
+  const pitches: number[] = [];
+  for (let i = 1; i < chars.length; i++) {
+    const a = chars[i - 1]!;
+    const b = chars[i]!;
+    if (a.char !== ' ' && b.char !== ' ')
+      pitches.push((b.x - a.x) / ((advance(a.char) + advance(b.char)) / 2));
+  }
+  pitches.sort((a, b) => a - b);
+  const em =
+    pitches.length >= 8 ? pitches[Math.floor(pitches.length / 2)]! : height / Math.max(width, 1);
   const words: { chars: typeof chars }[] = [];
   let current: typeof chars = [];
   for (let i = 0; i < chars.length; i++) {
@@ -210,9 +263,12 @@ function toLine(quad: Quad, r: Recognized): OcrLine {
 function gapNeeded(before: string | undefined, prev: string, next: string, spaceP: number): number {
   const base = spaceP >= 0.1 ? 0.15 : 0.45;
   const letter = (ch: string | undefined) => ch !== undefined && /\p{L}/u.test(ch);
-  const afterWordPunct = ':;,'.includes(prev) && letter(before) && next !== ' ';
+  // After a word's , : ; (or a sentence's . ! ? before a capital) prose has a space: any gap.
+  const afterWordPunct =
+    letter(before) && (':;,'.includes(prev) || ('.!?'.includes(prev) && /\p{Lu}/u.test(next)));
+  if (afterWordPunct) return Math.min(base, 0.03);
   const wordThenNumber = /\p{Ll}/u.test(prev) && /[0-9]/.test(next);
-  return afterWordPunct || wordThenNumber ? Math.min(base, 0.1) : base;
+  return wordThenNumber ? Math.min(base, 0.1) : base;
 }
 
 /** Approximate advance widths of Latin glyphs, in em (sans and serif faces alike). */

@@ -6,6 +6,7 @@ export {
   type OcrLine,
   type OcrPage,
   type OcrWord,
+  type PageOrientation,
 } from './engine.js';
 export { convexHull, minAreaRect, type Point, type Quad } from './geometry.js';
 export { cropQuad, type RgbImage, resize } from './image.js';

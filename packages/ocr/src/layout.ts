@@ -6,7 +6,11 @@ export type Box = [number, number, number, number];
  * (titles, full-width paragraphs) cut the page into bands; within a band, each column is read top
  * to bottom, columns left to right. Returns the indexes in reading order.
  */
-export function readingOrder(boxes: readonly Box[], pageWidth: number): number[] {
+export function readingOrder(
+  boxes: readonly Box[],
+  pageWidth: number,
+  wordCounts?: readonly number[],
+): number[] {
   const idx = boxes.map((_, i) => i).sort((a, b) => boxes[a]![1] - boxes[b]![1]);
   const gutters = findGutters(boxes, pageWidth);
   const spans = (b: Box) => gutters.some((g) => b[0] < g[0] && b[0] + b[2] > g[1]);
@@ -23,8 +27,11 @@ export function readingOrder(boxes: readonly Box[], pageWidth: number): number[]
       const c = columnOf(boxes[i]!);
       cols.set(c, [...(cols.get(c) ?? []), i]);
     }
-    for (const c of [...cols.keys()].sort((a, b) => a - b))
-      out.push(...sortLines(cols.get(c)!, boxes));
+    if (cols.size > 1 && isTable(band, boxes, columnOf, wordCounts))
+      out.push(...sortLines(band, boxes));
+    else
+      for (const c of [...cols.keys()].sort((a, b) => a - b))
+        out.push(...sortLines(cols.get(c)!, boxes));
     band = [];
   };
   for (const i of idx) {
@@ -35,6 +42,30 @@ export function readingOrder(boxes: readonly Box[], pageWidth: number): number[]
   }
   flush();
   return out;
+}
+
+/**
+ * A band whose columns are a table's: most of its boxes sit on a row shared with a box of another
+ * column, and they are short (a median of 3 words or fewer; a column of prose has more). A table
+ * is read row by row; prose columns one after the other.
+ */
+function isTable(
+  band: readonly number[],
+  boxes: readonly Box[],
+  columnOf: (b: Box) => number,
+  wordCounts: readonly number[] | undefined,
+): boolean {
+  if (!wordCounts || band.length < 6) return false;
+  const counts = band.map((i) => wordCounts[i] ?? 0).sort((a, b) => a - b);
+  if (counts[Math.floor(counts.length / 2)]! > 3) return false;
+  const overlaps = (a: Box, b: Box) =>
+    Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]) > 0.5 * Math.min(a[3], b[3]);
+  const paired = band.filter((i) => {
+    const b = boxes[i]!;
+    const c = columnOf(b);
+    return band.some((j) => j !== i && columnOf(boxes[j]!) !== c && overlaps(b, boxes[j]!));
+  }).length;
+  return paired >= 0.7 * band.length;
 }
 
 /** Lines top to bottom; boxes on the same visual line (vertical overlap > half) left to right. */
@@ -72,9 +103,12 @@ function findGutters(boxes: readonly Box[], pageWidth: number): [number, number]
   const maxX = Math.max(...narrow.map((b) => b[0] + b[2]));
   const gutters: [number, number][] = [];
   let start = -1;
+  // A title or a heading may cross a gutter: a few boxes over it still leave it a gutter (they
+  // become bands of their own, see `spans`).
+  const allowed = Math.floor(narrow.length * 0.05);
   for (let x = Math.ceil(minX); x <= Math.floor(maxX); x++) {
-    if (cover[x] === 0 && start < 0) start = x;
-    if ((cover[x] !== 0 || x === Math.floor(maxX)) && start >= 0) {
+    if (cover[x]! <= allowed && start < 0) start = x;
+    if ((cover[x]! > allowed || x === Math.floor(maxX)) && start >= 0) {
       if (x - start >= 0.02 * pageWidth) {
         const left = narrow.filter((b) => b[0] + b[2] <= start).length;
         const right = narrow.filter((b) => b[0] >= x).length;

@@ -1,7 +1,12 @@
-/** Character error rate: the Levenshtein distance between the texts over the reference's length. */
+/**
+ * Character error rate: the Levenshtein distance between the texts over the reference's length.
+ * Whitespace is layout, not recognition: every run of it (a line break between two table cells
+ * or a space) counts as one separator. Reading order counts.
+ */
 export function characterErrorRate(reference: string, hypothesis: string): number {
-  const a = [...reference];
-  const b = [...hypothesis];
+  const squeeze = (s: string) => s.replace(/\s+/g, ' ').trim();
+  const a = [...squeeze(reference)];
+  const b = [...squeeze(hypothesis)];
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const cur = [i];

@@ -1,0 +1,5 @@
+export {
+  OrientationDoc,
+  type PageOrientationArgs,
+  PageOrientationExecutor,
+} from './page-orientation.js';

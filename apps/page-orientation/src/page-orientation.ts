@@ -1,0 +1,142 @@
+import { ErrorCode, MarieError, type RequestContext, requests } from '@marie/core';
+import { type DocList, type DocOf, defineDoc, ImageTensor, NdArray, Type } from '@marie/docs';
+import { MarieExecutor, type MarieExecutorArgs } from '@marie/executor';
+import { OcrEngine, type OcrEngineOptions, type RgbImage } from '@marie/ocr';
+import { docsFromAsset } from '@marie/storage';
+
+/** A page to check: an asset (`asset_key`, `pages`) or an image (`tensor`, uint8 HWC RGB). */
+export const OrientationDoc = defineDoc('OrientationDoc', {
+  asset_key: Type.Optional(Type.String()),
+  pages: Type.Optional(Type.Array(Type.Integer({ minimum: 0 }))),
+  tensor: Type.Optional(ImageTensor()),
+  tags: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+});
+export type OrientationDoc = DocOf<typeof OrientationDoc>;
+
+export interface PageOrientationArgs extends MarieExecutorArgs {
+  /** ONNX Runtime threads per operator. */
+  threads?: number;
+  /** Execution providers by preference (`['cuda', 'cpu']`). */
+  providers?: OcrEngineOptions['providers'];
+  /** PDF rendering resolution (100: orientation needs far fewer pixels than reading). */
+  dpi?: number;
+}
+
+/**
+ * Is each page upright or upside down? The text lines are found by PP-OCRv4's detector and voted
+ * on by its direction classifier (no recognition: a page costs a fraction of reading it).
+ * `/document/orientation` answers `{pages: [{page, rotation, confidence, lines}]}` in
+ * `__results__`; with `parameters.correct: true` it answers the pages turned upright instead, as
+ * images tagged with the same `{page, rotation, confidence, lines}`.
+ */
+export class PageOrientationExecutor extends MarieExecutor {
+  readonly #engine: Promise<OcrEngine>;
+  readonly #dpi: number;
+
+  constructor({ threads, providers, dpi, ...rest }: PageOrientationArgs = {}) {
+    super(rest);
+    this.#dpi = dpi ?? 100;
+    this.#engine = OcrEngine.create({
+      ...(threads ? { threads } : {}),
+      ...(providers ? { providers } : {}),
+      maxSide: 960,
+    });
+    this.#engine.catch(() => {}); // surfaced by open() and by the first request
+  }
+
+  override async open(): Promise<void> {
+    await super.open();
+    await this.#engine;
+  }
+
+  @requests({ on: ['/document/orientation', '/default'], requestSchema: OrientationDoc })
+  async orientation(docs: DocList<OrientationDoc>, ctx: RequestContext) {
+    const correct = ctx.parameters.correct === true;
+    if (ctx.parameters.correct !== undefined && typeof ctx.parameters.correct !== 'boolean')
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        'parameters.correct: expected true or false',
+        {
+          field: 'parameters.correct',
+        },
+      );
+    const engine = await this.#engine;
+    const pages = await this.#pages(docs);
+    const answers = [];
+    const upright: object[] = [];
+    for (const { image, page } of pages) {
+      if (ctx.signal.aborted) throw ctx.signal.reason;
+      const o = await engine.orientation(image);
+      answers.push({
+        page,
+        rotation: o.rotation,
+        confidence: Math.round(o.confidence * 1000) / 1000,
+        lines: o.lines,
+      });
+      if (correct) {
+        const fixed = o.rotation === 180 ? turn180(image) : image;
+        upright.push({
+          tensor: new NdArray(fixed.data, [fixed.height, fixed.width, 3], 'uint8'),
+          tags: answers.at(-1)!,
+        });
+      }
+    }
+    // An executor answers documents or results: the upright pages carry their answer as tags.
+    return correct ? upright : { pages: answers };
+  }
+
+  async #pages(docs: DocList<OrientationDoc>): Promise<{ image: RgbImage; page: number }[]> {
+    if (docs.length === 0)
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        'expected an asset_key or an image, got no documents',
+        {
+          field: 'docs',
+        },
+      );
+    const out: { image: RgbImage; page: number }[] = [];
+    for (const [i, d] of docs.entries()) {
+      if (d.asset_key) {
+        const pages = await docsFromAsset(d.asset_key, {
+          pages: d.pages ?? [],
+          dpi: this.#dpi,
+          storage: this.storage.objects,
+        });
+        for (const p of pages)
+          out.push({ image: rgb(p.tensor!, `docs[${i}]`), page: Number(p.tags.page) });
+      } else if (d.tensor)
+        out.push({ image: rgb(d.tensor, `docs[${i}].tensor`), page: out.length });
+      else
+        throw new MarieError(
+          ErrorCode.InvalidArgument,
+          `docs[${i}]: neither asset_key nor tensor`,
+          {
+            field: `docs[${i}]`,
+          },
+        );
+    }
+    return out;
+  }
+}
+
+function rgb(t: { data: unknown; shape: readonly number[] }, field: string): RgbImage {
+  if (t.shape.length !== 3 || t.shape[2] !== 3)
+    throw new MarieError(
+      ErrorCode.InvalidArgument,
+      `${field}: expected [height, width, 3] uint8, got [${t.shape.join(', ')}]`,
+      { field },
+    );
+  return { data: t.data as Uint8Array, width: t.shape[1]!, height: t.shape[0]! };
+}
+
+function turn180(img: RgbImage): RgbImage {
+  const out = new Uint8Array(img.data.length);
+  const n = img.width * img.height;
+  for (let p = 0; p < n; p++) {
+    const q = n - 1 - p;
+    out[q * 3] = img.data[p * 3]!;
+    out[q * 3 + 1] = img.data[p * 3 + 1]!;
+    out[q * 3 + 2] = img.data[p * 3 + 2]!;
+  }
+  return { data: out, width: img.width, height: img.height };
+}
