@@ -1,7 +1,7 @@
 import { ErrorCode, MarieError, type RequestContext, requests } from '@marie/core';
 import { type DocList, type DocOf, defineDoc, ImageTensor, NdArray, Type } from '@marie/docs';
 import { MarieExecutor, type MarieExecutorArgs } from '@marie/executor';
-import { OcrEngine, type OcrEngineOptions, type RgbImage } from '@marie/ocr';
+import { OcrEngine, type OcrEngineOptions, type RgbImage, rotate180 } from '@marie/ocr';
 import { docsFromAsset } from '@marie/storage';
 
 /** A page to check: an asset (`asset_key`, `pages`) or an image (`tensor`, uint8 HWC RGB). */
@@ -74,7 +74,7 @@ export class PageOrientationExecutor extends MarieExecutor {
         lines: o.lines,
       });
       if (correct) {
-        const fixed = o.rotation === 180 ? turn180(image) : image;
+        const fixed = o.rotation === 180 ? rotate180(image) : image;
         upright.push({
           tensor: new NdArray(fixed.data, [fixed.height, fixed.width, 3], 'uint8'),
           tags: answers.at(-1)!,
@@ -127,16 +127,4 @@ function rgb(t: { data: unknown; shape: readonly number[] }, field: string): Rgb
       { field },
     );
   return { data: t.data as Uint8Array, width: t.shape[1]!, height: t.shape[0]! };
-}
-
-function turn180(img: RgbImage): RgbImage {
-  const out = new Uint8Array(img.data.length);
-  const n = img.width * img.height;
-  for (let p = 0; p < n; p++) {
-    const q = n - 1 - p;
-    out[q * 3] = img.data[p * 3]!;
-    out[q * 3 + 1] = img.data[p * 3 + 1]!;
-    out[q * 3 + 2] = img.data[p * 3 + 2]!;
-  }
-  return { data: out, width: img.width, height: img.height };
 }

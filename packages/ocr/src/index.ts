@@ -9,7 +9,7 @@ export {
   type PageOrientation,
 } from './engine.js';
 export { convexHull, minAreaRect, type Point, type Quad } from './geometry.js';
-export { cropQuad, type RgbImage, resize } from './image.js';
+export { cropQuad, type RgbImage, resize, rotate180 } from './image.js';
 export { type Box, readingOrder } from './layout.js';
 export { type MariePageJson, toMarieJson } from './marie-json.js';
 export { decode, type Recognized, recognize } from './recognize.js';
