@@ -134,6 +134,27 @@ describe('TextExtractionExecutor', () => {
     expect((await exec.storage.jobs.get('te-6'))!.status).toBe('FAILED');
   });
 
+  it('runs concurrent requests together, each job on its own record', async () => {
+    const jobs = ['te-c1', 'te-c2', 'te-c3'];
+    const answers = await Promise.all(
+      jobs.map((job_id) =>
+        extract({ job_id, ref_id: 'inv-c', payload: { return_ocr: true, mode: 'line' } }),
+      ),
+    );
+    for (const [i, a] of answers.entries()) {
+      const r = results(a);
+      expect(r.metadata.job_id).toBe(jobs[i]);
+      expect(r.metadata.ocr[0].text).toBe('Invoice 7781 for Acme\nTotal due 640 EUR');
+      expect((await exec.storage.jobs.get(jobs[i]!))!.status).toBe('SUCCEEDED');
+    }
+  }, 60_000);
+
+  it('names a bad batch_size', () => {
+    expect(() => new TextExtractionExecutor({ batch_size: 0 })).toThrow(
+      'with.batch_size: 0 is not a whole number >= 1',
+    );
+  });
+
   it('answers /document/extract/status', async () => {
     const res = await handler.handle(createDataRequest({ endpoint: '/document/extract/status' }));
     expect((res.parameters.__results__ as Record<string, unknown>).TextExtractionExecutor).toEqual({

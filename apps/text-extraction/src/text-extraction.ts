@@ -35,6 +35,11 @@ export interface TextExtractionArgs extends MarieExecutorArgs {
   /** PDF rendering resolution (200). */
   dpi?: number;
   /**
+   * Line crops per recognition batch (8): crops of every page in flight, concurrent requests
+   * included, are batched together; 1 turns batching off.
+   */
+  batch_size?: number;
+  /**
    * Where the OCR JSON goes: a `file://` folder or an `s3://bucket/prefix`, one object per job
    * (`<results>/<ref_id>/<job_id>.json`). Default: `file://<workspace>/results`.
    */
@@ -53,9 +58,15 @@ export class TextExtractionExecutor extends MarieExecutor {
 
   readonly #results: string | undefined;
 
-  constructor({ threads, providers, dpi, results, ...rest }: TextExtractionArgs = {}) {
+  constructor({ threads, providers, dpi, results, batch_size, ...rest }: TextExtractionArgs = {}) {
     super(rest);
     this.#dpi = dpi ?? 200;
+    if (batch_size !== undefined && !(Number.isInteger(batch_size) && batch_size >= 1))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `with.batch_size: ${JSON.stringify(batch_size)} is not a whole number >= 1`,
+        { field: 'with.batch_size' },
+      );
     if (results !== undefined && !/^(file|s3):\/\/./.test(String(results)))
       throw new MarieError(
         ErrorCode.InvalidArgument,
@@ -66,6 +77,7 @@ export class TextExtractionExecutor extends MarieExecutor {
     this.#engine = OcrEngine.create({
       ...(threads ? { threads } : {}),
       ...(providers ? { providers } : {}),
+      ...(batch_size ? { batchSize: batch_size } : {}),
     });
     this.#engine.catch(() => {}); // surfaced by open() and by the first request
   }
@@ -86,7 +98,8 @@ export class TextExtractionExecutor extends MarieExecutor {
     return { valid: true };
   }
 
-  @requests({ on: '/document/extract', requestSchema: ExtractDoc })
+  // Concurrent requests run together, so that their pages share recognition batches.
+  @requests({ on: '/document/extract', requestSchema: ExtractDoc, allowConcurrent: true })
   async extract(docs: DocList<ExtractDoc>, ctx: RequestContext) {
     const p = ctx.parameters;
     const jobId = required(p, 'job_id');

@@ -7,7 +7,7 @@ import { type DetectOptions, detect } from './detect.js';
 import type { Point, Quad } from './geometry.js';
 import { cropQuad, type RgbImage, resize, rotate180, writeChw } from './image.js';
 import { type Box, readingOrder } from './layout.js';
-import { type Recognized, recognize } from './recognize.js';
+import { RecognitionQueue, type RecognitionStats, type Recognized } from './recognize.js';
 
 export interface OcrWord {
   text: string;
@@ -47,7 +47,10 @@ export interface OcrEngineOptions extends DetectOptions {
   threads?: number;
   /** Run the 0/180 degree direction classifier on each line crop (true). */
   angleClassifier?: boolean;
-  /** Line crops per recognition batch (8). */
+  /**
+   * Line crops per recognition batch (8), taken from every page in flight on this engine
+   * (concurrent `ocr()` calls share batches); 1 turns batching off.
+   */
   batchSize?: number;
 }
 
@@ -71,10 +74,10 @@ export class OcrEngine {
   readonly provider: Provider;
   readonly #ort: typeof import('onnxruntime-node');
   readonly #det: InferenceSession;
-  readonly #rec: InferenceSession;
   readonly #cls: InferenceSession;
   readonly #keys: string[];
   readonly #options: OcrEngineOptions;
+  readonly #recognition: RecognitionQueue;
 
   private constructor(
     ort: typeof import('onnxruntime-node'),
@@ -89,11 +92,13 @@ export class OcrEngine {
   ) {
     this.#ort = ort;
     this.#det = sessions.det;
-    this.#rec = sessions.rec;
     this.#cls = sessions.cls;
     this.provider = sessions.provider;
     this.#keys = keys;
     this.#options = options;
+    this.#recognition = new RecognitionQueue(ort, sessions.rec, keys, {
+      batchSize: options.batchSize ?? 8,
+    });
   }
 
   static async create(options: OcrEngineOptions = {}): Promise<OcrEngine> {
@@ -118,14 +123,17 @@ export class OcrEngine {
     );
   }
 
+  /** Recognition so far: rounds (batches formed from the pages in flight), model runs, crops. */
+  get recognitionStats(): Readonly<RecognitionStats> {
+    return this.#recognition.stats;
+  }
+
   /** OCR of one page. */
   async ocr(img: RgbImage): Promise<OcrPage> {
     const found = await detect(this.#ort, this.#det, img, this.#options);
     let crops = found.map(({ quad }) => cropQuad(img, quad, 48));
     if (this.#options.angleClassifier === true && crops.length) crops = await this.#upright(crops);
-    const texts = await recognize(this.#ort, this.#rec, this.#keys, crops, {
-      batchSize: this.#options.batchSize ?? 8,
-    });
+    const texts = await this.#recognition.recognize(crops);
     const lines: OcrLine[] = [];
     found.forEach(({ quad }, i) => {
       const r = texts[i]!;

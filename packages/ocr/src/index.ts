@@ -12,5 +12,11 @@ export { convexHull, minAreaRect, type Point, type Quad } from './geometry.js';
 export { cropQuad, type RgbImage, resize, rotate180 } from './image.js';
 export { type Box, readingOrder } from './layout.js';
 export { type MariePageJson, toMarieJson } from './marie-json.js';
-export { decode, type Recognized, recognize } from './recognize.js';
+export {
+  decode,
+  RecognitionQueue,
+  type RecognitionStats,
+  type Recognized,
+  recognize,
+} from './recognize.js';
 export { characterErrorRate, wordF1 } from './scoring.js';

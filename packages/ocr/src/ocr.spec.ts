@@ -77,6 +77,31 @@ describe('OCR on PP-OCRv4', () => {
       );
   });
 
+  it('batches recognition across pages in flight: fewer model runs, the same text', async () => {
+    const batched = await OcrEngine.create({ threads: 2, providers: ['cpu'], batchSize: 8 });
+    const pages = [await render(), await render(0.5), await render(0, 0.6)];
+    const before = { ...batched.recognitionStats };
+    const alone = [];
+    for (const p of pages) alone.push(textOf(await batched.ocr(p)));
+    const mid = { ...batched.recognitionStats };
+    const together = (await Promise.all(pages.map((p) => batched.ocr(p)))).map(textOf);
+    const after = batched.recognitionStats;
+    const runsAlone = mid.runs - before.runs;
+    const runsTogether = after.runs - mid.runs;
+    console.log(
+      `3 pages: ${runsAlone} runs in ${mid.rounds - before.rounds} rounds one by one, ${runsTogether} runs in ${after.rounds - mid.rounds} rounds in flight together`,
+    );
+    expect(mid.rounds - before.rounds).toBe(3);
+    expect(after.rounds - mid.rounds).toBeLessThan(3);
+    expect(runsTogether).toBeLessThan(runsAlone);
+    expect(after.crops - mid.crops).toBe(mid.crops - before.crops);
+    for (const [i, t] of together.entries()) expect(cer(alone[i]!, t)).toBeLessThanOrEqual(0.01);
+    // Batching off: one run per crop, whatever is in flight.
+    const single = await OcrEngine.create({ threads: 2, providers: ['cpu'], batchSize: 1 });
+    await Promise.all(pages.map((p) => single.ocr(p)));
+    expect(single.recognitionStats.runs).toBe(single.recognitionStats.crops);
+  });
+
   it('reads a skewed and blurred page too (rotated boxes)', async () => {
     const page = await engine.ocr(await render(2, 0.8));
     const c = cer(expected, textOf(page));

@@ -35,7 +35,7 @@ export async function recognize(
   session: InferenceSession,
   dictionary: readonly string[],
   crops: readonly RgbImage[],
-  options: { batchSize?: number; maxWidth?: number } = {},
+  options: { batchSize?: number; maxWidth?: number; stats?: RecognitionStats } = {},
 ): Promise<Recognized[]> {
   const batchSize = options.batchSize ?? 8;
   const maxWidth = options.maxWidth ?? 3200;
@@ -68,6 +68,10 @@ export async function recognize(
         tensorW,
       ]),
     });
+    if (options.stats) {
+      options.stats.runs++;
+      options.stats.crops += batch.length;
+    }
     const t = res[session.outputNames[0]!]!;
     const [, steps, classes] = t.dims as [number, number, number];
     const probs = t.data as Float32Array;
@@ -76,6 +80,70 @@ export async function recognize(
     });
   }
   return out;
+}
+
+/** What a RecognitionQueue has done: rounds (one per drain), model runs and crops read. */
+export interface RecognitionStats {
+  rounds: number;
+  runs: number;
+  crops: number;
+}
+
+/**
+ * Recognition shared by every page in flight on one engine (Ray Serve's and BentoML's dynamic
+ * batching): crops that arrive in the same tick, or while a round runs, go into the next round,
+ * where the crops of all those pages are sorted and bucketed by width together. A page waits at
+ * most one round longer than it would alone; with `batchSize` 1 every crop is its own run.
+ */
+export class RecognitionQueue {
+  readonly stats: RecognitionStats = { rounds: 0, runs: 0, crops: 0 };
+  #waiting: {
+    crops: readonly RgbImage[];
+    resolve: (r: Recognized[]) => void;
+    reject: (e: unknown) => void;
+  }[] = [];
+  #draining = false;
+
+  constructor(
+    private readonly ort: typeof import('onnxruntime-node'),
+    private readonly session: InferenceSession,
+    private readonly dictionary: readonly string[],
+    private readonly options: { batchSize?: number; maxWidth?: number } = {},
+  ) {}
+
+  /** The crops' results, in their order, once the round that takes them has run. */
+  recognize(crops: readonly RgbImage[]): Promise<Recognized[]> {
+    if (crops.length === 0) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      this.#waiting.push({ crops, resolve, reject });
+      if (!this.#draining) {
+        this.#draining = true;
+        setImmediate(() => void this.#drain());
+      }
+    });
+  }
+
+  async #drain(): Promise<void> {
+    while (this.#waiting.length) {
+      const round = this.#waiting.splice(0);
+      this.stats.rounds++;
+      try {
+        const all = round.flatMap((r) => r.crops);
+        const results = await recognize(this.ort, this.session, this.dictionary, all, {
+          ...this.options,
+          stats: this.stats,
+        });
+        let at = 0;
+        for (const r of round) {
+          r.resolve(results.slice(at, at + r.crops.length));
+          at += r.crops.length;
+        }
+      } catch (err) {
+        for (const r of round) r.reject(err);
+      }
+    }
+    this.#draining = false;
+  }
 }
 
 /** Greedy CTC decoding: argmax per step, repeats collapsed, blanks (index 0) dropped. */
