@@ -12,7 +12,7 @@ tag=${2:-marie/$app:$version}
 if docker info >/dev/null 2>&1; then
   docker build -f "apps/$app/Dockerfile" -t "$tag" .
 elif command -v buildah >/dev/null; then
-  buildah --storage-driver vfs bud --isolation chroot --layers=false \
+  buildah --storage-driver vfs bud --isolation chroot --network host --layers --format docker \
     ${MARIE_PULL:+--pull=$MARIE_PULL} -f "apps/$app/Dockerfile" -t "$tag" .
 else
   echo "build-image: neither a docker engine nor buildah here" >&2
