@@ -1,6 +1,7 @@
 // bench/ocr: one run, the same cores, the accuracy set's letter pages (150 and 200 dpi) of known
 // text: single columns, two columns, ruled tables, clean and degraded.
-//   (a) the pipeline in process, recognition batching on (8) and off (1)
+//   (a) the pipeline in process, recognition batching on (8) and off (1), one page at a time
+//       and 4 pages in flight (their crops batched together)
 //   (b) through `marie executor` (TextExtractionExecutor) over gRPC
 //   (c) through a Flow gateway in front of it
 //   (d) tesseract (Debian's tesseract-ocr), one process per core, when it is installed
@@ -91,6 +92,11 @@ const textOf = async (e: OcrEngine, i: number, set = pages) =>
   (await e.ocr(set[i]!.image)).lines.map((l) => l.text).join('\n');
 const a = await measure('(a) in process, batching on', (i) => textOf(batched, i));
 const a1 = await measure('(a) in process, batching off', (i) => textOf(unbatched, i));
+// Pages in flight together on one engine: their line crops share recognition batches.
+const runs0 = batched.recognitionStats.runs;
+const af = await measure('(a) 4 pages in flight, batching on', (i) => textOf(batched, i), 4);
+const runsPerPage = (batched.recognitionStats.runs - runs0) / (pages.length + 1);
+const af1 = await measure('(a) 4 pages in flight, batching off', (i) => textOf(unbatched, i), 4);
 await measure('(a) degraded pages (accuracy)', (i) => textOf(batched, i, degraded), 1, degraded);
 
 // (b) a `marie executor` child process over gRPC (the Flow's Deployment sends to it), and (c) the
@@ -154,6 +160,6 @@ for (const r of rows)
         : `  CER ${(r.cer! * 100).toFixed(2)}%  F1 ${r.f1!.toFixed(3)}`),
   );
 console.log(
-  `  batching on/off ${(a.pagesPerS / a1.pagesPerS).toFixed(2)}x; (b)/(a) ${(b.pagesPerS / a.pagesPerS).toFixed(2)}x; (c)/(a) ${(c.pagesPerS / a.pagesPerS).toFixed(2)}x`,
+  `  batching on/off ${(a.pagesPerS / a1.pagesPerS).toFixed(2)}x one page at a time, ${(af.pagesPerS / af1.pagesPerS).toFixed(2)}x with 4 in flight (${runsPerPage.toFixed(1)} recognition runs per page); (b)/(a) ${(b.pagesPerS / a.pagesPerS).toFixed(2)}x; (c)/(a) ${(c.pagesPerS / a.pagesPerS).toFixed(2)}x`,
 );
 rmSync(dir, { recursive: true, force: true });
