@@ -1,17 +1,12 @@
 import { ErrorCode, MarieError, type RequestContext, requests } from '@marie/core';
-import { type DocList, type DocOf, defineDoc, ImageTensor, NdArray, Type } from '@marie/docs';
+import { type DocList, NdArray } from '@marie/docs';
 import { MarieExecutor, type MarieExecutorArgs } from '@marie/executor';
 import { OcrEngine, type OcrEngineOptions, type RgbImage, rotate180 } from '@marie/ocr';
-import { docsFromAsset } from '@marie/storage';
+import { PageDoc, pageImages } from '@marie/storage';
 
 /** A page to check: an asset (`asset_key`, `pages`) or an image (`tensor`, uint8 HWC RGB). */
-export const OrientationDoc = defineDoc('OrientationDoc', {
-  asset_key: Type.Optional(Type.String()),
-  pages: Type.Optional(Type.Array(Type.Integer({ minimum: 0 }))),
-  tensor: Type.Optional(ImageTensor()),
-  tags: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-});
-export type OrientationDoc = DocOf<typeof OrientationDoc>;
+export const OrientationDoc = PageDoc;
+export type OrientationDoc = PageDoc;
 
 export interface PageOrientationArgs extends MarieExecutorArgs {
   /** ONNX Runtime threads per operator. */
@@ -86,45 +81,7 @@ export class PageOrientationExecutor extends MarieExecutor {
   }
 
   async #pages(docs: DocList<OrientationDoc>): Promise<{ image: RgbImage; page: number }[]> {
-    if (docs.length === 0)
-      throw new MarieError(
-        ErrorCode.InvalidArgument,
-        'expected an asset_key or an image, got no documents',
-        {
-          field: 'docs',
-        },
-      );
-    const out: { image: RgbImage; page: number }[] = [];
-    for (const [i, d] of docs.entries()) {
-      if (d.asset_key) {
-        const pages = await docsFromAsset(d.asset_key, {
-          pages: d.pages ?? [],
-          dpi: this.#dpi,
-          storage: this.storage.objects,
-        });
-        for (const p of pages)
-          out.push({ image: rgb(p.tensor!, `docs[${i}]`), page: Number(p.tags.page) });
-      } else if (d.tensor)
-        out.push({ image: rgb(d.tensor, `docs[${i}].tensor`), page: out.length });
-      else
-        throw new MarieError(
-          ErrorCode.InvalidArgument,
-          `docs[${i}]: neither asset_key nor tensor`,
-          {
-            field: `docs[${i}]`,
-          },
-        );
-    }
-    return out;
+    const pages = await pageImages(docs, { dpi: this.#dpi, storage: this.storage.objects });
+    return pages.map(({ page, ...image }) => ({ image, page }));
   }
-}
-
-function rgb(t: { data: unknown; shape: readonly number[] }, field: string): RgbImage {
-  if (t.shape.length !== 3 || t.shape[2] !== 3)
-    throw new MarieError(
-      ErrorCode.InvalidArgument,
-      `${field}: expected [height, width, 3] uint8, got [${t.shape.join(', ')}]`,
-      { field },
-    );
-  return { data: t.data as Uint8Array, width: t.shape[1]!, height: t.shape[0]! };
 }

@@ -1,18 +1,14 @@
 import { hostname } from 'node:os';
 import { ErrorCode, MarieError, type RequestContext, requests } from '@marie/core';
-import { type DocList, type DocOf, defineDoc, ImageTensor, Type } from '@marie/docs';
+import type { DocList } from '@marie/docs';
 import { MarieExecutor, type MarieExecutorArgs } from '@marie/executor';
 import { OcrEngine, type OcrEngineOptions, type OcrPage, toMarieJson } from '@marie/ocr';
-import { docsFromAsset } from '@marie/storage';
+import { PageDoc, type PageImage, pageImages } from '@marie/storage';
 
 /** What `/document/extract` takes: an AssetKeyDoc (`asset_key`, `pages`) or a MarieDoc image (`tensor`). */
-export const ExtractDoc = defineDoc('ExtractDoc', {
-  asset_key: Type.Optional(Type.String()),
-  pages: Type.Optional(Type.Array(Type.Integer({ minimum: 0 }))),
-  tensor: Type.Optional(ImageTensor()),
-  tags: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-});
-export type ExtractDoc = DocOf<typeof ExtractDoc>;
+/** An AssetKeyDoc (`asset_key`, `pages`) or a MarieDoc image (`tensor`, uint8 HWC RGB). */
+export const ExtractDoc = PageDoc;
+export type ExtractDoc = PageDoc;
 
 export const MODES = ['word', 'sparse', 'line', 'raw_line', 'multiline'] as const;
 export type Mode = (typeof MODES)[number];
@@ -179,33 +175,8 @@ export class TextExtractionExecutor extends MarieExecutor {
     return { status: 'succeeded', runtime_info, metadata };
   }
 
-  async #pages(
-    docs: DocList<ExtractDoc>,
-  ): Promise<{ data: Uint8Array; width: number; height: number; page: number }[]> {
-    if (docs.length === 0)
-      throw new MarieError(
-        ErrorCode.InvalidArgument,
-        'expected an AssetKeyDoc or MarieDoc images, got no documents',
-        { field: 'docs' },
-      );
-    const out = [];
-    for (const [i, d] of docs.entries()) {
-      if (d.asset_key) {
-        const pages = await docsFromAsset(d.asset_key, {
-          pages: d.pages ?? [],
-          dpi: this.#dpi,
-          storage: this.storage.objects,
-        });
-        for (const pg of pages) out.push({ ...rgb(pg.tensor!), page: Number(pg.tags.page) });
-      } else if (d.tensor) out.push({ ...rgb(d.tensor), page: out.length });
-      else
-        throw new MarieError(
-          ErrorCode.InvalidArgument,
-          `docs[${i}]: neither asset_key nor tensor`,
-          { field: `docs[${i}]` },
-        );
-    }
-    return out;
+  #pages(docs: DocList<ExtractDoc>): Promise<PageImage[]> {
+    return pageImages(docs, { dpi: this.#dpi, storage: this.storage.objects });
   }
 
   /** StorageDoc rows and the ocr/* assets, with the OCR JSON in the object store beside the work dir. */
@@ -336,15 +307,6 @@ function crop(img: { data: Uint8Array; width: number; height: number }, r: Regio
       ((y + m) * W + m) * 3,
     );
   return { data: out, width: W, height: H };
-}
-
-function rgb(t: { data: unknown; shape: readonly number[] }) {
-  if (t.shape.length !== 3 || t.shape[2] !== 3)
-    throw new MarieError(
-      ErrorCode.InvalidArgument,
-      `tensor: expected [height, width, 3] uint8, got [${t.shape.join(', ')}]`,
-    );
-  return { data: t.data as Uint8Array, width: t.shape[1]!, height: t.shape[0]! };
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);

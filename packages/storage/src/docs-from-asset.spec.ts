@@ -1,13 +1,15 @@
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { NdArray } from '@marie/docs';
+import { ErrorCode } from '@marie/core';
+import { NdArray } from '@marie/docs';
 import { PDFDocument, rgb, StandardFonts } from 'pdf-lib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startS3, type TestS3 } from '../test/support/s3rver.js';
 import { assetPageCount, docsFromAsset, sniffAssetType } from './docs-from-asset.js';
 import { StorageManager } from './objects/storage-manager.js';
+import { pageImages } from './page-docs.js';
 
 // Fixtures made here: a red/blue PNG, a JPEG, a 3-page TIFF with a different gray per page, and a
 // 2-page letter PDF with text (a black bar and words) rendered for real.
@@ -186,5 +188,37 @@ describe('docsFromAsset', () => {
       );
       await m.close();
     });
+  });
+});
+
+describe('pageImages', () => {
+  it("gives each asset's pages (its own numbers) and each image in order", async () => {
+    const img = new NdArray(new Uint8Array(4 * 2 * 3).fill(7), [2, 4, 3], 'uint8');
+    const pages = await pageImages(
+      [{ asset_key: files.tiff, pages: [2, 0] }, { tensor: img }, { asset_key: files.png }],
+      { storage },
+    );
+    expect(pages.map((p) => [p.page, p.width, p.height])).toEqual([
+      [2, 30, 10],
+      [0, 30, 10],
+      [2, 4, 2],
+      [0, 40, 20],
+    ]);
+    expect(pages[0]!.data[0]).toBe(200);
+    expect(pages[1]!.data[0]).toBe(40);
+    expect(pages[2]!.data[0]).toBe(7);
+  });
+
+  it('names the document that is wrong', async () => {
+    await expect(pageImages([], { storage })).rejects.toThrow(
+      'expected an asset_key or an image tensor, got no documents',
+    );
+    await expect(
+      pageImages([{ asset_key: files.png }, { pages: [0] }], { storage }),
+    ).rejects.toThrow('docs[1]: neither asset_key nor tensor');
+    const gray = new NdArray(new Uint8Array(8), [2, 4], 'uint8');
+    const err = await pageImages([{ tensor: gray }], { storage }).catch((e) => e);
+    expect(err.message).toBe('docs[0].tensor: expected [height, width, 3] uint8, got [2, 4]');
+    expect(err.code).toBe(ErrorCode.InvalidArgument);
   });
 });
