@@ -4,7 +4,7 @@ import { minAreaRect, type Point, polygonArea, polygonPerimeter, type Quad } fro
 import { type RgbImage, resize, writeChw } from './image.js';
 
 export interface DetectOptions {
-  /** Longest side the page is resized to (a multiple of 32); 1600 unless given. */
+  /** Longest side the page is resized to (a multiple of 32); 960 unless given (PaddleOCR's limit_side_len). */
   maxSide?: number;
   /** Probability above which a pixel is text (DB `thresh`, 0.3). */
   threshold?: number;
@@ -24,7 +24,7 @@ export async function detect(
   img: RgbImage,
   options: DetectOptions = {},
 ): Promise<{ quad: Quad; score: number }[]> {
-  const maxSide = options.maxSide ?? 1600;
+  const maxSide = options.maxSide ?? 960;
   const scale = Math.min(1, maxSide / Math.max(img.width, img.height));
   const rw = Math.max(32, Math.round((img.width * scale) / 32) * 32);
   const rh = Math.max(32, Math.round((img.height * scale) / 32) * 32);
