@@ -108,10 +108,21 @@ grep -qF "$expected" <<<"$text" || { echo "FAIL: the gateway's answer lacks \"$e
 echo "ok   scan.tiff through the gateway: $(wc -l <<<"$text") lines, the first one right"
 node tools/image-smoke-check.mjs 18110 18120 /data/scan.tiff
 
-# SIGTERM: every container's process ends by itself, in time.
+# SIGTERM, as `docker stop` sends it: to the container's own process (node, under buildah run),
+# which must end by itself, in time, with exit status 0.
+descendants() { local p; for p in $(pgrep -P "$1"); do echo "$p"; descendants "$p"; done; }
+node_of() { # (its comm is MainThread: the executable tells)
+  local p
+  for p in $(descendants "$1"); do
+    case "$(readlink "/proc/$p/exe" 2>/dev/null)" in */node) echo "$p"; return 0 ;; esac
+  done
+  return 0
+}
 for i in "${!pids[@]}"; do
   t0=$(date +%s%N)
-  kill -TERM "${pids[$i]}"
+  node_pid=$(node_of "${pids[$i]}")
+  [ -n "$node_pid" ] || { echo "FAIL: no node process under ${containers[$i]}"; exit 1; }
+  kill -TERM "$node_pid"
   for _ in $(seq 1 100); do kill -0 "${pids[$i]}" 2>/dev/null || break; sleep 0.1; done
   if kill -0 "${pids[$i]}" 2>/dev/null; then echo "FAIL: ${containers[$i]} ignored SIGTERM"; exit 1; fi
   rc=0
