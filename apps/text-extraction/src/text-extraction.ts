@@ -31,8 +31,8 @@ export interface TextExtractionArgs extends MarieExecutorArgs {
   /** PDF rendering resolution (200). */
   dpi?: number;
   /**
-   * Line crops per recognition batch (8): crops of every page in flight, concurrent requests
-   * included, are batched together; 1 turns batching off.
+   * Line crops per recognition batch (8 on CUDA, 1 on CPU): crops of every page in flight,
+   * concurrent requests included, are batched together; 1 turns batching off.
    */
   batch_size?: number;
   /**
