@@ -6,7 +6,6 @@ import { OcrEngine, type OcrEngineOptions, type OcrPage, toMarieJson } from '@ma
 import { PageDoc, type PageImage, pageImages } from '@marie/storage';
 
 /** What `/document/extract` takes: an AssetKeyDoc (`asset_key`, `pages`) or a MarieDoc image (`tensor`). */
-/** An AssetKeyDoc (`asset_key`, `pages`) or a MarieDoc image (`tensor`, uint8 HWC RGB). */
 export const ExtractDoc = PageDoc;
 export type ExtractDoc = PageDoc;
 

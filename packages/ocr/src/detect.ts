@@ -4,7 +4,7 @@ import { minAreaRect, type Point, polygonArea, polygonPerimeter, type Quad } fro
 import { type RgbImage, resize, writeChw } from './image.js';
 
 export interface DetectOptions {
-  /** Longest side the page is resized to (a multiple of 32); 960 unless given (PaddleOCR's limit_side_len). */
+  /** Longest side the page is resized to (a multiple of 32); 960 (PaddleOCR's limit_side_len). */
   maxSide?: number;
   /** Probability above which a pixel is text (DB `thresh`, 0.3). */
   threshold?: number;
