@@ -46,7 +46,7 @@ beforeAll(async () => {
     .toFile(tiff);
   writeFileSync(join(dir, 'note.txt'), 'not an image');
   const exec = new PageOrientationExecutor({
-    threads: 2,
+    workers: 2,
     providers: ['cpu'],
     metas: { workspace: dir },
     storage: { file: { roots: [dir] } },

@@ -9,8 +9,10 @@ export const OrientationDoc = PageDoc;
 export type OrientationDoc = PageDoc;
 
 export interface PageOrientationArgs extends MarieExecutorArgs {
-  /** ONNX Runtime threads per operator. */
+  /** ONNX Runtime threads per operator (per model worker: 1 by default). */
   threads?: number;
+  /** Model worker threads (default: one per core on CPU, 0 on CUDA). */
+  workers?: number;
   /** Execution providers by preference (`['cuda', 'cpu']`). */
   providers?: OcrEngineOptions['providers'];
   /** PDF rendering resolution (100: orientation needs far fewer pixels than reading). */
@@ -28,11 +30,18 @@ export class PageOrientationExecutor extends MarieExecutor {
   readonly #engine: Promise<OcrEngine>;
   readonly #dpi: number;
 
-  constructor({ threads, providers, dpi, ...rest }: PageOrientationArgs = {}) {
+  constructor({ threads, workers, providers, dpi, ...rest }: PageOrientationArgs = {}) {
     super(rest);
     this.#dpi = dpi ?? 100;
+    if (workers !== undefined && !(Number.isInteger(workers) && workers >= 0))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `with.workers: ${JSON.stringify(workers)} is not a whole number >= 0`,
+        { field: 'with.workers' },
+      );
     this.#engine = OcrEngine.create({
       ...(threads ? { threads } : {}),
+      ...(workers !== undefined ? { workers } : {}),
       ...(providers ? { providers } : {}),
       maxSide: 960,
     });
@@ -42,6 +51,11 @@ export class PageOrientationExecutor extends MarieExecutor {
   override async open(): Promise<void> {
     await super.open();
     await this.#engine;
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    await (await this.#engine.catch(() => undefined))?.close();
   }
 
   @requests({ on: ['/document/orientation', '/default'], requestSchema: OrientationDoc })

@@ -21,7 +21,7 @@ beforeAll(async () => {
   const db = await testDatabase();
   drop = db.drop;
   exec = new TextExtractionExecutor({
-    threads: 2,
+    workers: 2,
     providers: ['cpu'],
     metas: { workspace: dir },
     storage: { psql: { ...db.psql, asset_tracking_enabled: true }, file: { roots: [dir] } },
@@ -149,7 +149,13 @@ describe('TextExtractionExecutor', () => {
     }
   }, 60_000);
 
-  it('names a bad batch_size', () => {
+  it('names a bad batch_size, workers or threads', () => {
+    expect(() => new TextExtractionExecutor({ workers: -1 })).toThrow(
+      'with.workers: -1 is not a whole number >= 0',
+    );
+    expect(() => new TextExtractionExecutor({ threads: 0.5 })).toThrow(
+      'with.threads: 0.5 is not a whole number >= 1',
+    );
     expect(() => new TextExtractionExecutor({ batch_size: 0 })).toThrow(
       'with.batch_size: 0 is not a whole number >= 1',
     );

@@ -23,8 +23,13 @@ interface Region {
 }
 
 export interface TextExtractionArgs extends MarieExecutorArgs {
-  /** ONNX Runtime threads per operator. */
+  /** ONNX Runtime threads per operator (per model worker: 1 by default). */
   threads?: number;
+  /**
+   * Model worker threads (default: one per core on CPU, 0 on CUDA): a document's pages and each
+   * page's lines are read on them in parallel, off the executor's event loop.
+   */
+  workers?: number;
   /** Execution providers by preference (`['cuda', 'cpu']`). */
   providers?: OcrEngineOptions['providers'];
   /** PDF rendering resolution (200). */
@@ -53,15 +58,20 @@ export class TextExtractionExecutor extends MarieExecutor {
 
   readonly #results: string | undefined;
 
-  constructor({ threads, providers, dpi, results, batch_size, ...rest }: TextExtractionArgs = {}) {
+  constructor({
+    threads,
+    workers,
+    providers,
+    dpi,
+    results,
+    batch_size,
+    ...rest
+  }: TextExtractionArgs = {}) {
     super(rest);
     this.#dpi = dpi ?? 200;
-    if (batch_size !== undefined && !(Number.isInteger(batch_size) && batch_size >= 1))
-      throw new MarieError(
-        ErrorCode.InvalidArgument,
-        `with.batch_size: ${JSON.stringify(batch_size)} is not a whole number >= 1`,
-        { field: 'with.batch_size' },
-      );
+    wholeNumber('with.batch_size', batch_size, 1);
+    wholeNumber('with.workers', workers, 0);
+    wholeNumber('with.threads', threads, 1);
     if (results !== undefined && !/^(file|s3):\/\/./.test(String(results)))
       throw new MarieError(
         ErrorCode.InvalidArgument,
@@ -71,6 +81,7 @@ export class TextExtractionExecutor extends MarieExecutor {
     this.#results = results;
     this.#engine = OcrEngine.create({
       ...(threads ? { threads } : {}),
+      ...(workers !== undefined ? { workers } : {}),
       ...(providers ? { providers } : {}),
       ...(batch_size ? { batchSize: batch_size } : {}),
     });
@@ -80,6 +91,11 @@ export class TextExtractionExecutor extends MarieExecutor {
   override async open(): Promise<void> {
     await super.open();
     await this.#engine;
+  }
+
+  override async close(): Promise<void> {
+    await super.close();
+    await (await this.#engine.catch(() => undefined))?.close();
   }
 
   @requests({ on: '/document/extract/status' })
@@ -154,12 +170,22 @@ export class TextExtractionExecutor extends MarieExecutor {
     const pages: ReturnType<typeof toMarieJson>[] = [];
     // One asset: its own page numbers (pages [3] is page 3); otherwise pages count from 0.
     const single = docs.length === 1 && docs[0]!.asset_key !== undefined;
-    for (const [i, img] of images.entries()) {
-      if (ctx.signal.aborted) throw ctx.signal.reason;
-      const page = await engine.ocr(img);
-      const json = toMarieJson(page, single ? img.page : i, format);
-      pages.push({ ...json, text: applyMode(page, mode) } as typeof json);
-    }
+    // Pages in flight together: one more than there are model workers keeps each of them busy;
+    // on one thread (CUDA) several, so that their lines share recognition batches.
+    let next = 0;
+    const inFlight = engine.workers ? engine.workers + 1 : 4;
+    await Promise.all(
+      Array.from({ length: Math.min(inFlight, images.length) }, async () => {
+        while (next < images.length) {
+          if (ctx.signal.aborted) throw ctx.signal.reason;
+          const i = next++;
+          const img = images[i]!;
+          const page = await engine.ocr(img);
+          const json = toMarieJson(page, single ? img.page : i, format);
+          pages[i] = { ...json, text: applyMode(page, mode) } as typeof json;
+        }
+      }),
+    );
     const metadata: Record<string, unknown> = {
       ref_id: refId,
       ref_type: refType,
@@ -234,6 +260,15 @@ export class TextExtractionExecutor extends MarieExecutor {
     );
     return [uri];
   }
+}
+
+function wholeNumber(field: string, v: unknown, min: number): void {
+  if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min))
+    throw new MarieError(
+      ErrorCode.InvalidArgument,
+      `${field}: ${JSON.stringify(v)} is not a whole number >= ${min}`,
+      { field },
+    );
 }
 
 function required(p: Readonly<Record<string, unknown>>, key: string): string {

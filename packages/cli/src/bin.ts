@@ -8,6 +8,13 @@ const exitCodes = (command: Command): void => {
   for (const sub of command.commands) exitCodes(sub);
 };
 
+// A reader that stops early (`marie ocr scan.pdf | head`) closes the pipe: that ends the command
+// quietly, as it does for cat or grep, instead of an EPIPE stack trace.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+  throw err;
+});
+
 const program = createProgram();
 exitCodes(program);
 await program.parseAsync(process.argv);

@@ -8,6 +8,7 @@ interface OcrFlags {
   dpi: number;
   format: string;
   threads?: number;
+  workers?: number;
 }
 
 /**
@@ -21,7 +22,12 @@ export function ocrCommand(): Command {
     .option('--pages <list>', '0-based pages, comma separated (default: all)')
     .option('--dpi <n>', 'resolution PDF pages are rendered at', integer('--dpi', 10), 200)
     .option('--format <format>', 'text or json', 'text')
-    .option('--threads <n>', 'ONNX Runtime threads', integer('--threads', 1))
+    .option('--threads <n>', 'ONNX Runtime threads (per worker)', integer('--threads', 1))
+    .option(
+      '--workers <n>',
+      'model worker threads (default: one per core on CPU)',
+      integer('--workers', 0),
+    )
     .action(async (files: string[], flags: OcrFlags) => {
       try {
         if (flags.format !== 'text' && flags.format !== 'json')
@@ -33,20 +39,28 @@ export function ocrCommand(): Command {
           import('@marie/storage'),
         ]);
         const storage = new StorageManager({ file: { roots: ['/'] } });
-        const engine = await OcrEngine.create(flags.threads ? { threads: flags.threads } : {});
+        const engine = await OcrEngine.create({
+          ...(flags.threads ? { threads: flags.threads } : {}),
+          ...(flags.workers !== undefined ? { workers: flags.workers } : {}),
+        });
         const out: unknown[] = [];
         for (const file of files) {
           // A plain path is the user's, relative to where they stand (not to the storage root).
           const asset = /^[a-z][a-z0-9+.-]*:\/\//i.test(file) ? file : resolve(file);
           const docs = await docsFromAsset(asset, { pages, dpi: flags.dpi, storage });
           const results = [];
-          for (const doc of docs) {
+          // Every page read at once (the workers take them in turn), printed in order.
+          const read = docs.map((doc) => {
             const t = doc.tensor!;
-            const page = await engine.ocr({
+            return engine.ocr({
               data: t.data as Uint8Array,
               width: t.shape[1]!,
               height: t.shape[0]!,
             });
+          });
+          for (const r of read) r.catch(() => {}); // the first failure is thrown below
+          for (const [i, doc] of docs.entries()) {
+            const page = await read[i]!;
             if (flags.format === 'text') {
               if (files.length > 1 || docs.length > 1)
                 process.stdout.write(`--- ${file} page ${doc.tags.page} ---\n`);
@@ -57,7 +71,7 @@ export function ocrCommand(): Command {
         }
         if (flags.format === 'json')
           process.stdout.write(`${JSON.stringify(files.length === 1 ? out[0] : out)}\n`);
-        await storage.close();
+        await Promise.all([storage.close(), engine.close()]);
       } catch (err) {
         exitWith('marie ocr', err);
       }

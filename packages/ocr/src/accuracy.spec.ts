@@ -19,7 +19,7 @@ let engine: OcrEngine;
 beforeAll(async () => {
   [pages, engine] = await Promise.all([
     accuracySet((name) => CHOSEN.includes(name)),
-    OcrEngine.create({ threads: 2 }),
+    OcrEngine.create(),
   ]);
 }, 60_000);
 

@@ -1,12 +1,15 @@
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createSession, type Provider } from '@marie/gpu';
 import type { InferenceSession } from 'onnxruntime-node';
+import { directions } from './classify.js';
 import { type DetectOptions, detect } from './detect.js';
 import type { Point, Quad } from './geometry.js';
-import { cropQuad, type RgbImage, resize, rotate180, writeChw } from './image.js';
+import { cropQuad, type RgbImage, rotate180 } from './image.js';
 import { type Box, readingOrder } from './layout.js';
+import { ModelPool } from './pool.js';
 import { RecognitionQueue, type RecognitionStats, type Recognized } from './recognize.js';
 
 export interface OcrWord {
@@ -43,8 +46,15 @@ export interface PageOrientation {
 export interface OcrEngineOptions extends DetectOptions {
   /** Execution providers by preference (`['cuda', 'cpu']`). */
   providers?: Provider[];
-  /** Threads inside one operator. */
+  /** Threads inside one operator (per worker when there are workers: 1 by default). */
   threads?: number;
+  /**
+   * Worker threads that run the models, each with its own sessions, so that pages and chunks of
+   * one page's lines are read in parallel and the caller's event loop stays free (onnxruntime-node
+   * holds the thread that runs a model). Default: one per core on CPU; 0 on CUDA, where the models
+   * run on the calling thread and every page in flight shares recognition batches.
+   */
+  workers?: number;
   /** Run the 0/180 degree direction classifier on each line crop (true). */
   angleClassifier?: boolean;
   /**
@@ -69,73 +79,121 @@ export function modelPaths(): { det: string; rec: string; cls: string; keys: str
   };
 }
 
+/** The models on this thread: sessions, and a queue that batches recognition across pages. */
+interface Local {
+  det: InferenceSession;
+  cls: InferenceSession;
+  rec: InferenceSession;
+  recognition: RecognitionQueue;
+}
+
 /** PP-OCRv4 on onnxruntime-node: detection, direction, recognition, words, reading order. */
 export class OcrEngine {
   readonly provider: Provider;
+  /** Model worker threads (0: the models run on this thread). */
+  readonly workers: number;
   readonly #ort: typeof import('onnxruntime-node');
-  readonly #det: InferenceSession;
-  readonly #cls: InferenceSession;
-  readonly #keys: string[];
+  readonly #local: Local | undefined;
+  readonly #pool: ModelPool | undefined;
   readonly #options: OcrEngineOptions;
-  readonly #recognition: RecognitionQueue;
+  readonly #detectOptions: DetectOptions;
+  readonly #batchSize: number;
+  readonly #poolStats: RecognitionStats = { rounds: 0, runs: 0, crops: 0 };
 
   private constructor(
     ort: typeof import('onnxruntime-node'),
-    sessions: {
-      det: InferenceSession;
-      rec: InferenceSession;
-      cls: InferenceSession;
-      provider: Provider;
-    },
-    keys: string[],
+    models: { local: Local; pool?: undefined } | { pool: ModelPool; local?: undefined },
+    provider: Provider,
     options: OcrEngineOptions,
+    batchSize: number,
   ) {
     this.#ort = ort;
-    this.#det = sessions.det;
-    this.#cls = sessions.cls;
-    this.provider = sessions.provider;
-    this.#keys = keys;
+    this.#local = models.local;
+    this.#pool = models.pool;
+    this.workers = models.pool?.size ?? 0;
+    this.provider = provider;
     this.#options = options;
-    // On CPU a batch costs more than its crops one by one (bench/ocr: 0.66-0.87x), padding and
-    // all; on CUDA batches are what keeps the device busy.
-    this.#recognition = new RecognitionQueue(ort, sessions.rec, keys, {
-      batchSize: options.batchSize ?? (sessions.provider === 'cuda' ? 8 : 1),
-    });
+    this.#batchSize = batchSize;
+    const { maxSide, threshold, boxThreshold, unclipRatio } = options;
+    this.#detectOptions = Object.fromEntries(
+      Object.entries({ maxSide, threshold, boxThreshold, unclipRatio }).filter(
+        ([, v]) => v !== undefined,
+      ),
+    );
   }
 
   static async create(options: OcrEngineOptions = {}): Promise<OcrEngine> {
+    if (
+      options.workers !== undefined &&
+      !(Number.isInteger(options.workers) && options.workers >= 0)
+    )
+      throw new TypeError(`workers: ${JSON.stringify(options.workers)} is not a whole number >= 0`);
     const ort = await import('onnxruntime-node');
     const paths = modelPaths();
-    const so = {
-      ...(options.providers ? { providers: options.providers } : {}),
-      ...(options.threads ? { intraOpNumThreads: options.threads } : {}),
-    };
-    const [det, rec, cls] = await Promise.all([
-      createSession(paths.det, so),
-      createSession(paths.rec, so),
-      createSession(paths.cls, so),
-    ]);
     const keys = readFileSync(paths.keys, 'utf8').split('\n');
     if (keys.at(-1) === '') keys.pop();
+    const so = (threads: number | undefined) => ({
+      ...(options.providers ? { providers: options.providers } : {}),
+      ...(threads ? { intraOpNumThreads: threads } : {}),
+    });
+    // On CPU a batch costs more than its crops one by one (bench/ocr: 0.66-0.87x), padding and
+    // all; on CUDA batches are what keeps the device busy.
+    const batchFor = (provider: Provider) => options.batchSize ?? (provider === 'cuda' ? 8 : 1);
+    let workers = options.workers;
+    let cls: Awaited<ReturnType<typeof createSession>> | undefined;
+    if (workers === undefined) {
+      // The smallest model tells which provider loads: CUDA keeps the models on this thread.
+      cls = await createSession(paths.cls, so(options.threads));
+      if (cls.provider === 'cuda') workers = 0;
+      else {
+        await cls.session.release();
+        cls = undefined;
+        workers = availableParallelism();
+      }
+    }
+    if (workers > 0) {
+      const pool = await ModelPool.start(workers, {
+        paths,
+        keys,
+        ...(options.providers ? { providers: options.providers } : {}),
+        threads: options.threads ?? 1,
+      });
+      return new OcrEngine(ort, { pool }, pool.provider, options, batchFor(pool.provider));
+    }
+    const [det, rec, c] = await Promise.all([
+      createSession(paths.det, so(options.threads)),
+      createSession(paths.rec, so(options.threads)),
+      cls ?? createSession(paths.cls, so(options.threads)),
+    ]);
+    const batchSize = batchFor(det.provider);
+    const recognition = new RecognitionQueue(ort, rec.session, keys, { batchSize });
     return new OcrEngine(
       ort,
-      { det: det.session, rec: rec.session, cls: cls.session, provider: det.provider },
-      keys,
+      { local: { det: det.session, rec: rec.session, cls: c.session, recognition } },
+      det.provider,
       options,
+      batchSize,
     );
   }
 
   /** Recognition so far: rounds (batches formed from the pages in flight), model runs, crops. */
   get recognitionStats(): Readonly<RecognitionStats> {
-    return this.#recognition.stats;
+    return this.#local?.recognition.stats ?? this.#poolStats;
+  }
+
+  /** Stops the model workers (or releases the sessions); calls after it fail. */
+  async close(): Promise<void> {
+    if (this.#pool) return this.#pool.close();
+    const l = this.#local!;
+    await Promise.all([l.det.release(), l.rec.release(), l.cls.release()]);
   }
 
   /** OCR of one page. */
   async ocr(img: RgbImage): Promise<OcrPage> {
-    const found = await detect(this.#ort, this.#det, img, this.#options);
-    let crops = found.map(({ quad }) => cropQuad(img, quad, 48));
+    const { found, crops: raw } = await this.#detect(img);
+    let crops = raw;
     if (this.#options.angleClassifier === true && crops.length) crops = await this.#upright(crops);
-    const texts = await this.#recognition.recognize(crops);
+    const texts = await this.#recognize(crops);
     const lines: OcrLine[] = [];
     found.forEach(({ quad }, i) => {
       const r = texts[i]!;
@@ -156,24 +214,58 @@ export class OcrEngine {
    * lines weighted by their length. `confidence` is the winning share of that weight.
    */
   async orientation(img: RgbImage): Promise<PageOrientation> {
-    const found = await detect(this.#ort, this.#det, img, this.#options);
-    if (!found.length) return { rotation: 0, confidence: 0, lines: 0 };
-    const crops = found.map(({ quad }) => cropQuad(img, quad, 48));
+    const { crops } = await this.#detect(img);
+    if (!crops.length) return { rotation: 0, confidence: 0, lines: 0 };
+    const p = await this.#directions(crops);
     let flipped = 0;
     let total = 0;
-    for (let i = 0; i < crops.length; i += 32) {
-      const batch = crops.slice(i, i + 32);
-      const p = await this.#directions(batch);
-      batch.forEach((c, k) => {
-        const weight = c.width / c.height;
-        total += weight;
-        if (p[k * 2 + 1]! > p[k * 2]!) flipped += weight;
-      });
-    }
+    crops.forEach((c, k) => {
+      const weight = c.width / c.height;
+      total += weight;
+      if (p[k * 2 + 1]! > p[k * 2]!) flipped += weight;
+    });
     const share = flipped / total;
     return share > 0.5
       ? { rotation: 180, confidence: share, lines: crops.length }
       : { rotation: 0, confidence: 1 - share, lines: crops.length };
+  }
+
+  /** The page's text boxes and their upright crops (48 rows high). */
+  async #detect(
+    img: RgbImage,
+  ): Promise<{ found: { quad: Quad; score: number }[]; crops: RgbImage[] }> {
+    if (this.#pool)
+      return this.#pool.run({ op: 'detect', image: own(img), options: this.#detectOptions });
+    const found = await detect(this.#ort, this.#local!.det, img, this.#detectOptions);
+    return { found, crops: found.map(({ quad }) => cropQuad(img, quad, 48)) };
+  }
+
+  /**
+   * With workers: the crops sorted by width and cut into runs of about equal total width, two per
+   * worker, so that a page's lines are read in parallel (a chunk's crops are batched by width
+   * when batchSize > 1). On this thread: the RecognitionQueue, shared by every page in flight.
+   */
+  async #recognize(crops: RgbImage[]): Promise<Recognized[]> {
+    if (!this.#pool) return this.#local!.recognition.recognize(crops);
+    if (!crops.length) return [];
+    const stats = this.#poolStats;
+    stats.rounds++;
+    stats.crops += crops.length;
+    const out: Recognized[] = new Array(crops.length);
+    await Promise.all(
+      chunks(crops, this.#pool.size * 2).map(async (indices) => {
+        const part = indices.map((i) => crops[i]!);
+        const { results, runs } = await this.#pool!.run<{ results: Recognized[]; runs: number }>(
+          { op: 'recognize', crops: part, batchSize: this.#batchSize },
+          part.map((c) => c.data.buffer as ArrayBuffer),
+        );
+        stats.runs += runs;
+        indices.forEach((i, k) => {
+          out[i] = results[k]!;
+        });
+      }),
+    );
+    return out;
   }
 
   async #upright(crops: RgbImage[]): Promise<RgbImage[]> {
@@ -181,20 +273,55 @@ export class OcrEngine {
     return crops.map((c, k) => (p[k * 2 + 1]! > 0.9 ? rotate180(c) : c));
   }
 
-  /** The direction classifier's [p(0), p(180)] per crop, flat. */
+  /** The direction classifier's [p(0), p(180)] per crop, flat, 32 crops a run. */
   async #directions(crops: RgbImage[]): Promise<Float32Array> {
-    const W = 192;
-    const H = 48;
-    const input = new Float32Array(crops.length * 3 * H * W);
-    crops.forEach((c, k) => {
-      const w = Math.min(W, Math.max(1, Math.round((c.width / c.height) * H)));
-      writeChw(resize(c, w, H), input, k * 3 * H * W, W, [0.5, 0.5, 0.5], [0.5, 0.5, 0.5]);
-    });
-    const res = await this.#cls.run({
-      [this.#cls.inputNames[0]!]: new this.#ort.Tensor('float32', input, [crops.length, 3, H, W]),
-    });
-    return res[this.#cls.outputNames[0]!]!.data as Float32Array;
+    const out = new Float32Array(crops.length * 2);
+    const runs = [];
+    for (let i = 0; i < crops.length; i += 32) {
+      const part = crops.slice(i, i + 32);
+      runs.push(
+        (this.#pool
+          ? this.#pool.run<Float32Array>({ op: 'directions', crops: part })
+          : directions(this.#ort, this.#local!.cls, part)
+        ).then((p) => out.set(p, i * 2)),
+      );
+    }
+    await Promise.all(runs);
+    return out;
   }
+}
+
+/**
+ * The image as a worker can take it: structured cloning copies a typed array's whole buffer, so a
+ * view into a larger one (a tensor inside a request's bytes) is copied out first.
+ */
+function own(img: RgbImage): RgbImage {
+  const d = img.data;
+  if (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength) return img;
+  return { data: d.slice(), width: img.width, height: img.height };
+}
+
+/**
+ * Indices of the crops, sorted by width and cut into at most `n` contiguous runs of about equal
+ * total width (a run's crops are alike in width, so its batches pad little).
+ */
+export function chunks(crops: readonly RgbImage[], n: number): number[][] {
+  const order = crops.map((_, i) => i).sort((a, b) => crops[a]!.width - crops[b]!.width);
+  const total = crops.reduce((s, c) => s + c.width, 0);
+  const parts = Math.max(1, Math.min(n, crops.length));
+  const out: number[][] = [];
+  let current: number[] = [];
+  let acc = 0;
+  for (const i of order) {
+    current.push(i);
+    acc += crops[i]!.width;
+    if (out.length < parts - 1 && acc >= (total * (out.length + 1)) / parts) {
+      out.push(current);
+      current = [];
+    }
+  }
+  if (current.length) out.push(current);
+  return out;
 }
 
 /**

@@ -1,5 +1,6 @@
+import { availableParallelism } from 'node:os';
 import sharp from 'sharp';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OcrEngine, type OcrPage } from './engine.js';
 import { minAreaRect } from './geometry.js';
 import { readingOrder } from './layout.js';
@@ -43,7 +44,18 @@ const textOf = (page: OcrPage) => page.lines.map((l) => l.text).join('\n');
 describe('OCR on PP-OCRv4', () => {
   let engine: OcrEngine;
   beforeAll(async () => {
-    engine = await OcrEngine.create({ threads: 2, providers: ['cpu'] });
+    // On CPU the models run in worker threads, one per core, a thread each.
+    engine = await OcrEngine.create({ providers: ['cpu'] });
+  });
+  afterAll(() => engine.close());
+
+  it('runs the models on a worker per core on CPU, pages in flight read as they read alone', async () => {
+    expect(engine.workers).toBe(availableParallelism());
+    const pages = [await render(), await render(0.5), await render(0, 0.6)];
+    const alone = [];
+    for (const p of pages) alone.push(textOf(await engine.ocr(p)));
+    const together = (await Promise.all(pages.map((p) => engine.ocr(p)))).map(textOf);
+    expect(together).toEqual(alone);
   });
 
   it('reads a clean page in reading order (title, left column, right column): CER <= 2%, word F1 >= 0.97', async () => {
@@ -78,7 +90,14 @@ describe('OCR on PP-OCRv4', () => {
   });
 
   it('batches recognition across pages in flight: fewer model runs, the same text', async () => {
-    const batched = await OcrEngine.create({ threads: 2, providers: ['cpu'], batchSize: 8 });
+    // The models on this thread (CUDA's default): one queue batches every page in flight.
+    const batched = await OcrEngine.create({
+      threads: 2,
+      workers: 0,
+      providers: ['cpu'],
+      batchSize: 8,
+    });
+    expect(batched.workers).toBe(0);
     const pages = [await render(), await render(0.5), await render(0, 0.6)];
     const before = { ...batched.recognitionStats };
     const alone = [];
@@ -100,6 +119,14 @@ describe('OCR on PP-OCRv4', () => {
     const single = await OcrEngine.create({ threads: 2, providers: ['cpu'], batchSize: 1 });
     await Promise.all(pages.map((p) => single.ocr(p)));
     expect(single.recognitionStats.runs).toBe(single.recognitionStats.crops);
+    await Promise.all([batched.close(), single.close()]);
+    await expect(single.ocr(pages[0]!)).rejects.toThrow('the OCR engine is closed');
+  });
+
+  it('refuses a workers count that is not a whole number', async () => {
+    await expect(OcrEngine.create({ workers: 1.5 })).rejects.toThrow(
+      'workers: 1.5 is not a whole number >= 0',
+    );
   });
 
   it('reads a skewed and blurred page too (rotated boxes)', async () => {
