@@ -1,3 +1,6 @@
+import { execFile } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
 import { modelPaths } from './engine.js';
 import { ModelPool } from './pool.js';
@@ -40,6 +43,21 @@ describe('ModelPool', () => {
     expect((b as PromiseRejectedResult).reason.message).toMatch(/the model worker exited/);
     await expect(pool.run({ op: 'directions', crops: [] })).rejects.toThrow('closed');
   });
+
+  it('does not keep the process alive once its work is done', async () => {
+    // A real child process with two workers, one of which never had a task, and no close().
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--conditions=@marie/source',
+        fileURLToPath(new URL('../test/pool-exits.ts', import.meta.url)),
+      ],
+      { timeout: 30_000 },
+    );
+    expect(stdout.trim()).toBe('done');
+  }, 40_000);
 
   it('says why a worker could not start', async () => {
     await expect(

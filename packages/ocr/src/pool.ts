@@ -116,7 +116,6 @@ export class ModelPool {
 
   #attach(slot: Slot, worker: Worker): void {
     slot.worker = worker;
-    worker.unref();
     worker.on('message', (m: { id: number; ok: boolean; value?: unknown; error?: string }) => {
       const done = slot.busy;
       if (slot.worker !== worker || !done || done.id !== m.id) return;
@@ -148,6 +147,8 @@ export class ModelPool {
     };
     worker.on('error', (err) => lost(`failed: ${err.message}`));
     worker.on('exit', (code) => lost(`exited with code ${code}`));
+    // After the listeners: adding a 'message' listener refs the worker again.
+    worker.unref();
   }
 
   static #spawn(init: WorkerInit, module?: URL): Promise<{ worker: Worker; provider: Provider }> {
