@@ -39,6 +39,7 @@ const PACKAGES = [
   'events',
   'executor',
   'ocr',
+  'jobs',
 ];
 
 describe('published packages', () => {
@@ -119,6 +120,7 @@ import { Nvml } from '@marie/gpu';
 import { Toast, JsonlHandler } from '@marie/events';
 import { MarieExecutor } from '@marie/executor';
 import { OcrEngine } from '@marie/ocr';
+import { parseSubmission, queueOf } from '@marie/jobs';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -154,9 +156,11 @@ const status = await new RequestHandler(new MarieExecutor()).post('/status');
 // @marie/ocr: the PP-OCRv4 models load from the installed packages; a blank image has no lines.
 const engine = await OcrEngine.create({ threads: 1 });
 const blank = await engine.ocr({ data: new Uint8Array(96 * 64 * 3).fill(255), width: 96, height: 64 });
+// @marie/jobs: a submission checked (the queue needs Postgres: the jobs tests run it).
+const queue = queueOf(parseSubmission({ endpoint: '/document/extract', retry_limit: 1 }));
 console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n + ' png=' + pages[0].tensor.shape.join('x') +
   ' nvml=' + nvml.available + ' events=' + drained + ' healthy=' + JSON.parse(status[0].text).healthy +
-  ' ocr=' + engine.provider + ':' + blank.lines.length);
+  ' ocr=' + engine.provider + ':' + blank.lines.length + ' queue=' + queue);
 `,
     );
     // The suite runs on Node 24; the packed packages must also work on the oldest Node that
@@ -168,7 +172,7 @@ console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n
         env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
       });
       expect(stdout.trim(), node).toBe(
-        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0',
+        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0 queue=document.extract',
       );
       const version = await run(node, [join(app, 'node_modules/.bin/marie'), '--version']);
       expect(version.stdout.trim()).toBe('0.1.0');

@@ -1,0 +1,20 @@
+// @marie/jobs: document jobs on Postgres with pg-boss.
+export {
+  CANCEL_CHANNEL,
+  JOB_STATES,
+  type JobData,
+  type JobEvent,
+  type JobState,
+  Jobs,
+  type JobsOptions,
+  type JobView,
+  TERMINAL_STATES,
+} from './jobs.js';
+export { JobSubmission, parseSubmission, queueOf, SUBMIT_DEFAULTS } from './submission.js';
+export {
+  type JobOutcome,
+  type JobRun,
+  type JobTarget,
+  JobWorker,
+  type JobWorkerOptions,
+} from './worker.js';

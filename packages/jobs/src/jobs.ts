@@ -1,0 +1,395 @@
+import { randomUUID } from 'node:crypto';
+import { createLogger, ErrorCode, type Logger, MarieError } from '@marie/core';
+import type { JobRecords } from '@marie/storage';
+import pg from 'pg';
+import { type JobWithMetadata, PgBoss } from 'pg-boss';
+import { type JobSubmission, parseSubmission, queueOf, SUBMIT_DEFAULTS } from './submission.js';
+
+/** pg-boss's job states, and `expired`: a run that outlived `expire_in` (Marie's enum). */
+export const JOB_STATES = [
+  'created',
+  'retry',
+  'active',
+  'completed',
+  'expired',
+  'cancelled',
+  'failed',
+] as const;
+export type JobState = (typeof JOB_STATES)[number];
+export const TERMINAL_STATES: ReadonlySet<JobState> = new Set([
+  'completed',
+  'expired',
+  'cancelled',
+  'failed',
+]);
+
+/** What a job carries to its worker (pg-boss's `data`). */
+export interface JobData {
+  endpoint: string | null;
+  asset_key: string | null;
+  ref_id: string | null;
+  ref_type: string | null;
+  parameters: Record<string, unknown>;
+}
+
+/** A job as the API answers it. */
+export interface JobView {
+  job_id: string;
+  queue: string;
+  state: JobState;
+  /** Runs started so far (pg-boss counts retries: attempts = retries + 1 once it ran). */
+  attempts: number;
+  retry_limit: number;
+  priority: number;
+  endpoint: string | null;
+  asset_key: string | null;
+  ref_id: string | null;
+  ref_type: string | null;
+  created_on: string;
+  start_after: string;
+  started_on: string | null;
+  completed_on: string | null;
+  /** What the run answered (completed). */
+  result?: unknown;
+  /** Why it failed (failed, expired). */
+  error?: { name?: string; message: string };
+}
+
+export interface JobEvent {
+  event: string;
+  jobid: string;
+  status: string;
+  jobtag: string;
+  payload?: Record<string, unknown>;
+}
+
+export interface JobsOptions {
+  /** The Postgres every gateway and worker shares. */
+  connectionString: string;
+  /** pg-boss's schema, where the job index lives too ('pgboss'). */
+  schema?: string;
+  /** Marie's job records (storage issue), kept in step with pg-boss's state. */
+  records?: JobRecords;
+  /** Where `<queue>.scheduled|started|completed|failed` go (a Toast's notify). */
+  notify?: (event: JobEvent) => Promise<unknown>;
+  /** Pool size for pg-boss's connections (10). */
+  max?: number;
+  /** How often pg-boss fails or retries runs that outlived `expire_in` (seconds, 60). */
+  superviseIntervalSeconds?: number;
+  logger?: Logger;
+}
+
+/** The notification channel that tells workers a job was cancelled. */
+export const CANCEL_CHANNEL = 'marie_job_cancel';
+
+/**
+ * Document jobs on pg-boss: submitted once per idempotency key, scheduled with pg-boss's retry,
+ * expiry and delay options, listed, cancelled. Many gateways and `marie worker` processes share
+ * one database. A small index table beside pg-boss's maps a job id to its queue (pg-boss's job
+ * table is keyed by queue and id) and holds the idempotency keys, written in the same transaction
+ * as the job itself.
+ */
+export class Jobs {
+  readonly boss: PgBoss;
+  readonly schema: string;
+  readonly records: JobRecords | undefined;
+  readonly #pool: pg.Pool;
+  readonly #notify: JobsOptions['notify'];
+  readonly #logger: Logger;
+  readonly #queues = new Map<string, Promise<void>>();
+  #started?: Promise<void>;
+
+  constructor(options: JobsOptions) {
+    this.schema = options.schema ?? 'pgboss';
+    if (!/^[a-z_][a-z0-9_]*$/.test(this.schema))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `schema: "${this.schema}" is not a plain lowercase name`,
+        {
+          field: 'schema',
+        },
+      );
+    this.#logger = options.logger ?? createLogger('jobs');
+    this.boss = new PgBoss({
+      connectionString: options.connectionString,
+      schema: this.schema,
+      max: options.max ?? 10,
+      ...(options.superviseIntervalSeconds
+        ? { superviseIntervalSeconds: options.superviseIntervalSeconds }
+        : {}),
+    });
+    (this.boss as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
+      this.#logger.warn({ err: err.message }, 'pg-boss error'),
+    );
+    this.#pool = new pg.Pool({ connectionString: options.connectionString, max: 4 });
+    this.#pool.on('error', (err) =>
+      this.#logger.warn({ err: err.message }, 'idle Postgres connection lost'),
+    );
+    this.records = options.records;
+    this.#notify = options.notify;
+  }
+
+  get index(): string {
+    return `${this.schema}.marie_job_index`;
+  }
+
+  /** Installs or migrates pg-boss's schema and the job index. */
+  start(): Promise<void> {
+    this.#started ??= (async () => {
+      await this.boss.start();
+      await this.#pool.query(
+        `CREATE TABLE IF NOT EXISTS ${this.index} (
+           id uuid PRIMARY KEY,
+           queue text NOT NULL,
+           idempotency_key text UNIQUE,
+           created_on timestamptz NOT NULL DEFAULT now()
+         )`,
+      );
+    })();
+    return this.#started;
+  }
+
+  async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    await this.boss.stop({
+      graceful: options.graceful ?? true,
+      timeout: options.timeoutMs ?? 10_000,
+    });
+    await this.#pool.end();
+  }
+
+  /** The pool the index lives on (workers LISTEN for cancellations through it). */
+  get pool(): pg.Pool {
+    return this.#pool;
+  }
+
+  /**
+   * Queues a job; a bad body throws a MarieError naming the field. The same idempotency key
+   * returns the job it first made (`created: false`), whatever the body says this time.
+   */
+  async submit(body: unknown): Promise<{ job_id: string; created: boolean }> {
+    const s = parseSubmission(body);
+    await this.start();
+    const queue = queueOf(s);
+    await this.ensureQueue(queue);
+    const key = s.idempotency_key ?? null;
+    if (key) {
+      const seen = await this.#pool.query(
+        `SELECT id FROM ${this.index} WHERE idempotency_key = $1`,
+        [key],
+      );
+      if (seen.rows[0]) return { job_id: seen.rows[0].id, created: false };
+    }
+    const id = randomUUID();
+    const client = await this.#pool.connect();
+    try {
+      await client.query('BEGIN');
+      const ins = await client.query(
+        `INSERT INTO ${this.index} (id, queue, idempotency_key) VALUES ($1, $2, $3)
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
+        [id, queue, key],
+      );
+      if (!ins.rows[0]) {
+        // Another submit with this key won the race: answer its job.
+        await client.query('ROLLBACK');
+        const seen = await this.#pool.query(
+          `SELECT id FROM ${this.index} WHERE idempotency_key = $1`,
+          [key],
+        );
+        return { job_id: seen.rows[0].id, created: false };
+      }
+      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+      await this.boss.send(queue, dataOf(s) as object, { ...sendOptions(s), id, db });
+      await client.query('COMMIT');
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+    await this.records?.create(id, {
+      ...(s.endpoint ? { endpoint: s.endpoint } : {}),
+      ...(s.ref_id ? { refId: s.ref_id } : {}),
+      ...(s.ref_type ? { refType: s.ref_type } : {}),
+    });
+    await this.event(queue, 'scheduled', id, 'PENDING', { ref_id: s.ref_id ?? null });
+    return { job_id: id, created: true };
+  }
+
+  /** A queue pg-boss knows (created once per process; creating an existing one is a no-op). */
+  ensureQueue(name: string): Promise<void> {
+    let made = this.#queues.get(name);
+    if (!made) {
+      made = (async () => {
+        await this.start();
+        if (!(await this.boss.getQueue(name))) await this.boss.createQueue(name);
+      })();
+      made.catch(() => this.#queues.delete(name));
+      this.#queues.set(name, made);
+    }
+    return made;
+  }
+
+  /** The job, or undefined for an id no submit made. */
+  async get(id: string): Promise<JobView | undefined> {
+    if (!isUuid(id)) return undefined;
+    await this.start();
+    const q = await this.#pool.query(`SELECT queue FROM ${this.index} WHERE id = $1`, [id]);
+    const queue: string | undefined = q.rows[0]?.queue;
+    if (!queue) return undefined;
+    const [job] = await this.boss.findJobs<JobData>(queue, { id });
+    return job ? view(job) : undefined;
+  }
+
+  /** Newest first, filtered by state and queue; `after` is the last job_id of the previous page. */
+  async list(
+    options: { state?: JobState; queue?: string; limit?: number; after?: string } = {},
+  ): Promise<JobView[]> {
+    await this.start();
+    if (options.state !== undefined && !JOB_STATES.includes(options.state))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `state: "${options.state}" is not one of ${JOB_STATES.join(', ')}`,
+        {
+          field: 'state',
+        },
+      );
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new MarieError(ErrorCode.InvalidArgument, `limit: ${limit} is not 1-1000`, {
+        field: 'limit',
+      });
+    if (options.after !== undefined && !isUuid(options.after))
+      throw new MarieError(ErrorCode.InvalidArgument, `after: "${options.after}" is not a job id`, {
+        field: 'after',
+      });
+    // `expired` is pg-boss's failed with its timeout output.
+    const state = options.state === 'expired' ? 'failed' : (options.state ?? null);
+    const res = await this.#pool.query(
+      `SELECT j.id, j.name, j.state::text AS state, j.retry_count AS "retryCount",
+              j.retry_limit AS "retryLimit", j.priority, j.data, j.output,
+              j.created_on AS "createdOn", j.start_after AS "startAfter",
+              j.started_on AS "startedOn", j.completed_on AS "completedOn"
+       FROM ${this.schema}.job j JOIN ${this.index} i ON i.id = j.id AND i.queue = j.name
+       WHERE ($1::text IS NULL OR j.name = $1) AND ($2::text IS NULL OR j.state::text = $2)
+         AND ($3::boolean IS NOT TRUE OR j.output->'value'->>'message' = 'job timed out'
+              OR j.output->>'message' LIKE 'handler execution exceeded %')
+         AND ($4::uuid IS NULL OR (j.created_on, j.id) <
+              (SELECT created_on, id FROM ${this.schema}.job WHERE id = $4 LIMIT 1))
+       ORDER BY j.created_on DESC, j.id DESC LIMIT $5`,
+      [options.queue ?? null, state, options.state === 'expired', options.after ?? null, limit],
+    );
+    return res.rows.map((r) => view(r as unknown as JobWithMetadata<JobData>));
+  }
+
+  /**
+   * Cancels a job that has not ended (a running one's worker aborts its signal); a terminal job
+   * stays as it is. Undefined for an unknown id.
+   */
+  async cancel(id: string): Promise<JobView | undefined> {
+    const job = await this.get(id);
+    if (!job) return undefined;
+    if (TERMINAL_STATES.has(job.state)) return job;
+    await this.boss.cancel(job.queue, id);
+    await this.#pool.query('SELECT pg_notify($1, $2)', [CANCEL_CHANNEL, id]);
+    await this.records
+      ?.stop(id)
+      .catch((err: Error) =>
+        this.#logger.warn({ job_id: id, err: err.message }, 'job record not stopped'),
+      );
+    await this.event(job.queue, 'cancelled', id, 'STOPPED');
+    return this.get(id);
+  }
+
+  /** An event through `notify`; a failure to hand it over is logged, never thrown. */
+  async event(
+    queue: string,
+    what: string,
+    id: string,
+    status: string,
+    payload?: Record<string, unknown>,
+  ): Promise<void> {
+    if (!this.#notify) return;
+    try {
+      await this.#notify({
+        event: `${queue}.${what}`,
+        jobid: id,
+        status,
+        jobtag: queue,
+        ...(payload ? { payload } : {}),
+      });
+    } catch (err) {
+      this.#logger.warn(
+        { job_id: id, event: `${queue}.${what}`, err: (err as Error).message },
+        'job event not delivered',
+      );
+    }
+  }
+}
+
+function dataOf(s: JobSubmission): JobData {
+  return {
+    endpoint: s.endpoint ?? null,
+    asset_key: s.asset_key ?? null,
+    ref_id: s.ref_id ?? null,
+    ref_type: s.ref_type ?? null,
+    parameters: s.parameters ?? {},
+  };
+}
+
+function sendOptions(s: JobSubmission) {
+  const retryDelay = s.retry_delay ?? SUBMIT_DEFAULTS.retry_delay;
+  return {
+    retryLimit: s.retry_limit ?? SUBMIT_DEFAULTS.retry_limit,
+    retryDelay,
+    retryBackoff: s.retry_backoff ?? SUBMIT_DEFAULTS.retry_backoff,
+    ...(s.priority !== undefined ? { priority: s.priority } : {}),
+    ...(s.expire_in !== undefined ? { expireInSeconds: s.expire_in } : {}),
+    ...(s.start_after !== undefined
+      ? { startAfter: typeof s.start_after === 'number' ? s.start_after : new Date(s.start_after) }
+      : {}),
+  };
+}
+
+const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : null);
+
+function view(j: JobWithMetadata<JobData>): JobView {
+  const output = (j.output ?? null) as Record<string, unknown> | null;
+  // pg-boss fails a run past its expiry in one of two ways: the supervisor, when the worker is
+  // gone ("job timed out"), or the worker itself ("handler execution exceeded 1s").
+  const message = ((output?.value ?? output) as { message?: unknown } | null)?.message;
+  const timedOut =
+    j.state === 'failed' &&
+    typeof message === 'string' &&
+    (message === 'job timed out' || /^handler execution exceeded \d+s$/.test(message));
+  const state: JobState = timedOut ? 'expired' : (j.state as JobState);
+  const ran = j.startedOn != null;
+  const out: JobView = {
+    job_id: j.id,
+    queue: j.name,
+    state,
+    attempts: ran ? j.retryCount + 1 : j.retryCount,
+    retry_limit: j.retryLimit,
+    priority: j.priority,
+    endpoint: j.data?.endpoint ?? null,
+    asset_key: j.data?.asset_key ?? null,
+    ref_id: j.data?.ref_id ?? null,
+    ref_type: j.data?.ref_type ?? null,
+    created_on: iso(j.createdOn)!,
+    start_after: iso(j.startAfter)!,
+    started_on: iso(j.startedOn),
+    completed_on: iso(j.completedOn),
+  };
+  if (state === 'completed') out.result = output;
+  if ((state === 'failed' || state === 'expired' || state === 'retry') && output) {
+    const e = (output.value ?? output) as { name?: string; message?: string };
+    out.error = {
+      ...(e.name ? { name: e.name } : {}),
+      message: e.message ?? JSON.stringify(output),
+    };
+  }
+  return out;
+}
+
+function isUuid(s: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
+}

@@ -1,0 +1,188 @@
+import { hostname } from 'node:os';
+import { createLogger, type Logger, type PostOptions } from '@marie/core';
+import type pg from 'pg';
+import type { JobWithMetadata } from 'pg-boss';
+import { CANCEL_CHANNEL, type JobData, type Jobs } from './jobs.js';
+
+/** What runs a job: a Client of the gateway or of an executor, a Flow, a Deployment. */
+export interface JobTarget {
+  post(on: string, docs: readonly object[], options: PostOptions): Promise<unknown>;
+}
+
+/** A job as its run sees it. */
+export interface JobRun {
+  id: string;
+  queue: string;
+  /** 1 on the first run. */
+  attempt: number;
+  data: JobData;
+  /** Fires when the job is cancelled, or the worker stops. */
+  signal: AbortSignal;
+}
+
+/** What a run answers, stored as the job's result. */
+export interface JobOutcome {
+  /** The answer's `parameters.__results__` (what the executors returned). */
+  results: Record<string, unknown>;
+  /** The answer's documents. */
+  docs: readonly object[];
+}
+
+export interface JobWorkerOptions {
+  /** Queues to take jobs from, each with its own concurrency (default 1). */
+  queues: Record<string, { concurrency?: number }> | string[];
+  /** Where a job runs: posted to its endpoint (`data.endpoint`, else `endpoint` here). */
+  target?: JobTarget;
+  /** The endpoint of jobs submitted to a named queue without one ('/default'). */
+  endpoint?: string;
+  /** Runs a job instead of posting it to a target. */
+  run?: (job: JobRun) => Promise<JobOutcome>;
+  /** How often an idle worker looks for jobs (pg-boss polling, seconds: 0.5). */
+  pollingIntervalSeconds?: number;
+  logger?: Logger;
+}
+
+/**
+ * Takes jobs and runs them: at least once. A worker that dies mid-job leaves it active until its
+ * expiry, then pg-boss hands it out again; a job's result is written by pg-boss's completion of
+ * the attempt it fetched (a stale attempt completes nothing), and the job record's terminal
+ * status never moves, so a job finishes once. Retries back off as the job asked, then it fails
+ * with the last error. A cancelled job's run sees its signal fire (a NOTIFY from `Jobs.cancel`).
+ */
+export class JobWorker {
+  readonly id = `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
+  readonly #jobs: Jobs;
+  readonly #options: JobWorkerOptions;
+  readonly #logger: Logger;
+  readonly #running = new Map<string, AbortController>();
+  #listener?: pg.PoolClient;
+
+  constructor(jobs: Jobs, options: JobWorkerOptions) {
+    if (!options.target && !options.run) throw new TypeError('JobWorker: give a target or run');
+    this.#jobs = jobs;
+    this.#options = options;
+    this.#logger = options.logger ?? createLogger('jobs');
+  }
+
+  /** Jobs running on this worker now. */
+  get active(): number {
+    return this.#running.size;
+  }
+
+  async start(): Promise<void> {
+    await this.#jobs.start();
+    this.#listener = await this.#jobs.pool.connect();
+    this.#listener.on('notification', (n) => {
+      if (n.channel === CANCEL_CHANNEL && n.payload)
+        this.#running.get(n.payload)?.abort(new Error(`job ${n.payload} was cancelled`));
+    });
+    await this.#listener.query(`LISTEN ${CANCEL_CHANNEL}`);
+    const queues: Record<string, { concurrency?: number }> = Array.isArray(this.#options.queues)
+      ? Object.fromEntries(this.#options.queues.map((q) => [q, {}]))
+      : this.#options.queues;
+    for (const [queue, { concurrency }] of Object.entries(queues)) {
+      await this.#jobs.ensureQueue(queue);
+      const options = {
+        batchSize: 1,
+        includeMetadata: true,
+        localConcurrency: concurrency ?? 1,
+        pollingIntervalSeconds: this.#options.pollingIntervalSeconds ?? 0.5,
+      } as const;
+      await this.#jobs.boss.work<JobData, JobOutcome, typeof options>(
+        queue,
+        options,
+        (jobs: JobWithMetadata<JobData>[]) => this.#handle(queue, jobs[0]!),
+      );
+    }
+  }
+
+  /** Stops taking jobs; running ones finish (or are aborted after `timeoutMs`). */
+  async stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    const names = Array.isArray(this.#options.queues)
+      ? this.#options.queues
+      : Object.keys(this.#options.queues);
+    await Promise.all(
+      names.map((q) => this.#jobs.boss.offWork(q, { wait: true }).catch(() => {})),
+    ).catch(() => {});
+    const deadline = Date.now() + (options.timeoutMs ?? 10_000);
+    while (this.#running.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    for (const c of this.#running.values()) c.abort(new Error('the worker is stopping'));
+    if (this.#listener) {
+      await this.#listener.query(`UNLISTEN ${CANCEL_CHANNEL}`).catch(() => {});
+      this.#listener.release();
+      this.#listener = undefined;
+    }
+  }
+
+  async #handle(queue: string, job: JobWithMetadata<JobData>): Promise<JobOutcome> {
+    const attempt = job.retryCount + 1;
+    const controller = new AbortController();
+    const signal = AbortSignal.any([controller.signal, job.signal]);
+    this.#running.set(job.id, controller);
+    const records = this.#jobs.records;
+    const data = job.data;
+    try {
+      await records?.start(job.id, {
+        ...(data.endpoint ? { endpoint: data.endpoint } : {}),
+        ...(data.ref_id ? { refId: data.ref_id } : {}),
+        ...(data.ref_type ? { refType: data.ref_type } : {}),
+        executor: this.id,
+      });
+      await this.#jobs.event(queue, 'started', job.id, 'RUNNING', { attempt });
+      const outcome = await this.#run({ id: job.id, queue, attempt, data, signal });
+      signal.throwIfAborted();
+      await records?.succeed(job.id, outcome.results);
+      await this.#jobs.event(queue, 'completed', job.id, 'SUCCEEDED', { attempt });
+      return outcome;
+    } catch (err) {
+      const e = err instanceof Error ? err : new Error(String(err));
+      const last = attempt > job.retryLimit;
+      if (last && !signal.aborted) {
+        await records?.fail(job.id, e).catch(() => {});
+        await this.#jobs.event(queue, 'failed', job.id, 'FAILED', { attempt, error: e.message });
+      }
+      this.#logger.warn(
+        { job_id: job.id, queue, attempt, err: e.message },
+        last ? 'job failed' : 'job attempt failed, to be retried',
+      );
+      // pg-boss stores what is thrown (serialized) as the job's output.
+      throw e;
+    } finally {
+      this.#running.delete(job.id);
+    }
+  }
+
+  async #run(run: JobRun): Promise<JobOutcome> {
+    if (this.#options.run) return this.#options.run(run);
+    const { data } = run;
+    const endpoint = data.endpoint ?? this.#options.endpoint ?? '/default';
+    let results: Record<string, unknown> = {};
+    const docs = (await this.#options.target!.post(
+      endpoint,
+      data.asset_key ? [{ asset_key: data.asset_key }] : [],
+      {
+        parameters: {
+          ...data.parameters,
+          job_id: run.id,
+          ...(data.ref_id ? { ref_id: data.ref_id } : {}),
+          ...(data.ref_type ? { ref_type: data.ref_type } : {}),
+        },
+        signal: run.signal,
+        onDone: (r) => {
+          results = {
+            ...results,
+            ...((r.parameters.__results__ as Record<string, unknown>) ?? {}),
+          };
+        },
+      },
+    )) as readonly object[];
+    return {
+      results,
+      docs: [...docs].map((d) =>
+        typeof (d as { toJSON?: unknown }).toJSON === 'function'
+          ? (d as { toJSON(): object }).toJSON()
+          : d,
+      ),
+    };
+  }
+}
