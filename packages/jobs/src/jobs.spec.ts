@@ -1,9 +1,51 @@
-import { Database, JobRecords, parsePsqlConfig } from '@marie/storage';
+import {
+  createDataRequest,
+  Executor,
+  type RequestContext,
+  RequestHandler,
+  requests,
+  throwIfError,
+} from '@marie/core';
+import { Database, JobRecords, PageDoc, parsePsqlConfig } from '@marie/storage';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../storage/test/support/postgres.js';
 import { type JobEvent, Jobs, type JobView } from './jobs.js';
-import { JobWorker } from './worker.js';
+import { type JobTarget, JobWorker } from './worker.js';
+
+// A real executor, served in process by a RequestHandler with the same validation and return
+// rules as over the network; the target hands the worker the whole answer (onDone), as a Client does.
+class Extract extends Executor {
+  @requests({ on: '/document/extract', requestSchema: PageDoc })
+  extract(docs: { asset_key?: string }[], ctx: RequestContext) {
+    return {
+      seen: ctx.parameters.job_id,
+      ref: ctx.parameters.ref_id,
+      asset: docs[0]?.asset_key,
+      mode: ctx.parameters.mode,
+    };
+  }
+}
+function inProcess(handler: RequestHandler): JobTarget {
+  return {
+    async post(on, docs, options) {
+      const res = await handler.handle(
+        createDataRequest({
+          endpoint: on,
+          docs: [...(docs as object[])],
+          parameters: options.parameters ?? {},
+        }),
+      );
+      throwIfError(res);
+      options.onDone?.({
+        requestId: res.header.requestId,
+        parameters: res.parameters,
+        docs: [...res.docs] as object[],
+      });
+      return res.docs;
+    },
+  };
+}
 
 let url: string;
 let drop: () => Promise<void>;
@@ -205,6 +247,29 @@ describe('workers', () => {
     });
     await conn.end();
   }, 120_000);
+
+  it("runs a job through its endpoint on the target: the answer's __results__ and documents are its result", async () => {
+    const w = worker(jobs, {
+      queues: ['document.extract'],
+      target: inProcess(new RequestHandler(new Extract())),
+    });
+    await w.start();
+    const { job_id } = await jobs.submit({
+      endpoint: '/document/extract',
+      asset_key: 's3://bucket/scan.pdf',
+      ref_id: 'doc-9',
+      parameters: { mode: 'line' },
+    });
+    const done = await settled(job_id, 'completed');
+    await w.stop();
+    expect(done.result).toEqual({
+      results: {
+        Extract: { seen: job_id, ref: 'doc-9', asset: 's3://bucket/scan.pdf', mode: 'line' },
+      },
+      docs: [expect.objectContaining({ asset_key: 's3://bucket/scan.pdf' })],
+    });
+    expect((await records.get(job_id))?.status).toBe('SUCCEEDED');
+  }, 30_000);
 
   it('a job that always fails ends failed after retry_limit + 1 attempts, with the error', async () => {
     let calls = 0;
