@@ -10,6 +10,7 @@ export {
   type JobView,
   TERMINAL_STATES,
 } from './jobs.js';
+export { type JobRoutesOptions, jobRoutes } from './routes.js';
 export { JobSubmission, parseSubmission, queueOf, SUBMIT_DEFAULTS } from './submission.js';
 export {
   type JobOutcome,
