@@ -2,6 +2,7 @@ import { ErrorCode, MarieError, type PostOptions } from '@marie/core';
 import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
 import { GrpcClient } from '@marie/transport-grpc';
 import { HttpClient, WsClient } from '@marie/transport-http';
+import { type Job, type JobRequest, JobsClient } from './jobs.js';
 
 export type { PostOptions, PostResponse } from '@marie/core';
 
@@ -18,6 +19,11 @@ export interface ClientOptions {
   poolSize?: number;
   /** WebSocket sub-protocol: `json` (default) or `bytes`. */
   subprotocol?: 'json' | 'bytes';
+  /**
+   * The gateway's HTTP address for the job API (`http://host:8081`): needed by the job methods
+   * when `host` is a gRPC or WebSocket address; an http(s) client uses its own.
+   */
+  jobs?: string;
 }
 
 interface Transport {
@@ -67,12 +73,26 @@ export class Client {
   readonly host: string;
   readonly port: number;
   readonly #transport: Transport;
+  readonly #jobs: JobsClient | undefined;
 
   constructor(options: ClientOptions = {}) {
     const { protocol, host, port } = resolveAddress(options);
     this.protocol = protocol;
     this.host = host;
     this.port = port;
+    const http = protocol === 'http' || protocol === 'https';
+    const origin =
+      options.jobs ??
+      (http ? `${protocol}://${host.includes(':') ? `[${host}]` : host}:${port}` : undefined);
+    if (origin !== undefined && !/^https?:\/\/./.test(origin))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `jobs: "${origin}" is not an http(s) address`,
+        {
+          field: 'jobs',
+        },
+      );
+    this.#jobs = origin ? new JobsClient(origin) : undefined;
     switch (protocol) {
       case 'grpc':
       case 'grpcs':
@@ -126,6 +146,44 @@ export class Client {
 
   isReady(options?: { timeoutMs?: number }): Promise<boolean> {
     return this.#transport.isReady(options);
+  }
+
+  /** Submits a job to the gateway's job API: `{ job_id, created }` (the same `idempotency_key`, the same job). */
+  submitJob(
+    job: JobRequest,
+    options?: { signal?: AbortSignal },
+  ): Promise<{ job_id: string; created: boolean }> {
+    return this.#jobsApi().submit(job, options);
+  }
+
+  /** A job: state, attempts, times, result or error (a MarieError not_found when there is none). */
+  job(id: string, options?: { signal?: AbortSignal }): Promise<Job> {
+    return this.#jobsApi().job(id, options);
+  }
+
+  /** Jobs, newest first, by state and queue, a page at a time (`after`: the previous page's `next`). */
+  jobs(query?: Parameters<JobsClient['list']>[0]): Promise<{ jobs: Job[]; next: string | null }> {
+    return this.#jobsApi().list(query);
+  }
+
+  /** Cancels a job; a running one's method sees its signal fire. */
+  cancelJob(id: string): Promise<Job> {
+    return this.#jobsApi().cancel(id);
+  }
+
+  /** The job once it has ended, with `onProgress` told of each change of state on the way. */
+  waitForJob(id: string, options?: Parameters<JobsClient['wait']>[1]): Promise<Job> {
+    return this.#jobsApi().wait(id, options);
+  }
+
+  #jobsApi(): JobsClient {
+    if (!this.#jobs)
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `the job API is served over HTTP: give the gateway's HTTP address as ClientOptions.jobs (this client is ${this.protocol}://${this.host}:${this.port})`,
+        { field: 'jobs' },
+      );
+    return this.#jobs;
   }
 
   close(): void {

@@ -5,3 +5,4 @@ export {
   type Protocol,
   resolveAddress,
 } from './client.js';
+export { type Job, type JobRequest, JobsClient } from './jobs.js';

@@ -1,0 +1,198 @@
+import { ErrorCode, MarieError } from '@marie/core';
+
+/** A job as the gateway's job API answers it (`GET /api/v1/jobs/:id`). */
+export interface Job {
+  job_id: string;
+  queue: string;
+  state: 'created' | 'retry' | 'active' | 'completed' | 'expired' | 'cancelled' | 'failed';
+  attempts: number;
+  retry_limit: number;
+  priority: number;
+  endpoint: string | null;
+  asset_key: string | null;
+  ref_id: string | null;
+  ref_type: string | null;
+  created_on: string;
+  start_after: string;
+  started_on: string | null;
+  completed_on: string | null;
+  result?: unknown;
+  error?: { name?: string; message: string };
+}
+
+/** What `submitJob` takes: the body of `POST /api/v1/jobs`. */
+export interface JobRequest {
+  endpoint?: string;
+  queue?: string;
+  asset_key?: string;
+  ref_id?: string;
+  ref_type?: string;
+  parameters?: Record<string, unknown>;
+  priority?: number;
+  retry_limit?: number;
+  retry_delay?: number;
+  retry_backoff?: boolean;
+  expire_in?: number;
+  start_after?: string | number;
+  idempotency_key?: string;
+}
+
+const TERMINAL = new Set(['completed', 'expired', 'cancelled', 'failed']);
+
+/**
+ * The gateway's job API over HTTP (fetch): submit, look up, list, cancel, and wait on a job's
+ * Server-Sent Events. Errors are MarieErrors: 422 invalid_argument naming the field, 404
+ * not_found, anything else unavailable or internal.
+ */
+export class JobsClient {
+  readonly origin: string;
+
+  constructor(origin: string) {
+    this.origin = origin.replace(/\/+$/, '');
+  }
+
+  async submit(
+    job: JobRequest,
+    options: { signal?: AbortSignal } = {},
+  ): Promise<{ job_id: string; created: boolean }> {
+    return this.#call('POST', '/api/v1/jobs', job, options.signal);
+  }
+
+  job(id: string, options: { signal?: AbortSignal } = {}): Promise<Job> {
+    return this.#call('GET', `/api/v1/jobs/${encodeURIComponent(id)}`, undefined, options.signal);
+  }
+
+  list(
+    query: { state?: Job['state']; queue?: string; limit?: number; after?: string } = {},
+  ): Promise<{ jobs: Job[]; next: string | null }> {
+    const q = new URLSearchParams(
+      Object.entries(query)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]): [string, string] => [k, String(v)]),
+    );
+    return this.#call('GET', `/api/v1/jobs${q.size ? `?${q}` : ''}`);
+  }
+
+  cancel(id: string): Promise<Job> {
+    return this.#call('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`);
+  }
+
+  /**
+   * Resolves with the job once it has ended (completed, failed, expired, cancelled), telling
+   * `onProgress` of each change on the way; follows the job's Server-Sent Events and, should the
+   * stream break, goes on by polling. Rejects on `timeoutMs` or `signal`.
+   */
+  async wait(
+    id: string,
+    options: {
+      onProgress?: (job: Job) => void;
+      timeoutMs?: number;
+      signal?: AbortSignal;
+      pollMs?: number;
+    } = {},
+  ): Promise<Job> {
+    const signals = [
+      options.signal,
+      options.timeoutMs ? AbortSignal.timeout(options.timeoutMs) : undefined,
+    ].filter((s): s is AbortSignal => s !== undefined);
+    const signal = signals.length ? AbortSignal.any(signals) : undefined;
+    let last: Job | undefined;
+    const seen = (j: Job) => {
+      if (!last || last.state !== j.state || last.attempts !== j.attempts) options.onProgress?.(j);
+      last = j;
+    };
+    try {
+      const res = await fetch(`${this.origin}/api/v1/jobs/${encodeURIComponent(id)}/events`, {
+        ...(signal ? { signal } : {}),
+      });
+      if (res.status === 404) throw new MarieError(ErrorCode.NotFound, `no job ${id}`);
+      if (res.ok && res.body) {
+        const decoder = new TextDecoder();
+        let buffer = '';
+        for await (const chunk of res.body) {
+          buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+          let end = buffer.indexOf('\n\n');
+          while (end >= 0) {
+            const data = buffer
+              .slice(0, end)
+              .split('\n')
+              .filter((l) => l.startsWith('data: '))
+              .map((l) => l.slice(6))
+              .join('\n');
+            buffer = buffer.slice(end + 2);
+            if (data) seen(JSON.parse(data) as Job);
+            end = buffer.indexOf('\n\n');
+          }
+        }
+      }
+    } catch (err) {
+      if (err instanceof MarieError || signal?.aborted) throw abortedOr(err, id, signal);
+      // The stream broke: polling below.
+    }
+    while (!last || !TERMINAL.has(last.state)) {
+      if (signal?.aborted) throw abortedOr(undefined, id, signal);
+      if (last) await sleep(options.pollMs ?? 500, signal).catch(() => {});
+      if (signal?.aborted) throw abortedOr(undefined, id, signal);
+      seen(await this.job(id, signal ? { signal } : {}));
+    }
+    return last;
+  }
+
+  async #call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
+    let res: Response;
+    try {
+      res = await fetch(`${this.origin}${path}`, {
+        method,
+        ...(body !== undefined
+          ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }
+          : {}),
+        ...(signal ? { signal } : {}),
+      });
+    } catch (err) {
+      throw new MarieError(
+        ErrorCode.Unavailable,
+        `${method} ${this.origin}${path}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
+    }
+    const text = await res.text();
+    const json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+    if (res.ok) return json as T;
+    const detail =
+      typeof json.detail === 'string' ? json.detail : `${res.status} ${res.statusText}`;
+    const code =
+      res.status === 422 || res.status === 400
+        ? ErrorCode.InvalidArgument
+        : res.status === 404
+          ? ErrorCode.NotFound
+          : res.status === 503
+            ? ErrorCode.Unavailable
+            : ErrorCode.Internal;
+    throw new MarieError(code, detail, typeof json.field === 'string' ? { field: json.field } : {});
+  }
+}
+
+function abortedOr(err: unknown, id: string, signal: AbortSignal | undefined): unknown {
+  if (!signal?.aborted) return err;
+  const reason = signal.reason as Error | undefined;
+  return new MarieError(
+    reason?.name === 'TimeoutError' ? ErrorCode.DeadlineExceeded : ErrorCode.Canceled,
+    `waiting for job ${id}: ${reason?.message ?? 'aborted'}`,
+  );
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(t);
+        reject(signal.reason);
+      },
+      { once: true },
+    );
+  });
+}
