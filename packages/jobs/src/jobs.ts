@@ -74,7 +74,10 @@ export interface JobsOptions {
   notify?: (event: JobEvent) => Promise<unknown>;
   /** Pool size for pg-boss's connections (10). */
   max?: number;
-  /** How often pg-boss fails or retries runs that outlived `expire_in` (seconds, 60). */
+  /**
+   * How often pg-boss looks for runs that outlived `expire_in` (their worker gone) to retry or fail
+   * them (seconds, 60): its supervise and queue-monitor intervals both.
+   */
   superviseIntervalSeconds?: number;
   logger?: Logger;
 }
@@ -115,7 +118,10 @@ export class Jobs {
       schema: this.schema,
       max: options.max ?? 10,
       ...(options.superviseIntervalSeconds
-        ? { superviseIntervalSeconds: options.superviseIntervalSeconds }
+        ? {
+            superviseIntervalSeconds: options.superviseIntervalSeconds,
+            monitorIntervalSeconds: options.superviseIntervalSeconds,
+          }
         : {}),
     });
     (this.boss as unknown as NodeJS.EventEmitter).on('error', (err: Error) =>
