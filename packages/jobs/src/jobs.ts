@@ -195,12 +195,13 @@ export class Jobs {
         [id, queue, key],
       );
       if (!ins.rows[0]) {
-        // Another submit with this key won the race: answer its job.
+        // Another submit with this key won the race (the insert waited for its commit): answer
+        // its job, on this connection. Asking the pool for a second one while holding this one
+        // deadlocks once every connection is held by a submit doing the same.
         await client.query('ROLLBACK');
-        const seen = await this.#pool.query(
-          `SELECT id FROM ${this.index} WHERE idempotency_key = $1`,
-          [key],
-        );
+        const seen = await client.query(`SELECT id FROM ${this.index} WHERE idempotency_key = $1`, [
+          key,
+        ]);
         return { job_id: seen.rows[0].id, created: false };
       }
       const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
