@@ -271,6 +271,16 @@ describe('workers', () => {
     expect((await records.get(job_id))?.status).toBe('SUCCEEDED');
   }, 30_000);
 
+  it('five workers on one Jobs (a pool of 4) leave it room to submit and run', async () => {
+    const many = Array.from({ length: 5 }, (_, i) =>
+      worker(jobs, { queues: [`many-${i}`], run: async () => ({ results: { i }, docs: [] }) }),
+    );
+    await Promise.all(many.map((w) => w.start()));
+    const { job_id } = await jobs.submit({ queue: 'many-4' });
+    expect((await settled(job_id, 'completed')).result).toEqual({ results: { i: 4 }, docs: [] });
+    await Promise.all(many.map((w) => w.stop()));
+  }, 30_000);
+
   it('a job that always fails ends failed after retry_limit + 1 attempts, with the error', async () => {
     let calls = 0;
     const w = worker(jobs, {

@@ -96,6 +96,8 @@ export class Jobs {
   readonly boss: PgBoss;
   readonly schema: string;
   readonly records: JobRecords | undefined;
+  /** The database, as given (workers open their LISTEN connection with it). */
+  readonly connectionString: string;
   readonly #pool: pg.Pool;
   readonly #notify: JobsOptions['notify'];
   readonly #logger: Logger;
@@ -113,6 +115,7 @@ export class Jobs {
         },
       );
     this.#logger = options.logger ?? createLogger('jobs');
+    this.connectionString = options.connectionString;
     this.boss = new PgBoss({
       connectionString: options.connectionString,
       schema: this.schema,
@@ -163,7 +166,7 @@ export class Jobs {
     await this.#pool.end();
   }
 
-  /** The pool the index lives on (workers LISTEN for cancellations through it). */
+  /** The pool the index lives on. */
   get pool(): pg.Pool {
     return this.#pool;
   }

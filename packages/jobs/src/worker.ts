@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { createLogger, type Logger, type PostOptions } from '@marie/core';
-import type pg from 'pg';
+import pg from 'pg';
 import type { JobWithMetadata } from 'pg-boss';
 import { CANCEL_CHANNEL, type JobData, type Jobs } from './jobs.js';
 
@@ -55,7 +55,7 @@ export class JobWorker {
   readonly #options: JobWorkerOptions;
   readonly #logger: Logger;
   readonly #running = new Map<string, AbortController>();
-  #listener?: pg.PoolClient;
+  #listener?: pg.Client;
 
   constructor(jobs: Jobs, options: JobWorkerOptions) {
     if (!options.target && !options.run) throw new TypeError('JobWorker: give a target or run');
@@ -71,7 +71,16 @@ export class JobWorker {
 
   async start(): Promise<void> {
     await this.#jobs.start();
-    this.#listener = await this.#jobs.pool.connect();
+    // A connection of its own for LISTEN, outside the pool: a pooled one held for good would
+    // leave the pool one short for every worker on these Jobs.
+    this.#listener = new pg.Client({ connectionString: this.#jobs.connectionString });
+    this.#listener.on('error', (err) =>
+      this.#logger.warn(
+        { err: err.message },
+        'cancellation listener lost; cancels reach pg-boss only',
+      ),
+    );
+    await this.#listener.connect();
     this.#listener.on('notification', (n) => {
       if (n.channel === CANCEL_CHANNEL && n.payload)
         this.#running.get(n.payload)?.abort(new Error(`job ${n.payload} was cancelled`));
@@ -108,8 +117,7 @@ export class JobWorker {
     while (this.#running.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const c of this.#running.values()) c.abort(new Error('the worker is stopping'));
     if (this.#listener) {
-      await this.#listener.query(`UNLISTEN ${CANCEL_CHANNEL}`).catch(() => {});
-      this.#listener.release();
+      await this.#listener.end().catch(() => {});
       this.#listener = undefined;
     }
   }
