@@ -190,6 +190,13 @@ export class Jobs {
     }
     const id = randomUUID();
     const client = await this.#pool.connect();
+    // A checked-out client reports a lost connection as an 'error' event (the pool only listens
+    // on idle ones): without a listener the process would die of it. The query fails anyway.
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+    };
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const ins = await client.query(
@@ -214,7 +221,8 @@ export class Jobs {
       await client.query('ROLLBACK').catch(() => {});
       throw err;
     } finally {
-      client.release();
+      client.off('error', onError);
+      client.release(lost);
     }
     await this.records?.create(id, {
       ...(s.endpoint ? { endpoint: s.endpoint } : {}),

@@ -56,6 +56,7 @@ export class JobWorker {
   readonly #logger: Logger;
   readonly #running = new Map<string, AbortController>();
   #listener?: pg.Client;
+  #stopped = false;
 
   constructor(jobs: Jobs, options: JobWorkerOptions) {
     if (!options.target && !options.run) throw new TypeError('JobWorker: give a target or run');
@@ -71,21 +72,7 @@ export class JobWorker {
 
   async start(): Promise<void> {
     await this.#jobs.start();
-    // A connection of its own for LISTEN, outside the pool: a pooled one held for good would
-    // leave the pool one short for every worker on these Jobs.
-    this.#listener = new pg.Client({ connectionString: this.#jobs.connectionString });
-    this.#listener.on('error', (err) =>
-      this.#logger.warn(
-        { err: err.message },
-        'cancellation listener lost; cancels reach pg-boss only',
-      ),
-    );
-    await this.#listener.connect();
-    this.#listener.on('notification', (n) => {
-      if (n.channel === CANCEL_CHANNEL && n.payload)
-        this.#running.get(n.payload)?.abort(new Error(`job ${n.payload} was cancelled`));
-    });
-    await this.#listener.query(`LISTEN ${CANCEL_CHANNEL}`);
+    await this.#listen();
     const queues: Record<string, { concurrency?: number }> = Array.isArray(this.#options.queues)
       ? Object.fromEntries(this.#options.queues.map((q) => [q, {}]))
       : this.#options.queues;
@@ -105,8 +92,48 @@ export class JobWorker {
     }
   }
 
+  /**
+   * LISTEN for cancellations on a connection of its own, outside the pool (a pooled one held for
+   * good would leave the pool one short for every worker). A lost connection (Postgres restarted)
+   * is opened again, backing off, until the worker stops.
+   */
+  async #listen(attempt = 0): Promise<void> {
+    const client = new pg.Client({ connectionString: this.#jobs.connectionString });
+    let gone = false;
+    const again = (err?: Error) => {
+      if (gone) return;
+      gone = true;
+      if (this.#listener === client) this.#listener = undefined;
+      client.end().catch(() => {});
+      if (this.#stopped) return;
+      this.#logger.warn({ err: err?.message }, 'cancellation listener lost; listening again');
+      const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
+      setTimeout(() => void this.#listen(attempt + 1).catch(() => {}), delay).unref();
+    };
+    client.on('error', again);
+    client.on('end', () => again());
+    client.on('notification', (n) => {
+      if (n.channel === CANCEL_CHANNEL && n.payload)
+        this.#running.get(n.payload)?.abort(new Error(`job ${n.payload} was cancelled`));
+    });
+    try {
+      await client.connect();
+      await client.query(`LISTEN ${CANCEL_CHANNEL}`);
+    } catch (err) {
+      if (attempt === 0) {
+        gone = true;
+        await client.end().catch(() => {});
+        throw err;
+      }
+      again(err as Error);
+      return;
+    }
+    this.#listener = client;
+  }
+
   /** Stops taking jobs; running ones finish (or are aborted after `timeoutMs`). */
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
+    this.#stopped = true;
     const names = Array.isArray(this.#options.queues)
       ? this.#options.queues
       : Object.keys(this.#options.queues);
