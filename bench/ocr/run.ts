@@ -10,7 +10,7 @@
 // pages/s, p50 per page, and CER / word F1 of ours and tesseract's on the same pages.
 // Run: npm run bench:ocr   (PAGES=12 clean pages by default; tesseract from apt when installed)
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -22,6 +22,7 @@ import {
   characterErrorRate as cer,
   cropQuad,
   detect,
+  dictionary,
   modelPaths,
   OcrEngine,
   type RgbImage,
@@ -231,7 +232,7 @@ rmSync(dir, { recursive: true, force: true });
 async function recognitionThroughput(images: RgbImage[], threads: number) {
   const ort = await import('onnxruntime-node');
   const paths = modelPaths();
-  const keys = readFileSync(paths.keys, 'utf8').split('\n').filter(Boolean);
+  const keys = dictionary();
   const so = { providers: ['cpu' as const], intraOpNumThreads: threads };
   const det = (await createSession(paths.det, so)).session;
   const session = (await createSession(paths.rec, so)).session;

@@ -2,8 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { createLogger, ErrorCode, type Logger, MarieError } from '@marie/core';
 import type { JobRecords } from '@marie/storage';
 import pg from 'pg';
-import { type JobWithMetadata, PgBoss } from 'pg-boss';
+import { PgBoss } from 'pg-boss';
 import { type JobSubmission, parseSubmission, queueOf, SUBMIT_DEFAULTS } from './submission.js';
+import { isUuid, type JobRow, view } from './view.js';
 
 /** pg-boss's job states, and `expired`: a run that outlived `expire_in` (Marie's enum). */
 export const JOB_STATES = [
@@ -250,19 +251,14 @@ export class Jobs {
   /** The job, or undefined for an id no submit made. */
   async get(id: string): Promise<JobView | undefined> {
     if (!isUuid(id)) return undefined;
-    await this.start();
-    const q = await this.#pool.query(`SELECT queue FROM ${this.index} WHERE id = $1`, [id]);
-    const queue: string | undefined = q.rows[0]?.queue;
-    if (!queue) return undefined;
-    const [job] = await this.boss.findJobs<JobData>(queue, { id });
-    return job ? view(job) : undefined;
+    const [job] = await this.#select('i.id = $1', [id]);
+    return job;
   }
 
   /** Newest first, filtered by state and queue; `after` is the last job_id of the previous page. */
   async list(
     options: { state?: JobState; queue?: string; limit?: number; after?: string } = {},
   ): Promise<JobView[]> {
-    await this.start();
     if (options.state !== undefined && !JOB_STATES.includes(options.state))
       throw new MarieError(
         ErrorCode.InvalidArgument,
@@ -282,21 +278,34 @@ export class Jobs {
       });
     // `expired` is pg-boss's failed with its timeout output.
     const state = options.state === 'expired' ? 'failed' : (options.state ?? null);
+    return this.#select(
+      `($1::text IS NULL OR j.name = $1) AND ($2::text IS NULL OR j.state::text = $2)
+       AND ($3::boolean IS NOT TRUE OR j.output->'value'->>'message' = 'job timed out'
+            OR j.output->>'message' LIKE 'handler execution exceeded %')
+       AND ($4::uuid IS NULL OR (j.created_on, j.id) <
+            (SELECT j2.created_on, j2.id FROM ${this.schema}.job j2
+             JOIN ${this.index} i2 ON i2.id = j2.id AND i2.queue = j2.name WHERE i2.id = $4))
+       ORDER BY j.created_on DESC, j.id DESC LIMIT $5`,
+      [options.queue ?? null, state, options.state === 'expired', options.after ?? null, limit],
+    );
+  }
+
+  /**
+   * Jobs as the API shows them: pg-boss's rows reached through the index (pg-boss keys its table
+   * by queue and id, so an id alone goes through the index's primary key).
+   */
+  async #select(where: string, params: unknown[]): Promise<JobView[]> {
+    await this.start();
     const res = await this.#pool.query(
       `SELECT j.id, j.name, j.state::text AS state, j.retry_count AS "retryCount",
               j.retry_limit AS "retryLimit", j.priority, j.data, j.output,
               j.created_on AS "createdOn", j.start_after AS "startAfter",
               j.started_on AS "startedOn", j.completed_on AS "completedOn"
        FROM ${this.schema}.job j JOIN ${this.index} i ON i.id = j.id AND i.queue = j.name
-       WHERE ($1::text IS NULL OR j.name = $1) AND ($2::text IS NULL OR j.state::text = $2)
-         AND ($3::boolean IS NOT TRUE OR j.output->'value'->>'message' = 'job timed out'
-              OR j.output->>'message' LIKE 'handler execution exceeded %')
-         AND ($4::uuid IS NULL OR (j.created_on, j.id) <
-              (SELECT created_on, id FROM ${this.schema}.job WHERE id = $4 LIMIT 1))
-       ORDER BY j.created_on DESC, j.id DESC LIMIT $5`,
-      [options.queue ?? null, state, options.state === 'expired', options.after ?? null, limit],
+       WHERE ${where}`,
+      params,
     );
-    return res.rows.map((r) => view(r as unknown as JobWithMetadata<JobData>));
+    return res.rows.map((r) => view(r as JobRow));
   }
 
   /**
@@ -366,48 +375,4 @@ function sendOptions(s: JobSubmission) {
       ? { startAfter: typeof s.start_after === 'number' ? s.start_after : new Date(s.start_after) }
       : {}),
   };
-}
-
-const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : null);
-
-function view(j: JobWithMetadata<JobData>): JobView {
-  const output = (j.output ?? null) as Record<string, unknown> | null;
-  // pg-boss fails a run past its expiry in one of two ways: the supervisor, when the worker is
-  // gone ("job timed out"), or the worker itself ("handler execution exceeded 1s").
-  const message = ((output?.value ?? output) as { message?: unknown } | null)?.message;
-  const timedOut =
-    j.state === 'failed' &&
-    typeof message === 'string' &&
-    (message === 'job timed out' || /^handler execution exceeded \d+s$/.test(message));
-  const state: JobState = timedOut ? 'expired' : (j.state as JobState);
-  const ran = j.startedOn != null;
-  const out: JobView = {
-    job_id: j.id,
-    queue: j.name,
-    state,
-    attempts: ran ? j.retryCount + 1 : j.retryCount,
-    retry_limit: j.retryLimit,
-    priority: j.priority,
-    endpoint: j.data?.endpoint ?? null,
-    asset_key: j.data?.asset_key ?? null,
-    ref_id: j.data?.ref_id ?? null,
-    ref_type: j.data?.ref_type ?? null,
-    created_on: iso(j.createdOn)!,
-    start_after: iso(j.startAfter)!,
-    started_on: iso(j.startedOn),
-    completed_on: iso(j.completedOn),
-  };
-  if (state === 'completed') out.result = output;
-  if ((state === 'failed' || state === 'expired' || state === 'retry') && output) {
-    const e = (output.value ?? output) as { name?: string; message?: string };
-    out.error = {
-      ...(e.name ? { name: e.name } : {}),
-      message: e.message ?? JSON.stringify(output),
-    };
-  }
-  return out;
-}
-
-function isUuid(s: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
 }

@@ -1,6 +1,6 @@
 import { ErrorCode, MarieError } from '@marie/core';
 import { Type } from '@sinclair/typebox';
-import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { JOB_STATES, type JobState, type Jobs, type JobView, TERMINAL_STATES } from './jobs.js';
 import { JobSubmission } from './submission.js';
 
@@ -55,6 +55,13 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
         .code(status)
         .send({ detail: status >= 500 ? `internal error: ${err.message}` : err.message });
     });
+    // GET and DELETE of one job: its view, or 404 naming the id.
+    const byId =
+      (find: (id: string) => Promise<JobView | undefined>) =>
+      async (req: FastifyRequest, reply: FastifyReply) => {
+        const { id } = req.params as { id: string };
+        return (await find(id)) ?? notFound(reply, id);
+      };
     const notFound = (reply: FastifyReply, id: string) =>
       reply.code(404).send({ detail: `no job ${id}` });
 
@@ -120,11 +127,7 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
           response: { 200: View, 404: Detail },
         },
       },
-      async (req, reply) => {
-        const { id } = req.params as { id: string };
-        const job = await jobs.get(id);
-        return job ?? notFound(reply, id);
-      },
+      byId((id) => jobs.get(id)),
     );
 
     app.delete(
@@ -137,11 +140,7 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
           response: { 200: View, 404: Detail },
         },
       },
-      async (req, reply) => {
-        const { id } = req.params as { id: string };
-        const job = await jobs.cancel(id);
-        return job ?? notFound(reply, id);
-      },
+      byId((id) => jobs.cancel(id)),
     );
 
     app.get(

@@ -211,13 +211,7 @@ export class JobWorker {
         },
       },
     )) as readonly object[];
-    return {
-      results,
-      docs: [...docs].map((d) =>
-        typeof (d as { toJSON?: unknown }).toJSON === 'function'
-          ? (d as { toJSON(): object }).toJSON()
-          : d,
-      ),
-    };
+    // pg-boss stores the outcome as JSON: each document's own toJSON applies there.
+    return { results, docs: [...docs] };
   }
 }

@@ -1,5 +1,6 @@
 export { type DetectOptions, dbBoxes, detect } from './detect.js';
 export {
+  dictionary,
   modelPaths,
   OcrEngine,
   type OcrEngineOptions,
