@@ -37,7 +37,7 @@ const ARROWS = {
   ],
   '@marie/events': ['@marie/core', '@marie/docs', '@marie/storage'],
   '@marie/ocr': ['@marie/core', '@marie/docs', '@marie/gpu'],
-  '@marie/jobs': ['@marie/core', '@marie/storage', '@marie/events', '@marie/flow'],
+  '@marie/jobs': ['@marie/core', '@marie/docs', '@marie/storage', '@marie/events', '@marie/flow'],
   '@marie/cli': '*',
 };
 // Never in core or docs: a transport, a server framework, a driver or a native runtime.

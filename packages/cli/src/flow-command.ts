@@ -1,20 +1,38 @@
 import { createLogger } from '@marie/core';
 import { Flow, type GatewayProtocol, loadFlow, type Polling, parseGraph } from '@marie/flow';
+import { JobService, parseJobsConfig, processorTarget } from '@marie/jobs';
 import { DEFAULT_PORT } from '@marie/transport-grpc';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
 import { keepHeapHeadroom } from './heap-headroom.js';
 import { integer, jsonObject } from './parse.js';
 
-/** Starts a Flow, prints one `ready` line per gateway address, and stops it on SIGTERM/SIGINT. */
+/**
+ * Starts a Flow, prints one `ready` line per gateway address, and stops it on SIGTERM/SIGINT.
+ * A `jobs:` section adds the job API and `/ui` to the gateway's HTTP server, and workers that run
+ * its queues' jobs through the gateway; at shutdown the workers stop first (their jobs finish),
+ * then the Flow, then pg-boss.
+ */
 async function runFlow(command: string, make: () => Promise<Flow> | Flow): Promise<void> {
   const log = createLogger(command);
   let flow: Flow;
+  let jobs: JobService | undefined;
   try {
     keepHeapHeadroom();
     flow = await make();
-    await flow.start();
+    if (flow.options.jobs) {
+      jobs = await JobService.open(parseJobsConfig(flow.options.jobs), { logger: log });
+      flow.options.httpPlugins = [...(flow.options.httpPlugins ?? []), ...jobs.plugins()];
+    }
+    try {
+      await flow.start();
+      await jobs?.startWorkers(processorTarget(flow.gateway!));
+    } catch (err) {
+      await flow.close().catch(() => {});
+      throw err;
+    }
   } catch (err) {
+    await jobs?.stop({ timeoutMs: 1000 }).catch(() => {});
     exitWith(command, err);
   }
   let stopping = false;
@@ -22,7 +40,11 @@ async function runFlow(command: string, make: () => Promise<Flow> | Flow): Promi
     if (stopping) process.exit(1);
     stopping = true;
     log.info(`${signal}: shutting down`);
-    flow.close().then(
+    (async () => {
+      await jobs?.stopWorkers();
+      await flow.close();
+      await jobs?.stop();
+    })().then(
       () => process.exit(0),
       (err: unknown) => {
         log.error({ err }, 'shutdown failed');
@@ -55,6 +77,7 @@ interface GatewayFlags {
   host: string;
   timeoutSend?: number;
   timeoutReady: number;
+  jobs?: string;
 }
 
 const PROTOCOLS = new Set(['grpc', 'http', 'websocket']);
@@ -91,6 +114,10 @@ export function gatewayCommand(): Command {
       integer('--timeout-ready', 1),
       600_000,
     )
+    .option(
+      '--jobs <json>',
+      'the job API, /ui and workers, as a Flow\'s jobs: section: {"database":"postgres://...","queues":{"document.extract":2}}',
+    )
     .action((flags: GatewayFlags) => runFlow('marie gateway', () => gatewayFlow(flags)));
 }
 
@@ -121,7 +148,11 @@ function gatewayFlow(flags: GatewayFlags): Flow {
     if (list.length === 0 || list.some((a) => typeof a !== 'string'))
       throw new UsageError(`--deployments-addresses: "${name}" must list address strings`);
   }
+  const jobs = flags.jobs === undefined ? undefined : jsonObject('--jobs', flags.jobs);
+  if (jobs && !flags.protocol.includes('http'))
+    throw new UsageError('--jobs: the job API is served over HTTP; add http to --protocol');
   return Flow.fromGraph(graph, addresses as Record<string, string[]>, {
+    ...(jobs ? { jobs } : {}),
     protocol: flags.protocol as GatewayProtocol[],
     port: ports,
     host: flags.host,

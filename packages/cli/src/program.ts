@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { executorCommand } from './executor-command.js';
 import { exportCommand } from './export-command.js';
 import { flowCommand, gatewayCommand } from './flow-command.js';
+import { jobCommand, workerCommand } from './jobs-command.js';
 import { ocrCommand } from './ocr-command.js';
 import { pingCommand } from './ping-command.js';
 
@@ -25,5 +26,7 @@ export function createProgram(): Command {
   program.addCommand(exportCommand());
   program.addCommand(pingCommand());
   program.addCommand(ocrCommand());
+  program.addCommand(workerCommand());
+  program.addCommand(jobCommand());
   return program;
 }

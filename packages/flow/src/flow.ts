@@ -6,6 +6,7 @@ import {
   MarieError,
   type Processor,
 } from '@marie/core';
+import type { HttpPlugin } from '@marie/transport-http';
 import { Deployment, type DeploymentOptions } from './deployment.js';
 import { Gateway } from './gateway.js';
 import { describeGraph, type FlowGraph, graphNodes } from './graph.js';
@@ -26,6 +27,13 @@ export interface FlowOptions {
   host?: string;
   /** Deadline of each hop, in milliseconds. */
   timeoutSendMs?: number;
+  /** More routes on the gateway's HTTP server (the job API and `/ui` of @marie/jobs). */
+  httpPlugins?: HttpPlugin[];
+  /**
+   * The YAML's `jobs:` section, as written (keys checked by @marie/jobs, which serves it: the
+   * Flow itself only carries it).
+   */
+  jobs?: Record<string, unknown>;
   logger?: Logger;
 }
 

@@ -87,10 +87,17 @@ export class Gateway implements Processor {
       ? new RegExp(request.header.targetExecutor)
       : undefined;
     const answers = new Map<string, Promise<DataRequest>>([[GATEWAY, Promise.resolve(request)]]);
+    // The caller's signal (made only if the transport gave one) cancels every hop in flight.
+    const signal = typeof options.signal === 'function' ? options.signal() : options.signal;
     for (const node of this.#nodes) {
       answers.set(
         node.name,
-        this.#hop(node, Promise.all(node.needs.map((n) => answers.get(n)!)), target),
+        this.#hop(
+          node,
+          Promise.all(node.needs.map((n) => answers.get(n)!)),
+          target,
+          node.floating ? undefined : signal, // a side effect outlives the caller
+        ),
       );
     }
     for (const node of this.#nodes.filter((n) => n.floating)) {
@@ -117,12 +124,14 @@ export class Gateway implements Processor {
     node: GatewayNode,
     inputs: Promise<DataRequest[]>,
     target: RegExp | undefined,
+    signal: AbortSignal | undefined,
   ): Promise<DataRequest> {
     const received = await inputs;
     const failed = received.find((a) => a.header.status?.code === StatusCode.ERROR);
     if (failed) return failed; // an error stops the request where it happened
     const timeout: SendOptions = {
       docsBytes: true,
+      ...(signal ? { signal } : {}),
       ...(this.#options.timeoutSendMs === undefined
         ? {}
         : { timeoutMs: this.#options.timeoutSendMs }),

@@ -37,6 +37,7 @@ const EXTERNAL_KEYS = new Set(['host', 'port']);
  * A Flow from YAML, Jina's shape: `jtype: Flow`, `with: { protocol, port, timeout_send }`,
  * `executors: [{ name, uses, uses_with, py_modules, replicas, shards, needs, when, floating }]`.
  * Paths in `uses` and `py_modules` are relative to the YAML file; `${{ ENV.X }}` is substituted.
+ * A `jobs:` section (a job API and workers on the gateway) is carried in `flow.options.jobs`.
  */
 export async function loadFlow(
   path: string,
@@ -62,6 +63,15 @@ export async function loadFlow(
     ...(typeof w.host === 'string' ? { host: w.host } : {}),
     ...(timeout === undefined ? {} : { timeoutSendMs: Number(timeout) }),
   });
+  if (raw.jobs !== undefined) {
+    if (!isPlainObject(raw.jobs))
+      throw new ConfigError(`${path}: jobs must be a mapping (database, queues, uploads)`);
+    if (![protocol].flat().includes('http'))
+      throw new ConfigError(
+        `${path}: jobs: the job API is served over HTTP; add http to with.protocol`,
+      );
+    flow.options.jobs = raw.jobs;
+  }
   if (!Array.isArray(raw.executors) || raw.executors.length === 0)
     throw new ConfigError(`${path}: "executors" must list at least one executor`);
   for (const [i, entry] of raw.executors.entries()) {

@@ -23,6 +23,8 @@ export interface PostOptions<R extends AnyDocType = AnyDocType> {
 
 export interface SendOptions {
   timeoutMs?: number;
+  /** Cancels the call (the caller gave up: a client gone, a job cancelled). */
+  signal?: AbortSignal;
   /** The answer's documents may stay serialized (`DataRequest.docsBytes`). */
   docsBytes?: boolean;
 }
@@ -98,6 +100,7 @@ export class ShardRouter {
   async #onShard(
     shard: readonly Upstream[],
     call: (client: GrpcClient) => Promise<DataRequest>,
+    signal?: AbortSignal,
   ): Promise<DataRequest> {
     const tried = new Set<Upstream>();
     const retries = this.#options.retries ?? 3;
@@ -115,7 +118,7 @@ export class ShardRouter {
         return await call(replica.client);
       } catch (err) {
         lastError = err;
-        if (!(err instanceof MarieError) || !RETRYABLE.has(err.code)) throw err;
+        if (!(err instanceof MarieError) || !RETRYABLE.has(err.code) || signal?.aborted) throw err;
         this.#options.logger.warn(`${replica.label}: ${err.message}; retrying on another replica`);
       } finally {
         replica.inFlight--;
@@ -131,7 +134,10 @@ export class ShardRouter {
   }
 
   #timeout(options: SendOptions) {
-    return options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs };
+    return {
+      ...(options.timeoutMs === undefined ? {} : { timeoutMs: options.timeoutMs }),
+      ...(options.signal ? { signal: options.signal } : {}),
+    };
   }
 
   /**
@@ -146,10 +152,12 @@ export class ShardRouter {
     };
     if (this.shards.length === 1 || this.#pollingFor(req.header.execEndpoint) === 'ANY') {
       const shard = this.shards[this.#next % this.shards.length]!;
-      return this.#onShard(shard, (client) => client.send(req, timeout));
+      return this.#onShard(shard, (client) => client.send(req, timeout), options.signal);
     }
     const settled = await Promise.allSettled(
-      this.shards.map((shard) => this.#onShard(shard, (client) => client.send(req, timeout))),
+      this.shards.map((shard) =>
+        this.#onShard(shard, (client) => client.send(req, timeout), options.signal),
+      ),
     );
     return reduceAnswers(req, settled);
   }
@@ -159,7 +167,7 @@ export class ShardRouter {
     if (this.#closed) throw new MarieError(ErrorCode.Unavailable, `${this.name} is closed`);
     const shard = this.shards[this.#next % this.shards.length]!;
     const timeout = this.#timeout(options);
-    return this.#onShard(shard, (client) => client.sendMany(reqs, timeout));
+    return this.#onShard(shard, (client) => client.sendMany(reqs, timeout), options.signal);
   }
 
   /** Posts documents and resolves to the answer's documents; an error answer rejects with a MarieError. */

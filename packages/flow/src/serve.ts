@@ -1,6 +1,6 @@
 import type { Processor } from '@marie/core';
 import { GrpcServer } from '@marie/transport-grpc';
-import { HttpServer } from '@marie/transport-http';
+import { type HttpPlugin, HttpServer } from '@marie/transport-http';
 
 export type GatewayProtocol = 'grpc' | 'http' | 'websocket';
 
@@ -18,6 +18,8 @@ export async function serveProcessor(
     protocol?: GatewayProtocol | GatewayProtocol[];
     port?: number | number[];
     host?: string;
+    /** More routes on the HTTP servers (the job API, /ui). */
+    httpPlugins?: readonly HttpPlugin[];
   },
 ): Promise<Served> {
   const protocols = [options.protocol ?? 'grpc'].flat();
@@ -34,7 +36,14 @@ export async function serveProcessor(
       const server =
         protocol === 'grpc'
           ? new GrpcServer(processor, { host, port })
-          : new HttpServer(processor, { protocol, host, port });
+          : new HttpServer(processor, {
+              protocol,
+              host,
+              port,
+              ...(protocol === 'http' && options.httpPlugins
+                ? { plugins: options.httpPlugins }
+                : {}),
+            });
       servers.push(server);
       const bound = await server.start();
       addresses.push(`${SCHEME[protocol]}://${host}:${bound.port}`);

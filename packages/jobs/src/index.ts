@@ -11,7 +11,15 @@ export {
   TERMINAL_STATES,
 } from './jobs.js';
 export { type JobRoutesOptions, jobRoutes } from './routes.js';
+export {
+  JobService,
+  type JobsConfig,
+  parseJobsConfig,
+  parseQueues,
+  processorTarget,
+} from './service.js';
 export { JobSubmission, parseSubmission, queueOf, SUBMIT_DEFAULTS } from './submission.js';
+export { jobUi } from './ui.js';
 export {
   type JobOutcome,
   type JobRun,

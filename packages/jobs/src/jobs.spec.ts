@@ -142,7 +142,8 @@ describe('submitting', () => {
     expect((await records.get(a.job_id))?.status).toBe('PENDING');
     expect(events.find((e) => e.jobid === a.job_id)).toMatchObject({
       event: 'document.extract.scheduled',
-      status: 'PENDING',
+      status: 'INFO',
+      jobtag: 'doc',
     });
     expect(await jobs.get('00000000-0000-4000-8000-000000000000')).toBeUndefined();
     expect(await jobs.get('not-a-uuid')).toBeUndefined();

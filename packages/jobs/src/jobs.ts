@@ -56,10 +56,13 @@ export interface JobView {
   error?: { name?: string; message: string };
 }
 
+/** A job event as Marie sends it: `<queue>.<scheduled|started|completed|failed|cancelled>`. */
 export interface JobEvent {
   event: string;
   jobid: string;
-  status: string;
+  /** Marie's: OK for a completion, FAILED for a failure, INFO for the rest. */
+  status: 'INFO' | 'OK' | 'FAILED';
+  /** The job's ref_type (Marie's jobtag), or its queue when it has none. */
   jobtag: string;
   payload?: Record<string, unknown>;
 }
@@ -230,7 +233,7 @@ export class Jobs {
       ...(s.ref_id ? { refId: s.ref_id } : {}),
       ...(s.ref_type ? { refType: s.ref_type } : {}),
     });
-    await this.event(queue, 'scheduled', id, 'PENDING', { ref_id: s.ref_id ?? null });
+    await this.event(queue, 'scheduled', id, 'INFO', { ref_id: s.ref_id ?? null }, s.ref_type);
     return { job_id: id, created: true };
   }
 
@@ -323,7 +326,7 @@ export class Jobs {
       .catch((err: Error) =>
         this.#logger.warn({ job_id: id, err: err.message }, 'job record not stopped'),
       );
-    await this.event(job.queue, 'cancelled', id, 'STOPPED');
+    await this.event(job.queue, 'cancelled', id, 'INFO', undefined, job.ref_type);
     return this.get(id);
   }
 
@@ -332,8 +335,9 @@ export class Jobs {
     queue: string,
     what: string,
     id: string,
-    status: string,
+    status: JobEvent['status'],
     payload?: Record<string, unknown>,
+    refType?: string | null,
   ): Promise<void> {
     if (!this.#notify) return;
     try {
@@ -341,7 +345,7 @@ export class Jobs {
         event: `${queue}.${what}`,
         jobid: id,
         status,
-        jobtag: queue,
+        jobtag: refType || queue,
         ...(payload ? { payload } : {}),
       });
     } catch (err) {

@@ -166,7 +166,8 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
           connection: 'keep-alive',
         });
         let closed = false;
-        req.raw.on('close', () => {
+        // The response's 'close' is the client going (the request's fires once its body is read).
+        res.on('close', () => {
           closed = true;
         });
         const send = (j: JobView) => res.write(`event: state\ndata: ${JSON.stringify(j)}\n\n`);

@@ -163,18 +163,25 @@ export class JobWorker {
         ...(data.ref_type ? { refType: data.ref_type } : {}),
         executor: this.id,
       });
-      await this.#jobs.event(queue, 'started', job.id, 'RUNNING', { attempt });
+      await this.#jobs.event(queue, 'started', job.id, 'INFO', { attempt }, data.ref_type);
       const outcome = await this.#run({ id: job.id, queue, attempt, data, signal });
       signal.throwIfAborted();
       await records?.succeed(job.id, outcome.results);
-      await this.#jobs.event(queue, 'completed', job.id, 'SUCCEEDED', { attempt });
+      await this.#jobs.event(queue, 'completed', job.id, 'OK', { attempt }, data.ref_type);
       return outcome;
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       const last = attempt > job.retryLimit;
       if (last && !signal.aborted) {
         await records?.fail(job.id, e).catch(() => {});
-        await this.#jobs.event(queue, 'failed', job.id, 'FAILED', { attempt, error: e.message });
+        await this.#jobs.event(
+          queue,
+          'failed',
+          job.id,
+          'FAILED',
+          { attempt, error: e.message },
+          data.ref_type,
+        );
       }
       this.#logger.warn(
         { job_id: job.id, queue, attempt, err: e.message },

@@ -28,8 +28,17 @@ export interface HttpServerOptions {
   port?: number;
   /** Largest request body (HTTP) or frame (WebSocket), in bytes; 100 MB unless given. */
   bodyLimit?: number;
+  /**
+   * More routes on the same server (protocol `http`), each registered as its own fastify plugin
+   * once the OpenAPI document is set up, so their route schemas appear in it too: the gateway's
+   * job API and `/ui`.
+   */
+  plugins?: readonly HttpPlugin[];
   logger?: Logger;
 }
+
+/** A fastify plugin the HTTP server registers (encapsulated: its hooks and handlers stay its own). */
+export type HttpPlugin = (app: FastifyInstance) => Promise<void>;
 
 const require = createRequire(import.meta.url);
 const VERSION: string = require('../package.json').version;
@@ -208,6 +217,8 @@ export class HttpServer {
         });
       },
     );
+
+    for (const plugin of this.#options.plugins ?? []) await app.register(plugin);
 
     for (const [endpoint, route] of models.routes) {
       const url = endpointPath(endpoint);
