@@ -44,6 +44,7 @@ export function jobUi(service: JobService, options: { bodyLimit?: number } = {})
     app.get('/ui/', { schema: { hide: true } as object }, (_req, reply) => reply.redirect('/ui'));
 
     // The document is the body, whatever its content type says: its bytes tell what it is.
+    app.removeAllContentTypeParsers();
     app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit }, (_req, body, done) =>
       done(null, body),
     );
