@@ -8,6 +8,7 @@ export {
   Jobs,
   type JobsOptions,
   type JobView,
+  SUBMIT_CHANNEL,
   TERMINAL_STATES,
 } from './jobs.js';
 export { type JobRoutesOptions, jobRoutes } from './routes.js';

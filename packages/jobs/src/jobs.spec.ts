@@ -126,6 +126,13 @@ describe('submitting', () => {
     );
     expect(new Set(raced.map((r) => r.job_id)).size).toBe(1);
     expect(raced.filter((r) => r.created)).toHaveLength(1);
+    // The losers left nothing behind: their index, job and record rows were one transaction.
+    const rows = await jobs.pool.query(
+      `SELECT (SELECT count(*)::int FROM pgboss.job WHERE name = 'race') AS jobs,
+              (SELECT count(*)::int FROM public.marie_job WHERE job_id = $1) AS records`,
+      [raced[0]!.job_id],
+    );
+    expect(rows.rows[0]).toEqual({ jobs: 1, records: 1 });
     const view = await jobs.get(a.job_id);
     expect(view).toMatchObject({
       job_id: a.job_id,
@@ -147,6 +154,27 @@ describe('submitting', () => {
     });
     expect(await jobs.get('00000000-0000-4000-8000-000000000000')).toBeUndefined();
     expect(await jobs.get('not-a-uuid')).toBeUndefined();
+  });
+
+  it('submits the same way in an explicit transaction (submitInOneTrip: false)', async () => {
+    const tx = new Jobs({ connectionString: url, records, submitInOneTrip: false });
+    try {
+      const raced = await Promise.all(
+        Array.from({ length: 8 }, () =>
+          tx.submit({ queue: 'race-tx', idempotency_key: 'k-race-tx', ref_id: 'tx' }),
+        ),
+      );
+      expect(new Set(raced.map((r) => r.job_id)).size).toBe(1);
+      expect(raced.filter((r) => r.created)).toHaveLength(1);
+      expect(await tx.get(raced[0]!.job_id)).toMatchObject({ queue: 'race-tx', ref_id: 'tx' });
+      expect((await records.get(raced[0]!.job_id))?.status).toBe('PENDING');
+      const n = await tx.pool.query(
+        `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'race-tx'`,
+      );
+      expect(n.rows[0].n).toBe(1);
+    } finally {
+      await tx.stop({ timeoutMs: 2000 });
+    }
   });
 
   it('names the field of a bad body', async () => {

@@ -2,7 +2,13 @@ import { hostname } from 'node:os';
 import { createLogger, type Logger, type PostOptions } from '@marie/core';
 import pg from 'pg';
 import type { JobWithMetadata } from 'pg-boss';
-import { CANCEL_CHANNEL, type JobData, type Jobs } from './jobs.js';
+import { CANCEL_CHANNEL, type JobData, type Jobs, SUBMIT_CHANNEL } from './jobs.js';
+
+/** One of a queue's pg-boss workers (a concurrency slot). */
+interface Slot {
+  id: string;
+  busy: boolean;
+}
 
 /** What runs a job: a Client of the gateway or of an executor, a Flow, a Deployment. */
 export interface JobTarget {
@@ -55,6 +61,7 @@ export class JobWorker {
   readonly #options: JobWorkerOptions;
   readonly #logger: Logger;
   readonly #running = new Map<string, AbortController>();
+  readonly #slots = new Map<string, Slot[]>();
   #listener?: pg.Client;
   #stopped = false;
 
@@ -81,15 +88,39 @@ export class JobWorker {
       const options = {
         batchSize: 1,
         includeMetadata: true,
-        localConcurrency: concurrency ?? 1,
+        localConcurrency: 1,
         pollingIntervalSeconds: this.#options.pollingIntervalSeconds ?? 0.5,
       } as const;
-      await this.#jobs.boss.work<JobData, JobOutcome, typeof options>(
-        queue,
-        options,
-        (jobs: JobWithMetadata<JobData>[]) => this.#handle(queue, jobs[0]!),
-      );
+      // One pg-boss worker per slot, each knowing its id: a slot that ran a job wakes itself to
+      // fetch again at once (pg-boss would wait out its polling interval after every job, which
+      // caps a queue at concurrency / interval jobs/s), and a submit's NOTIFY wakes one idle slot.
+      const slots: Slot[] = [];
+      this.#slots.set(queue, slots);
+      for (let i = 0; i < (concurrency ?? 1); i++) {
+        const slot: Slot = { id: '', busy: false };
+        slot.id = await this.#jobs.boss.work<JobData, JobOutcome, typeof options>(
+          queue,
+          options,
+          async (jobs: JobWithMetadata<JobData>[]) => {
+            slot.busy = true;
+            try {
+              return await this.#handle(queue, jobs[0]!);
+            } finally {
+              slot.busy = false;
+              // Read by pg-boss once this handler returns: no delay before the next fetch.
+              this.#jobs.boss.notifyWorker(slot.id);
+            }
+          },
+        );
+        slots.push(slot);
+      }
     }
+  }
+
+  /** A job was submitted to `queue`: one idle slot fetches now rather than at its next poll. */
+  #wake(queue: string): void {
+    const idle = this.#slots.get(queue)?.find((s) => !s.busy && s.id);
+    if (idle) this.#jobs.boss.notifyWorker(idle.id);
   }
 
   /**
@@ -113,12 +144,14 @@ export class JobWorker {
     client.on('error', again);
     client.on('end', () => again());
     client.on('notification', (n) => {
-      if (n.channel === CANCEL_CHANNEL && n.payload)
+      if (!n.payload) return;
+      if (n.channel === CANCEL_CHANNEL)
         this.#running.get(n.payload)?.abort(new Error(`job ${n.payload} was cancelled`));
+      else if (n.channel === SUBMIT_CHANNEL) this.#wake(n.payload);
     });
     try {
       await client.connect();
-      await client.query(`LISTEN ${CANCEL_CHANNEL}`);
+      await client.query(`LISTEN ${CANCEL_CHANNEL}; LISTEN ${SUBMIT_CHANNEL}`);
     } catch (err) {
       if (attempt === 0) {
         gone = true;
@@ -134,11 +167,11 @@ export class JobWorker {
   /** Stops taking jobs; running ones finish (or are aborted after `timeoutMs`). */
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
     this.#stopped = true;
-    const names = Array.isArray(this.#options.queues)
-      ? this.#options.queues
-      : Object.keys(this.#options.queues);
+    // Only this worker's slots: other JobWorkers may share the Jobs (and its pg-boss) and queue.
     await Promise.all(
-      names.map((q) => this.#jobs.boss.offWork(q, { wait: true }).catch(() => {})),
+      [...this.#slots].flatMap(([q, slots]) =>
+        slots.map((s) => this.#jobs.boss.offWork(q, { id: s.id, wait: true }).catch(() => {})),
+      ),
     ).catch(() => {});
     const deadline = Date.now() + (options.timeoutMs ?? 10_000);
     while (this.#running.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

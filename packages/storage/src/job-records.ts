@@ -108,6 +108,18 @@ export class JobRecords {
     return fromRow(res.rows[0]);
   }
 
+  /**
+   * `create` as one statement with its values written in (`quote`: the driver's escapeLiteral),
+   * for a caller that runs it in the same implicit transaction as the job's own insert (the job
+   * queue's one-trip submit) on this records' database.
+   */
+  createStatement(jobId: string, info: JobInfo, quote: (value: string) => string): string {
+    const v = (x: string | undefined) => (x === undefined ? 'NULL' : quote(x));
+    return `INSERT INTO ${this.table} (job_id, status, endpoint, executor, ref_id, ref_type)
+      VALUES (${quote(jobId)}, 'PENDING', ${v(info.endpoint)}, ${v(info.executor)}, ${v(info.refId)}, ${v(info.refType)})
+      ON CONFLICT (job_id) DO NOTHING`;
+  }
+
   /** RUNNING, creating the record when there is none; refused when the job is terminal. */
   async start(
     jobId: string,
