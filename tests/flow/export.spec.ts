@@ -179,3 +179,57 @@ describe('marie export kubernetes', () => {
     ).toThrow(/replicas must be integer/);
   });
 });
+
+describe('marie export with jobs', () => {
+  const JOBS_FIXTURE = join(ROOT, 'tests/flow/fixtures/jobs-export-flow.yml');
+
+  it('compose: the gateway serves the job API, a worker service (3 replicas) runs the queues through it', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'marie-compose-jobs-'));
+    const res = await marieExport(['compose', JOBS_FIXTURE, out]);
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    const compose = parse(readFileSync(join(out, 'docker-compose.yml'), 'utf8'));
+    expect(composeValidator()(compose)).toEqual([]);
+    const services = compose.services as Record<string, any>;
+    expect(Object.keys(services).sort()).toEqual(['gateway', 'text-extraction', 'worker']);
+    const api = JSON.parse(argAfter(services.gateway.command, '--jobs'));
+    expect(api).toMatchObject({
+      database: 'postgres://marie@postgres:5432/marie',
+      uploads: 's3://marie/uploads',
+    });
+    expect(api.queues).toBeUndefined(); // the gateway runs no jobs itself
+    const worker = services.worker;
+    expect(worker.command.slice(0, 3)).toEqual(['worker', '--target', 'grpc://gateway:8080']);
+    expect(JSON.parse(argAfter(worker.command, '--jobs')).queues).toEqual({
+      'document.extract': 2,
+    });
+    expect(worker.deploy).toEqual({ replicas: 3 });
+    expect(worker.depends_on).toEqual({ gateway: { condition: 'service_healthy' } });
+    expect(worker.healthcheck).toBeUndefined();
+    expect(worker.stop_grace_period).toBe('40s');
+  });
+
+  it('kubernetes: a worker Deployment (no Service, no probes) beside the gateway', async () => {
+    const out = mkdtempSync(join(tmpdir(), 'marie-k8s-jobs-'));
+    const res = await marieExport(['kubernetes', JOBS_FIXTURE, out, '--namespace', 'ocr']);
+    expect(res.stderr).toBe('');
+    expect(res.code).toBe(0);
+    expect(readdirSync(out).sort()).toEqual(['gateway.yml', 'text-extraction.yml', 'worker.yml']);
+    const manifests = parseAllDocuments(readFileSync(join(out, 'worker.yml'), 'utf8')).map((d) =>
+      d.toJS(),
+    );
+    expect(manifests.map((m) => m.kind)).toEqual(['Deployment']);
+    for (const m of manifests) expect(() => validateManifest(m)).not.toThrow();
+    const [d] = manifests;
+    expect(d.spec.replicas).toBe(3);
+    expect(d.metadata.labels['app.kubernetes.io/component']).toBe('worker');
+    const container = d.spec.template.spec.containers[0];
+    expect(container.args.slice(0, 3)).toEqual([
+      'worker',
+      '--target',
+      'grpc://gateway.ocr.svc:8080',
+    ]);
+    expect(container.readinessProbe).toBeUndefined();
+    expect(d.spec.template.spec.terminationGracePeriodSeconds).toBe(40);
+  });
+});

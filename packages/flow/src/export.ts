@@ -43,6 +43,11 @@ export interface ExportPlan {
   /** Per executor: its DNS-safe name and one container per shard. */
   executors: { name: string; base: string; shards: PlannedContainer[] }[];
   gateway: PlannedContainer;
+  /**
+   * With a `jobs:` section: `marie worker` containers running its queues through the gateway
+   * (`jobs.workers` copies, 1 unless given); the gateway then serves the job API and /ui only.
+   */
+  worker?: PlannedContainer;
   graph: FlowGraph;
   imagesToBuild: string[];
 }
@@ -146,7 +151,12 @@ export function planExport(flow: Flow, options: ExportOptions = {}): ExportPlan 
     gatewayArgs.push('--deployments-polling', JSON.stringify(polling));
   if (flow.options.timeoutSendMs !== undefined)
     gatewayArgs.push('--timeout-send', String(flow.options.timeoutSendMs));
+  const worker = flow.options.jobs
+    ? planWorker(flow.options.jobs, gatewayArgs, gatewayPorts, image)
+    : undefined;
+  if (worker) usesDefault = true;
   return {
+    ...(worker ? { worker } : {}),
     name: dnsName(flow.options.name ?? 'marie-flow', 'flow name'),
     executors,
     graph,
@@ -160,6 +170,46 @@ export function planExport(flow: Flow, options: ExportOptions = {}): ExportPlan 
       replicas: 1,
       executor: 'gateway',
     },
+  };
+}
+
+/**
+ * The job section split in two: the gateway keeps the job API and /ui (`--jobs` without queues),
+ * and a worker container takes the queues, running each job through the gateway (its gRPC port,
+ * else HTTP) at the address `gatewayArgs` fills in per target (`{gateway}`).
+ */
+function planWorker(
+  jobs: Record<string, unknown>,
+  gatewayArgs: string[],
+  gatewayPorts: PlannedContainer['ports'],
+  image: string,
+): PlannedContainer {
+  const { queues, workers, ...api } = jobs;
+  const replicas = workers === undefined ? 1 : Number(workers);
+  if (!Number.isInteger(replicas) || replicas < 0)
+    throw new ConfigError(`jobs.workers: ${JSON.stringify(workers)} is not a number of workers`);
+  if (!queues || (typeof queues === 'object' && Object.keys(queues).length === 0))
+    throw new ConfigError(
+      'jobs.queues: an exported Flow runs its jobs in workers; name the queues',
+    );
+  gatewayArgs.push('--jobs', JSON.stringify(api));
+  const port =
+    gatewayPorts.find((p) => p.protocol === 'grpc') ??
+    gatewayPorts.find((p) => p.protocol === 'http')!;
+  return {
+    service: 'worker',
+    image,
+    args: [
+      'worker',
+      '--target',
+      `${port.protocol}://{gateway}:${port.port}`,
+      '--jobs',
+      JSON.stringify({ ...api, queues }),
+    ],
+    env: {},
+    ports: [],
+    replicas,
+    executor: 'worker',
   };
 }
 

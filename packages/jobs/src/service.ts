@@ -47,6 +47,8 @@ export interface JobsConfig {
   endpoint: string;
   /** How often pg-boss looks for runs whose worker is gone (seconds, 60). */
   superviseIntervalSeconds?: number;
+  /** pg-boss's pool size (10); the index and the records keep 4 more, a worker's LISTEN 1. */
+  poolSize: number;
 }
 
 const KEYS = new Set([
@@ -61,13 +63,17 @@ const KEYS = new Set([
   'ui',
   'endpoint',
   'supervise_interval',
+  'workers',
+  'pool_size',
 ]);
 
 /**
  * Reads a `jobs:` section: `database` (postgres:// URL, or `$MARIE_JOBS_DATABASE_URL`), `queues`
  * (`{name: concurrency}`, `{name: {concurrency}}` or a list of names), `schema`, `records`,
- * `records_schema`, `toast`, `uploads`, `s3`, `ui`, `endpoint`, `supervise_interval`. Errors name
- * the key.
+ * `records_schema`, `toast`, `uploads`, `s3`, `ui`, `endpoint`, `supervise_interval`, `pool_size`,
+ * and `workers`
+ * (how many worker containers `marie export` plans; a running gateway works its queues itself).
+ * Errors name the key.
  */
 export function parseJobsConfig(
   raw: unknown,
@@ -102,8 +108,12 @@ export function parseJobsConfig(
     (typeof supervise !== 'number' || !Number.isInteger(supervise) || supervise < 1)
   )
     throw new ConfigError(`${path}.supervise_interval: expected whole seconds, at least 1`);
+  const pool = raw.pool_size ?? 10;
+  if (typeof pool !== 'number' || !Number.isInteger(pool) || pool < 2 || pool > 1000)
+    throw new ConfigError(`${path}.pool_size: expected a whole number 2-1000`);
   return {
     database,
+    poolSize: pool,
     schema: str('schema', 'pgboss'),
     queues: parseQueues(raw.queues, `${path}.queues`),
     records: bool('records', true),
@@ -249,6 +259,7 @@ export class JobService {
       jobs = new Jobs({
         connectionString: config.database,
         schema: config.schema,
+        max: config.poolSize,
         ...(records ? { records } : {}),
         ...(toast ? { notify: (e) => toast!.notify(e) } : {}),
         ...(config.superviseIntervalSeconds
