@@ -18,7 +18,7 @@ let db: Database;
 let pool: pg.Pool;
 const children: ChildProcess[] = [];
 
-function startWorker(name: string): Promise<ChildProcess> {
+function startWorker(name: string, env: Record<string, string> = {}): Promise<ChildProcess> {
   const child = spawn(process.execPath, ['--conditions=@marie/source', '--import', 'tsx', WORKER], {
     env: {
       ...process.env,
@@ -26,6 +26,7 @@ function startWorker(name: string): Promise<ChildProcess> {
       WORKER_NAME: name,
       RUN_MS: '150',
       MARIE_LOG_LEVEL: 'silent',
+      ...env,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -121,6 +122,57 @@ describe('worker faults', () => {
     b.kill('SIGTERM');
     const [code] = await once(b, 'exit');
     expect(code).toBe(0);
+  }, 120_000);
+
+  it("a killed worker's long runs are retried once its heartbeat is stale, not after expire_in", async () => {
+    // Queues of this Jobs want a heartbeat every 10 s; the jobs may run for 15 minutes.
+    const beats = new Jobs({
+      connectionString: t.url,
+      heartbeatSeconds: 10,
+      superviseIntervalSeconds: 1,
+    });
+    try {
+      const ids = [];
+      for (let i = 0; i < 2; i++)
+        ids.push((await beats.submit({ queue: 'beats', retry_delay: 0 })).job_id);
+      const env = { QUEUE: 'beats', CONCURRENCY: '2', RUN_MS: '3000' };
+      const a = await startWorker('beat-a', env);
+      await until(
+        async () =>
+          (await count(`SELECT count(*)::int AS n FROM runs WHERE worker = 'beat-a'`)) === 2,
+      );
+      a.kill('SIGKILL');
+      await once(a, 'exit');
+      const killed = Date.now();
+      const b = await startWorker('beat-b', env);
+      await until(
+        async () =>
+          (await count(
+            `SELECT count(*)::int AS n FROM pgboss.job WHERE name = 'beats' AND state = 'completed'`,
+          )) === 2,
+        60_000,
+      );
+      const waited = Date.now() - killed;
+      console.log(
+        `heartbeat 10 s: the killed worker's 2 runs completed elsewhere ${waited} ms after the kill`,
+      );
+      expect(waited).toBeLessThan(60_000); // expire_in is 15 minutes: only the heartbeat explains it
+      const runs = await pool.query(
+        `SELECT worker, attempt FROM runs WHERE job_id = ANY($1::uuid[]) ORDER BY worker, attempt`,
+        [ids],
+      );
+      expect(runs.rows).toEqual([
+        { worker: 'beat-a', attempt: 1 },
+        { worker: 'beat-a', attempt: 1 },
+        { worker: 'beat-b', attempt: 2 },
+        { worker: 'beat-b', attempt: 2 },
+      ]);
+      b.kill('SIGTERM');
+      const [code] = await once(b, 'exit');
+      expect(code).toBe(0);
+    } finally {
+      await beats.stop({ timeoutMs: 2000 });
+    }
   }, 120_000);
 });
 

@@ -84,6 +84,12 @@ export interface JobsOptions {
    */
   superviseIntervalSeconds?: number;
   /**
+   * Queues this Jobs creates require a worker's heartbeat every this many seconds (30; pg-boss
+   * refreshes it while a run lasts). A run whose worker died is retried once its heartbeat is
+   * this stale, rather than when its `expire_in` (15 minutes unless given) runs out. 0: none.
+   */
+  heartbeatSeconds?: number;
+  /**
    * Submit in one round trip (true; see `submit`); false: one explicit transaction of four, as
    * when pg-boss's insert is not one statement with one parameter.
    */
@@ -117,6 +123,7 @@ export class Jobs {
   readonly #logger: Logger;
   readonly #queues = new Map<string, Promise<void>>();
   #oneTrip: boolean;
+  readonly #heartbeat: number;
   /** The records share this database: a submit writes its record in the same transaction. */
   #recordsInSubmit: boolean;
   #started?: Promise<void>;
@@ -154,6 +161,13 @@ export class Jobs {
     this.records = options.records;
     this.#notify = options.notify;
     this.#oneTrip = options.submitInOneTrip ?? true;
+    this.#heartbeat = options.heartbeatSeconds ?? 30;
+    if (this.#heartbeat !== 0 && !(Number.isInteger(this.#heartbeat) && this.#heartbeat >= 10))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `heartbeatSeconds: ${this.#heartbeat} (whole seconds, at least 10; 0 for none)`,
+        { field: 'heartbeatSeconds' },
+      );
     this.#recordsInSubmit =
       this.#oneTrip && options.records?.db.config.url === options.connectionString;
   }
@@ -333,7 +347,11 @@ export class Jobs {
     if (!made) {
       made = (async () => {
         await this.start();
-        if (!(await this.boss.getQueue(name))) await this.boss.createQueue(name);
+        if (!(await this.boss.getQueue(name)))
+          await this.boss.createQueue(
+            name,
+            this.#heartbeat ? { heartbeatSeconds: this.#heartbeat } : {},
+          );
       })();
       made.catch(() => this.#queues.delete(name));
       this.#queues.set(name, made);

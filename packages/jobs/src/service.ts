@@ -49,6 +49,8 @@ export interface JobsConfig {
   superviseIntervalSeconds?: number;
   /** pg-boss's pool size (10); the index and the records keep 4 more, a worker's LISTEN 1. */
   poolSize: number;
+  /** Seconds of silence after which a run's worker counts as gone (30; 0: none). */
+  heartbeatSeconds?: number;
 }
 
 const KEYS = new Set([
@@ -65,13 +67,14 @@ const KEYS = new Set([
   'supervise_interval',
   'workers',
   'pool_size',
+  'heartbeat',
 ]);
 
 /**
  * Reads a `jobs:` section: `database` (postgres:// URL, or `$MARIE_JOBS_DATABASE_URL`), `queues`
  * (`{name: concurrency}`, `{name: {concurrency}}` or a list of names), `schema`, `records`,
  * `records_schema`, `toast`, `uploads`, `s3`, `ui`, `endpoint`, `supervise_interval`, `pool_size`,
- * and `workers`
+ * `heartbeat`, and `workers`
  * (how many worker containers `marie export` plans; a running gateway works its queues itself).
  * Errors name the key.
  */
@@ -111,9 +114,17 @@ export function parseJobsConfig(
   const pool = raw.pool_size ?? 10;
   if (typeof pool !== 'number' || !Number.isInteger(pool) || pool < 2 || pool > 1000)
     throw new ConfigError(`${path}.pool_size: expected a whole number 2-1000`);
+  const heartbeat = raw.heartbeat;
+  if (
+    heartbeat !== undefined &&
+    heartbeat !== 0 &&
+    (typeof heartbeat !== 'number' || !Number.isInteger(heartbeat) || heartbeat < 10)
+  )
+    throw new ConfigError(`${path}.heartbeat: expected whole seconds, at least 10 (0: none)`);
   return {
     database,
     poolSize: pool,
+    ...(heartbeat === undefined ? {} : { heartbeatSeconds: heartbeat }),
     schema: str('schema', 'pgboss'),
     queues: parseQueues(raw.queues, `${path}.queues`),
     records: bool('records', true),
@@ -260,6 +271,9 @@ export class JobService {
         connectionString: config.database,
         schema: config.schema,
         max: config.poolSize,
+        ...(config.heartbeatSeconds === undefined
+          ? {}
+          : { heartbeatSeconds: config.heartbeatSeconds }),
         ...(records ? { records } : {}),
         ...(toast ? { notify: (e) => toast!.notify(e) } : {}),
         ...(config.superviseIntervalSeconds
