@@ -43,7 +43,7 @@ const PACKAGES = [
 ];
 
 describe('published packages', () => {
-  it('pack only dist, package.json and README, with every export target present', async () => {
+  it('pack only dist, package.json and README (and protos/, bin/, ui/ where named), with every export target present', async () => {
     for (const name of PACKAGES) {
       const dir = join(root, 'packages', name);
       const { stdout } = await npm(['pack', '--dry-run', '--json', '--ignore-scripts'], dir);
@@ -51,9 +51,9 @@ describe('published packages', () => {
       expect(files).toContain('package.json');
       expect(files).toContain('README.md');
       // @marie/proto also ships its .proto sources (reflection, other languages' codegen);
-      // @marie/cli its committed bin (npm links it before dist/ exists).
+      // @marie/cli its committed bin (npm links it before dist/ exists); @marie/jobs the /ui page.
       const extra = files.filter(
-        (f) => !/^(dist|protos|bin)\//.test(f) && f !== 'package.json' && f !== 'README.md',
+        (f) => !/^(dist|protos|bin|ui)\//.test(f) && f !== 'package.json' && f !== 'README.md',
       );
       expect(extra).toEqual([]);
       expect(files.some((f) => f.includes('.spec.'))).toBe(false);
@@ -120,7 +120,8 @@ import { Nvml } from '@marie/gpu';
 import { Toast, JsonlHandler } from '@marie/events';
 import { MarieExecutor } from '@marie/executor';
 import { OcrEngine } from '@marie/ocr';
-import { parseSubmission, queueOf } from '@marie/jobs';
+import { jobUi, parseSubmission, queueOf } from '@marie/jobs';
+import Fastify from 'fastify';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -158,9 +159,15 @@ const engine = await OcrEngine.create({ threads: 1 });
 const blank = await engine.ocr({ data: new Uint8Array(96 * 64 * 3).fill(255), width: 96, height: 64 });
 // @marie/jobs: a submission checked (the queue needs Postgres: the jobs tests run it).
 const queue = queueOf(parseSubmission({ endpoint: '/document/extract', retry_limit: 1 }));
+// ...and /ui's page, script and styles, served from the files the tarball ships.
+const web = Fastify();
+await web.register(jobUi(/** @type {any} */ ({ config: {} })));
+const ui = await Promise.all(['/ui', '/ui/app.js', '/ui/app.css'].map((url) => web.inject({ url })));
+await web.close();
+const uiOk = ui.every((r) => r.statusCode === 200 && r.body.length > 500) && ui[0].body.includes('Marie jobs');
 console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n + ' png=' + pages[0].tensor.shape.join('x') +
   ' nvml=' + nvml.available + ' events=' + drained + ' healthy=' + JSON.parse(status[0].text).healthy +
-  ' ocr=' + engine.provider + ':' + blank.lines.length + ' queue=' + queue);
+  ' ocr=' + engine.provider + ':' + blank.lines.length + ' queue=' + queue + ' ui=' + uiOk);
 `,
     );
     // The suite runs on Node 24; the packed packages must also work on the oldest Node that
@@ -172,7 +179,7 @@ console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n
         env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
       });
       expect(stdout.trim(), node).toBe(
-        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0 queue=document.extract',
+        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0 queue=document.extract ui=true',
       );
       const version = await run(node, [join(app, 'node_modules/.bin/marie'), '--version']);
       expect(version.stdout.trim()).toBe('0.1.0');
