@@ -11,7 +11,21 @@ describe('marie program', () => {
       'export',
       'ping',
       'ocr',
+      'worker',
+      'job',
     ]);
+    const job = program.commands.find((c) => c.name() === 'job')!;
+    expect(job.commands.map((c) => c.name())).toEqual([
+      'submit',
+      'status',
+      'list',
+      'cancel',
+      'wait',
+    ]);
+    const worker = program.commands.find((c) => c.name() === 'worker')!;
+    expect(worker.options.map((o) => o.long)).toEqual(
+      expect.arrayContaining(['--target', '--database', '--queue', '--jobs', '--stop-timeout']),
+    );
     const executor = program.commands[0]!;
     const flags = executor.options.map((o) => o.long);
     for (const flag of [
