@@ -40,6 +40,7 @@ const PACKAGES = [
   'executor',
   'ocr',
   'jobs',
+  'metrics',
 ];
 
 describe('published packages', () => {
@@ -122,6 +123,7 @@ import { MarieExecutor } from '@marie/executor';
 import { OcrEngine } from '@marie/ocr';
 import { jobUi, parseSubmission, queueOf } from '@marie/jobs';
 import Fastify from 'fastify';
+import { Metrics } from '@marie/metrics';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -164,10 +166,14 @@ const web = Fastify();
 await web.register(jobUi(/** @type {any} */ ({ config: {} })));
 const ui = await Promise.all(['/ui', '/ui/app.js', '/ui/app.css'].map((url) => web.inject({ url })));
 await web.close();
+// @marie/metrics: Jina's names on prom-client, counted for the executor above.
+const metrics = new Metrics({ runtimeName: 'packed', processMetrics: false });
+await metrics.instrument(new RequestHandler(ex)).handle({ header: { requestId: 'm', execEndpoint: '/up' }, parameters: {}, routes: [], docs: [{ text: 'x' }] });
+const counted = (await metrics.text()).includes('jina_successful_requests_total{runtime_name="packed"} 1');
 const uiOk = ui.every((r) => r.statusCode === 200 && r.body.length > 500) && ui[0].body.includes('Marie jobs');
 console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n + ' png=' + pages[0].tensor.shape.join('x') +
   ' nvml=' + nvml.available + ' events=' + drained + ' healthy=' + JSON.parse(status[0].text).healthy +
-  ' ocr=' + engine.provider + ':' + blank.lines.length + ' queue=' + queue + ' ui=' + uiOk);
+  ' ocr=' + engine.provider + ':' + blank.lines.length + ' queue=' + queue + ' ui=' + uiOk + ' metrics=' + counted);
 `,
     );
     // The suite runs on Node 24; the packed packages must also work on the oldest Node that
@@ -179,7 +185,7 @@ console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n
         env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
       });
       expect(stdout.trim(), node).toBe(
-        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0 queue=document.extract ui=true',
+        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0 queue=document.extract ui=true metrics=true',
       );
       const version = await run(node, [join(app, 'node_modules/.bin/marie'), '--version']);
       expect(version.stdout.trim()).toBe('0.1.0');

@@ -1,0 +1,102 @@
+import { createDataRequest, Executor, RequestHandler, requests } from '@marie/core';
+import { afterAll, describe, expect, it } from 'vitest';
+import { Metrics } from './metrics.js';
+
+class Echo extends Executor {
+  @requests({ on: '/echo' })
+  echo(docs: object[]) {
+    return docs;
+  }
+
+  @requests({ on: '/boom' })
+  boom() {
+    throw new Error('boom');
+  }
+}
+
+const closers: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  for (const c of closers) await c();
+});
+
+/** A sample's value from the text format: `name{labels} value`. */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number {
+  const line = text
+    .split('\n')
+    .find((l) =>
+      l.startsWith(`${name}{`) || l.startsWith(`${name} `)
+        ? Object.entries(labels).every(([k, v]) => l.includes(`${k}="${v}"`))
+        : false,
+    );
+  if (!line) throw new Error(`no sample ${name} ${JSON.stringify(labels)} in:\n${text}`);
+  return Number(line.split(' ').at(-1));
+}
+
+describe('Metrics', () => {
+  it("counts and times an executor's requests under Jina's names, served on /metrics", async () => {
+    const metrics = new Metrics({ runtimeName: 'echo' });
+    const handler = metrics.instrument(new RequestHandler(new Echo()));
+    // The wrapped processor is still the executor's: its listing and health come through.
+    expect(handler.endpoints().endpoints).toContain('/echo');
+    expect(handler.kind).toBe('Echo');
+    for (let i = 0; i < 3; i++)
+      await handler.handle(
+        createDataRequest({ endpoint: '/echo', docs: [{ id: `d${i}` }, { id: `e${i}` }] }),
+      );
+    const failed = await handler.handle(createDataRequest({ endpoint: '/boom' }));
+    expect(failed.header.status?.description).toContain('boom');
+
+    const server = await metrics.serve({ host: '127.0.0.1', port: 0 });
+    closers.push(server.close);
+    const res = await fetch(`http://127.0.0.1:${server.port}/metrics`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toContain('text/plain');
+    const text = await res.text();
+    const rt = { runtime_name: 'echo' };
+    expect(sample(text, 'jina_successful_requests_total', rt)).toBe(3);
+    expect(sample(text, 'jina_failed_requests_total', rt)).toBe(1);
+    expect(sample(text, 'jina_number_of_pending_requests', rt)).toBe(0);
+    expect(sample(text, 'jina_receiving_request_seconds_count', rt)).toBe(4);
+    expect(
+      sample(text, 'jina_process_request_seconds_count', {
+        executor: 'Echo',
+        executor_endpoint: '/echo',
+      }),
+    ).toBe(3);
+    expect(
+      sample(text, 'jina_document_processed_total', {
+        executor: 'Echo',
+        executor_endpoint: '/echo',
+      }),
+    ).toBe(6);
+    expect(text).toContain('process_cpu_user_seconds_total');
+    expect((await fetch(`http://127.0.0.1:${server.port}/other`)).status).toBe(404);
+  });
+
+  it('shows a request in flight as pending, and a gateway hop as sending time', async () => {
+    let release!: () => void;
+    class Slow extends Executor {
+      @requests({ on: '/slow' })
+      async slow() {
+        await new Promise<void>((r) => {
+          release = r;
+        });
+      }
+    }
+    const metrics = new Metrics({ runtimeName: 'slow', processMetrics: false });
+    const handler = metrics.instrument(new RequestHandler(new Slow()));
+    const running = handler.handle(createDataRequest({ endpoint: '/slow' }));
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sample(await metrics.text(), 'jina_number_of_pending_requests')).toBe(1);
+    release();
+    await running;
+    expect(sample(await metrics.text(), 'jina_number_of_pending_requests')).toBe(0);
+    const done = metrics.hop('text-extraction');
+    done();
+    expect(
+      sample(await metrics.text(), 'jina_sending_request_seconds_count', {
+        deployment: 'text-extraction',
+      }),
+    ).toBe(1);
+  });
+});

@@ -1,0 +1,217 @@
+import { createServer, type Server } from 'node:http';
+import {
+  type DataRequest,
+  type HandleOptions,
+  type Processor,
+  type SingleDocumentRequest,
+  StatusCode,
+} from '@marie/core';
+import { Counter, collectDefaultMetrics, Gauge, Registry, Summary } from 'prom-client';
+
+export interface MetricsOptions {
+  /** Jina's `runtime_name` label: the executor's (or gateway's) name. */
+  runtimeName: string;
+  /** Where the metrics live (a fresh Registry unless given). */
+  registry?: Registry;
+  /** Node's process metrics (CPU, memory, event loop lag, GC) too (true). */
+  processMetrics?: boolean;
+}
+
+/**
+ * Prometheus metrics under Jina's names (`jina_*`) for one runtime: `instrument(processor)` wraps
+ * what a server serves (an executor's RequestHandler, a Flow's gateway), `hop(...)` times a
+ * gateway's calls to its executors, `serve({ port })` answers `GET /metrics`.
+ *
+ * - `jina_receiving_request_seconds` (summary; runtime_name): a request, received to answered
+ * - `jina_process_request_seconds` (summary; executor, executor_endpoint, runtime_name): the
+ *   executor's work on it (executors only)
+ * - `jina_sending_request_seconds` (summary; runtime_name, deployment): a gateway's hop
+ * - `jina_successful_requests_total`, `jina_failed_requests_total` (counters; runtime_name; the
+ *   `_total` as Python's prometheus_client writes Jina's counters)
+ * - `jina_number_of_pending_requests` (gauge; runtime_name)
+ * - `jina_document_processed_total` (counter; executor, executor_endpoint, runtime_name): documents
+ *   answered
+ */
+export class Metrics {
+  readonly registry: Registry;
+  readonly runtimeName: string;
+  readonly #receiving: Summary<'runtime_name'>;
+  readonly #process: Summary<'executor' | 'executor_endpoint' | 'runtime_name'>;
+  readonly #sending: Summary<'runtime_name' | 'deployment'>;
+  readonly #ok: Counter<'runtime_name'>;
+  readonly #failed: Counter<'runtime_name'>;
+  readonly #pending: Gauge<'runtime_name'>;
+  readonly #docs: Counter<'executor' | 'executor_endpoint' | 'runtime_name'>;
+
+  constructor(options: MetricsOptions) {
+    this.registry = options.registry ?? new Registry();
+    this.runtimeName = options.runtimeName;
+    if (options.processMetrics ?? true) collectDefaultMetrics({ register: this.registry });
+    const registers = [this.registry];
+    const quantiles = { percentiles: [0.5, 0.9, 0.99], maxAgeSeconds: 600, ageBuckets: 5 };
+    this.#receiving = new Summary({
+      name: 'jina_receiving_request_seconds',
+      help: 'Time spent processing a request, from receiving it to answering it',
+      labelNames: ['runtime_name'],
+      registers,
+      ...quantiles,
+    });
+    this.#process = new Summary({
+      name: 'jina_process_request_seconds',
+      help: "Time the executor's method spent on a request",
+      labelNames: ['executor', 'executor_endpoint', 'runtime_name'],
+      registers,
+      ...quantiles,
+    });
+    this.#sending = new Summary({
+      name: 'jina_sending_request_seconds',
+      help: 'Time a gateway spent sending a request to an executor and receiving its answer',
+      labelNames: ['runtime_name', 'deployment'],
+      registers,
+      ...quantiles,
+    });
+    this.#ok = new Counter({
+      name: 'jina_successful_requests_total',
+      help: 'Requests answered without an error',
+      labelNames: ['runtime_name'],
+      registers,
+    });
+    this.#failed = new Counter({
+      name: 'jina_failed_requests_total',
+      help: 'Requests answered with an error',
+      labelNames: ['runtime_name'],
+      registers,
+    });
+    this.#pending = new Gauge({
+      name: 'jina_number_of_pending_requests',
+      help: 'Requests received and not yet answered',
+      labelNames: ['runtime_name'],
+      registers,
+    });
+    this.#docs = new Counter({
+      name: 'jina_document_processed_total',
+      help: 'Documents answered',
+      labelNames: ['executor', 'executor_endpoint', 'runtime_name'],
+      registers,
+    });
+    // Zero series from the start, so that a rate() over them has a beginning.
+    for (const c of [this.#ok, this.#failed]) c.inc({ runtime_name: this.runtimeName }, 0);
+    this.#pending.set({ runtime_name: this.runtimeName }, 0);
+  }
+
+  /**
+   * The processor, measured: every request it handles (one at a time, joined, or streamed) is
+   * counted and timed under this runtime's name. Everything else passes through.
+   */
+  instrument<P extends Processor>(processor: P): P {
+    const runtime = { runtime_name: this.runtimeName };
+    const executor = processor.kind === 'Gateway' ? undefined : processor.kind;
+    const measure = async (endpoint: string | undefined, run: () => Promise<DataRequest<any>>) => {
+      this.#pending.inc(runtime);
+      const stop = this.#receiving.startTimer(runtime);
+      const labels = {
+        executor: executor ?? '',
+        executor_endpoint: endpoint ?? '/default',
+        ...runtime,
+      };
+      const work = executor ? this.#process.startTimer(labels) : undefined;
+      try {
+        const res = await run();
+        work?.();
+        if (res.header.status?.code === StatusCode.ERROR) this.#failed.inc(runtime);
+        else {
+          this.#ok.inc(runtime);
+          if (executor && Array.isArray(res.docs)) this.#docs.inc(labels, res.docs.length);
+        }
+        return res;
+      } catch (err) {
+        this.#failed.inc(runtime);
+        throw err;
+      } finally {
+        stop();
+        this.#pending.dec(runtime);
+      }
+    };
+    const measured = {
+      handle: (req: DataRequest<any>, options?: HandleOptions) =>
+        measure(req.header.execEndpoint, () => processor.handle(req, options)),
+      handleMany: (reqs: readonly DataRequest<any>[], options?: HandleOptions) =>
+        measure(reqs[0]?.header.execEndpoint, () => processor.handleMany(reqs, options)),
+      streamDoc: (req: SingleDocumentRequest<any>, options?: HandleOptions) =>
+        this.#stream(processor, req, options),
+    };
+    // Everything else is the processor's own, bound to it (its private fields stay reachable).
+    return new Proxy(processor, {
+      get(target, key, receiver) {
+        if (key in measured) return measured[key as keyof typeof measured];
+        const value = Reflect.get(target, key, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+  }
+
+  async *#stream(
+    processor: Processor,
+    req: SingleDocumentRequest<any>,
+    options?: HandleOptions,
+  ): AsyncGenerator<SingleDocumentRequest<any>> {
+    const runtime = { runtime_name: this.runtimeName };
+    this.#pending.inc(runtime);
+    const stop = this.#receiving.startTimer(runtime);
+    let failed = false;
+    try {
+      for await (const part of processor.streamDoc(req, options)) {
+        if (part.header.status?.code === StatusCode.ERROR) failed = true;
+        yield part;
+      }
+    } catch (err) {
+      failed = true;
+      throw err;
+    } finally {
+      (failed ? this.#failed : this.#ok).inc(runtime);
+      stop();
+      this.#pending.dec(runtime);
+    }
+  }
+
+  /** Times one call of a gateway to an executor (`deployment`: the executor's name in the Flow). */
+  hop(deployment: string): () => void {
+    const stop = this.#sending.startTimer({ runtime_name: this.runtimeName, deployment });
+    return () => void stop();
+  }
+
+  /** The metrics in Prometheus's text format. */
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+
+  /** `GET /metrics` on its own port (Jina's `--port-monitoring`); 0 picks a free one. */
+  async serve(options: { host?: string; port?: number } = {}): Promise<{
+    port: number;
+    close: () => Promise<void>;
+  }> {
+    const server: Server = createServer((req, res) => {
+      if (req.method !== 'GET' || (req.url ?? '').split('?')[0] !== '/metrics') {
+        res.writeHead(404, { 'content-type': 'text/plain' }).end('GET /metrics\n');
+        return;
+      }
+      this.registry.metrics().then(
+        (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
+        (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(err.message),
+      );
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(options.port ?? 0, options.host ?? '0.0.0.0', () => resolve());
+    });
+    const address = server.address();
+    return {
+      port: typeof address === 'object' && address ? address.port : 0,
+      close: () =>
+        new Promise<void>((resolve) => {
+          server.closeAllConnections();
+          server.close(() => resolve());
+        }),
+    };
+  }
+}
