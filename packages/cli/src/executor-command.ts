@@ -6,6 +6,7 @@ import {
   loadExecutor,
   RequestHandler,
 } from '@marie/core';
+import { Metrics } from '@marie/metrics';
 import { DEFAULT_PORT, GrpcServer } from '@marie/transport-grpc';
 import { HttpServer } from '@marie/transport-http';
 import { Command, Option } from 'commander';
@@ -31,6 +32,8 @@ interface ExecutorFlags {
   exitOnExceptions?: string[];
   /** false with --no-reduce (commander's negated flag) */
   reduce: boolean;
+  monitoring?: boolean;
+  portMonitoring?: number;
 }
 
 /** `marie executor`: serve one executor until SIGTERM/SIGINT. */
@@ -75,6 +78,13 @@ export function executorCommand(): Command {
     .option(
       '--no-reduce',
       'joined requests (process_data): docs is every incoming document, not merged by id',
+    )
+    .option('--monitoring', "Prometheus metrics (Jina's names) on --port-monitoring")
+    .option(
+      '--port-monitoring <port>',
+      'port of GET /metrics with --monitoring (0 picks a free one)',
+      integer('--port-monitoring', 0),
+      0,
     )
     .action(async (flags: ExecutorFlags) => {
       try {
@@ -165,18 +175,30 @@ async function serve(flags: ExecutorFlags): Promise<void> {
       cause: err,
     });
   }
+  // --monitoring: every server serves the measured handler; /metrics on its own port.
+  const metrics = flags.monitoring
+    ? new Metrics({ runtimeName: executor.runtimeArgs.name })
+    : undefined;
+  const servedHandler = metrics ? metrics.instrument(handler) : handler;
+  let metricsServer: { port: number; close: () => Promise<void> } | undefined;
   const served: Served[] = [];
   try {
+    if (metrics)
+      metricsServer = await metrics.serve({ host: flags.host, port: flags.portMonitoring ?? 0 });
     for (const [i, protocol] of protocols.entries()) {
       if (protocol === 'grpc') {
-        const server = new GrpcServer(handler, { host: flags.host, port: ports[i]! });
+        const server = new GrpcServer(servedHandler, { host: flags.host, port: ports[i]! });
         served.push({
           protocol,
           shutdown: (ms) => server.shutdown(ms),
           address: await server.start(),
         });
       } else {
-        const server = new HttpServer(handler, { protocol, host: flags.host, port: ports[i]! });
+        const server = new HttpServer(servedHandler, {
+          protocol,
+          host: flags.host,
+          port: ports[i]!,
+        });
         served.push({
           protocol,
           shutdown: (ms) => server.shutdown(ms),
@@ -186,6 +208,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     }
   } catch (err) {
     await Promise.all(served.map((s) => s.shutdown(0)));
+    await metricsServer?.close();
     await handler.close();
     throw new Error(`cannot listen on ${flags.host}:${ports.join('/')}: ${(err as Error).message}`);
   }
@@ -199,6 +222,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     stopping = true;
     log.info(`${signal}: shutting down`);
     Promise.all(served.map((s) => s.shutdown(graceMs)))
+      .then(() => metricsServer?.close())
       .then(() => handler.close())
       .then(
         () => process.exit(code),
@@ -240,5 +264,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
       );
     process.stdout.write(`ready ${SCHEME[s.protocol]}://${s.address.host}:${s.address.port}\n`);
   }
+  if (metricsServer)
+    process.stdout.write(`monitoring http://${flags.host}:${metricsServer.port}/metrics\n`);
   log.info({ executor: executor.constructor.name, protocols }, 'serving');
 }
