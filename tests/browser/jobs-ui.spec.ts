@@ -1,26 +1,22 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../packages/storage/test/support/postgres.js';
+import { chromiumAvailable, launchChromium } from '../support/browser.js';
 import { type MarieProcess, ROOT, runMarie, waitReady } from '../support/marie-process.js';
 
 // A person's path through /ui: Debian's chromium (installed by .ci/run), driven by playwright-core,
 // uploads a TIFF scan to a gateway whose job API runs it through Marie's TextExtractionExecutor
 // (PP-OCRv4, a real model), watches the job end, and sees the page with its word boxes; hovering
 // a box shows its text and confidence. The screenshot is left in the OS temp folder.
-const CHROMIUM = '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available && process.env.CI)
-  throw new Error(`${CHROMIUM} is missing; .ci/run installs Debian's chromium`);
 const SCAN = join(ROOT, 'examples/ocr/samples/scan.tiff');
 interface OcrPage {
   meta: { page: number; imageSize: { width: number; height: number } };
 }
 
-describe.skipIf(!available)('/ui in a real browser', () => {
+describe.skipIf(!chromiumAvailable)('/ui in a real browser', () => {
   let marie: MarieProcess;
   let base: string;
   let browser: Browser;
@@ -42,18 +38,7 @@ describe.skipIf(!available)('/ui in a real browser', () => {
       },
     });
     base = (await waitReady(marie, 1, 120_000))[0]!.slice('ready '.length);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 180_000);
 
   afterAll(async () => {

@@ -1,18 +1,14 @@
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { chromiumAvailable, launchChromium } from '../support/browser.js';
 import { type MarieProcess, ROOT, runMarie, waitReady } from '../support/marie-process.js';
 
 // A person's path through the API docs: Debian's chromium (installed by .ci/run), driven by
 // playwright-core, opens /docs, picks an endpoint, "Try it out", "Execute", reads the answer.
-const CHROMIUM = '/usr/bin/chromium';
-const available = existsSync(CHROMIUM);
-if (!available && process.env.CI)
-  throw new Error(`${CHROMIUM} is missing; .ci/run installs Debian's chromium`);
 
-describe.skipIf(!available)('Swagger UI in a real browser', () => {
+describe.skipIf(!chromiumAvailable)('Swagger UI in a real browser', () => {
   let marie: MarieProcess;
   let base: string;
   let browser: Browser;
@@ -30,18 +26,7 @@ describe.skipIf(!available)('Swagger UI in a real browser', () => {
       '0',
     ]);
     base = (await waitReady(marie))[0]!.slice('ready '.length);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {

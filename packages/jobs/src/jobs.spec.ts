@@ -1,20 +1,15 @@
-import {
-  createDataRequest,
-  Executor,
-  type RequestContext,
-  RequestHandler,
-  requests,
-  throwIfError,
-} from '@marie/core';
+import { Executor, type RequestContext, RequestHandler, requests } from '@marie/core';
 import { Database, JobRecords, PageDoc, parsePsqlConfig } from '@marie/storage';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../storage/test/support/postgres.js';
 import { type JobEvent, Jobs, type JobView } from './jobs.js';
-import { type JobTarget, JobWorker } from './worker.js';
+import { processorTarget } from './service.js';
+import { JobWorker } from './worker.js';
 
 // A real executor, served in process by a RequestHandler with the same validation and return
-// rules as over the network; the target hands the worker the whole answer (onDone), as a Client does.
+// rules as over the network; processorTarget hands the worker the whole answer (onDone), as a
+// Client does.
 class Extract extends Executor {
   @requests({ on: '/document/extract', requestSchema: PageDoc })
   extract(docs: { asset_key?: string }[], ctx: RequestContext) {
@@ -26,27 +21,6 @@ class Extract extends Executor {
     };
   }
 }
-function inProcess(handler: RequestHandler): JobTarget {
-  return {
-    async post(on, docs, options) {
-      const res = await handler.handle(
-        createDataRequest({
-          endpoint: on,
-          docs: [...(docs as object[])],
-          parameters: options.parameters ?? {},
-        }),
-      );
-      throwIfError(res);
-      options.onDone?.({
-        requestId: res.header.requestId,
-        parameters: res.parameters,
-        docs: [...res.docs] as object[],
-      });
-      return res.docs;
-    },
-  };
-}
-
 let url: string;
 let drop: () => Promise<void>;
 let db: Database;
@@ -280,7 +254,7 @@ describe('workers', () => {
   it("runs a job through its endpoint on the target: the answer's __results__ and documents are its result", async () => {
     const w = worker(jobs, {
       queues: ['document.extract'],
-      target: inProcess(new RequestHandler(new Extract())),
+      target: processorTarget(new RequestHandler(new Extract())),
     });
     await w.start();
     const { job_id } = await jobs.submit({

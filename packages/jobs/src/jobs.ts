@@ -3,7 +3,8 @@ import { createLogger, ErrorCode, type Logger, MarieError } from '@marie/core';
 import type { JobRecords } from '@marie/storage';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
-import { type JobSubmission, parseSubmission, queueOf, SUBMIT_DEFAULTS } from './submission.js';
+import { infoOf, insertInOneTrip, insertInTransaction, NOT_ONE_STATEMENT } from './insert.js';
+import { parseSubmission, queueOf } from './submission.js';
 import { isUuid, type JobRow, view } from './view.js';
 
 /** pg-boss's job states, and `expired`: a run that outlived `expire_in` (Marie's enum). */
@@ -96,9 +97,6 @@ export interface JobsOptions {
   submitInOneTrip?: boolean;
   logger?: Logger;
 }
-
-/** Thrown by the one-trip insert when pg-boss's insert is not the statement it expects. */
-const NOT_ONE_STATEMENT = new Error('pg-boss insert is not one statement with one parameter');
 
 /** The notification channel that tells workers a job was cancelled (payload: its id). */
 export const CANCEL_CHANNEL = 'marie_job_cancel';
@@ -223,122 +221,26 @@ export class Jobs {
       if (seen.rows[0]) return { job_id: seen.rows[0].id, created: false };
     }
     const id = randomUUID();
+    const ctx = {
+      pool: this.#pool,
+      boss: this.boss,
+      index: this.index,
+      ...(this.records && this.#recordsInSubmit ? { records: this.records } : {}),
+    };
     const winner = this.#oneTrip
-      ? await this.#insertInOneTrip(queue, id, key, s).catch((err: unknown) => {
+      ? await insertInOneTrip(ctx, queue, id, key, s).catch((err: unknown) => {
           if (err !== NOT_ONE_STATEMENT) throw err;
           // For good: pg-boss's insert will not change shape while this process runs.
           this.#logger.warn('pg-boss insert is not one statement; submitting in a transaction');
           this.#oneTrip = false;
           this.#recordsInSubmit = false;
-          return this.#insertInTransaction(queue, id, key, s);
+          return insertInTransaction(ctx, queue, id, key, s);
         })
-      : await this.#insertInTransaction(queue, id, key, s);
+      : await insertInTransaction(ctx, queue, id, key, s);
     if (winner) return { job_id: winner, created: false };
     if (!this.#recordsInSubmit) await this.records?.create(id, infoOf(s));
     await this.event(queue, 'scheduled', id, 'INFO', { ref_id: s.ref_id ?? null }, s.ref_type);
     return { job_id: id, created: true };
-  }
-
-  /**
-   * The index row, pg-boss's job row and the NOTIFY that wakes a worker, in one round trip: one
-   * simple-protocol query of two statements, which Postgres runs as one implicit transaction.
-   * pg-boss's insert (one statement, its one parameter the job as JSON) is taken from its `db`
-   * hook with the parameter written in as a literal, as pg-boss does for its own flow inserts. A
-   * key already taken divides by zero, which rolls both back; the winner's id is answered then.
-   * An insert of another shape (a pg-boss upgrade) falls back to the transaction below.
-   */
-  async #insertInOneTrip(
-    queue: string,
-    id: string,
-    key: string | null,
-    s: JobSubmission,
-  ): Promise<string | undefined> {
-    const lit = pg.escapeLiteral;
-    const index = `WITH ins AS (
-        INSERT INTO ${this.index} (id, queue, idempotency_key)
-        VALUES (${lit(id)}, ${lit(queue)}, ${key === null ? 'NULL' : lit(key)})
-        ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
-      SELECT 1 / (SELECT count(*)::int FROM ins) AS inserted, pg_notify(${lit(SUBMIT_CHANNEL)}, ${lit(queue)})`;
-    // The job record too, when it lives in this database: PENDING exactly when the job exists.
-    const record =
-      this.records && this.#recordsInSubmit
-        ? `;\n${this.records.createStatement(id, infoOf(s), lit)}`
-        : '';
-    let taken = false;
-    const db = {
-      executeSql: async (text: string, values?: unknown[]) => {
-        if (values?.length !== 1 || typeof values[0] !== 'string' || !/^[^$]*\$1[^$]*$/.test(text))
-          throw NOT_ONE_STATEMENT;
-        try {
-          const results = (await this.#pool.query(
-            `${index}${record};\n${text.replace('$1', () => lit(values[0] as string))}`,
-          )) as unknown as pg.QueryResult[];
-          return results.at(-1)!;
-        } catch (err) {
-          if ((err as { code?: string }).code === '22012' && key !== null) taken = true;
-          throw err;
-        }
-      },
-    };
-    try {
-      await this.boss.send(queue, dataOf(s) as object, { ...sendOptions(s), id, db });
-      return undefined;
-    } catch (err) {
-      if (!taken) throw err;
-      const seen = await this.#pool.query(
-        `SELECT id FROM ${this.index} WHERE idempotency_key = $1`,
-        [key],
-      );
-      return seen.rows[0].id as string;
-    }
-  }
-
-  /** The same as one explicit transaction (four round trips). */
-  async #insertInTransaction(
-    queue: string,
-    id: string,
-    key: string | null,
-    s: JobSubmission,
-  ): Promise<string | undefined> {
-    const client = await this.#pool.connect();
-    // A checked-out client reports a lost connection as an 'error' event (the pool only listens
-    // on idle ones): without a listener the process would die of it. The query fails anyway.
-    let lost: Error | undefined;
-    const onError = (err: Error) => {
-      lost = err;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      // The index row, and a NOTIFY (sent at COMMIT) that wakes an idle worker of the queue.
-      const ins = await client.query(
-        `WITH ins AS (
-           INSERT INTO ${this.index} (id, queue, idempotency_key) VALUES ($1, $2, $3)
-           ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
-         SELECT id, pg_notify($4, $2) FROM ins`,
-        [id, queue, key, SUBMIT_CHANNEL],
-      );
-      if (!ins.rows[0]) {
-        // Another submit with this key won the race (the insert waited for its commit): answer
-        // its job, on this connection. Asking the pool for a second one while holding this one
-        // deadlocks once every connection is held by a submit doing the same.
-        await client.query('ROLLBACK');
-        const seen = await client.query(`SELECT id FROM ${this.index} WHERE idempotency_key = $1`, [
-          key,
-        ]);
-        return seen.rows[0].id as string;
-      }
-      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
-      await this.boss.send(queue, dataOf(s) as object, { ...sendOptions(s), id, db });
-      await client.query('COMMIT');
-      return undefined;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.off('error', onError);
-      client.release(lost);
-    }
   }
 
   /** A queue pg-boss knows (created once per process; creating an existing one is a no-op). */
@@ -463,36 +365,4 @@ export class Jobs {
       );
     }
   }
-}
-
-function infoOf(s: JobSubmission) {
-  return {
-    ...(s.endpoint ? { endpoint: s.endpoint } : {}),
-    ...(s.ref_id ? { refId: s.ref_id } : {}),
-    ...(s.ref_type ? { refType: s.ref_type } : {}),
-  };
-}
-
-function dataOf(s: JobSubmission): JobData {
-  return {
-    endpoint: s.endpoint ?? null,
-    asset_key: s.asset_key ?? null,
-    ref_id: s.ref_id ?? null,
-    ref_type: s.ref_type ?? null,
-    parameters: s.parameters ?? {},
-  };
-}
-
-function sendOptions(s: JobSubmission) {
-  const retryDelay = s.retry_delay ?? SUBMIT_DEFAULTS.retry_delay;
-  return {
-    retryLimit: s.retry_limit ?? SUBMIT_DEFAULTS.retry_limit,
-    retryDelay,
-    retryBackoff: s.retry_backoff ?? SUBMIT_DEFAULTS.retry_backoff,
-    ...(s.priority !== undefined ? { priority: s.priority } : {}),
-    ...(s.expire_in !== undefined ? { expireInSeconds: s.expire_in } : {}),
-    ...(s.start_after !== undefined
-      ? { startAfter: typeof s.start_after === 'number' ? s.start_after : new Date(s.start_after) }
-      : {}),
-  };
 }
