@@ -41,6 +41,7 @@ const PACKAGES = [
   'ocr',
   'jobs',
   'metrics',
+  'tracing',
 ];
 
 describe('published packages', () => {
@@ -124,6 +125,7 @@ import { OcrEngine } from '@marie/ocr';
 import { jobUi, parseSubmission, queueOf } from '@marie/jobs';
 import Fastify from 'fastify';
 import { Metrics } from '@marie/metrics';
+import { startTracing } from '@marie/tracing';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -170,10 +172,16 @@ await web.close();
 const metrics = new Metrics({ runtimeName: 'packed', processMetrics: false });
 await metrics.instrument(new RequestHandler(ex)).handle({ header: { requestId: 'm', execEndpoint: '/up' }, parameters: {}, routes: [], docs: [{ text: 'x' }] });
 const counted = (await metrics.text()).includes('jina_successful_requests_total{runtime_name="packed"} 1');
+// @marie/tracing: the SDK registered, an executor's call recorded as its span.
+const spans = [];
+const tracing = startTracing({ serviceName: 'packed', exporter: { export: (s, done) => { spans.push(...s); done({ code: 0 }); }, shutdown: async () => {} } });
+await new RequestHandler(ex).post('/up', [{ text: 't' }]);
+await tracing.shutdown();
+const traced = spans.some((s) => s.name === 'Upper /up');
 const uiOk = ui.every((r) => r.statusCode === 200 && r.body.length > 500) && ui[0].body.includes('Marie jobs');
 console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n + ' png=' + pages[0].tensor.shape.join('x') +
   ' nvml=' + nvml.available + ' events=' + drained + ' healthy=' + JSON.parse(status[0].text).healthy +
-  ' ocr=' + engine.provider + ':' + blank.lines.length + ' queue=' + queue + ' ui=' + uiOk + ' metrics=' + counted);
+  ' ocr=' + engine.provider + ':' + blank.lines.length + ' queue=' + queue + ' ui=' + uiOk + ' metrics=' + counted + ' traced=' + traced);
 `,
     );
     // The suite runs on Node 24; the packed packages must also work on the oldest Node that
@@ -185,7 +193,7 @@ console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n
         env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
       });
       expect(stdout.trim(), node).toBe(
-        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0 queue=document.extract ui=true metrics=true',
+        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0 queue=document.extract ui=true metrics=true traced=true',
       );
       const version = await run(node, [join(app, 'node_modules/.bin/marie'), '--version']);
       expect(version.stdout.trim()).toBe('0.1.0');

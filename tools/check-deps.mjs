@@ -39,6 +39,7 @@ const ARROWS = {
   '@marie/ocr': ['@marie/core', '@marie/docs', '@marie/gpu'],
   '@marie/jobs': ['@marie/core', '@marie/docs', '@marie/storage', '@marie/events', '@marie/flow'],
   '@marie/metrics': ['@marie/core'],
+  '@marie/tracing': ['@marie/core'],
   '@marie/cli': '*',
 };
 // Never in core or docs: a transport, a server framework, a driver or a native runtime.

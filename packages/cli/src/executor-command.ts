@@ -6,15 +6,15 @@ import {
   loadExecutor,
   RequestHandler,
 } from '@marie/core';
-import { Metrics } from '@marie/metrics';
 import { DEFAULT_PORT, GrpcServer } from '@marie/transport-grpc';
 import { HttpServer } from '@marie/transport-http';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
 import { keepHeapHeadroom } from './heap-headroom.js';
+import { addOperationsOptions, type OperationsFlags, startOperations } from './operations.js';
 import { integer, jsonObject as json } from './parse.js';
 
-interface ExecutorFlags {
+interface ExecutorFlags extends OperationsFlags {
   uses: string;
   usesWith?: string;
   usesMetas?: string;
@@ -32,13 +32,11 @@ interface ExecutorFlags {
   exitOnExceptions?: string[];
   /** false with --no-reduce (commander's negated flag) */
   reduce: boolean;
-  monitoring?: boolean;
-  portMonitoring?: number;
 }
 
 /** `marie executor`: serve one executor until SIGTERM/SIGINT. */
 export function executorCommand(): Command {
-  return new Command('executor')
+  const command = new Command('executor')
     .description(
       'serve an executor (a YAML config or a class name) over gRPC, HTTP and/or WebSocket',
     )
@@ -78,21 +76,14 @@ export function executorCommand(): Command {
     .option(
       '--no-reduce',
       'joined requests (process_data): docs is every incoming document, not merged by id',
-    )
-    .option('--monitoring', "Prometheus metrics (Jina's names) on --port-monitoring")
-    .option(
-      '--port-monitoring <port>',
-      'port of GET /metrics with --monitoring (0 picks a free one)',
-      integer('--port-monitoring', 0),
-      0,
-    )
-    .action(async (flags: ExecutorFlags) => {
-      try {
-        await serve(flags);
-      } catch (err) {
-        exitWith('marie executor', err);
-      }
-    });
+    );
+  return addOperationsOptions(command).action(async (flags: ExecutorFlags) => {
+    try {
+      await serve(flags);
+    } catch (err) {
+      exitWith('marie executor', err);
+    }
+  });
 }
 
 const PROTOCOLS: Record<string, 'grpc' | 'http' | 'websocket'> = {
@@ -176,15 +167,10 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     });
   }
   // --monitoring: every server serves the measured handler; /metrics on its own port.
-  const metrics = flags.monitoring
-    ? new Metrics({ runtimeName: executor.runtimeArgs.name })
-    : undefined;
-  const servedHandler = metrics ? metrics.instrument(handler) : handler;
-  let metricsServer: { port: number; close: () => Promise<void> } | undefined;
+  const ops = startOperations(flags, executor.runtimeArgs.name);
+  const servedHandler = ops.metrics ? ops.metrics.instrument(handler) : handler;
   const served: Served[] = [];
   try {
-    if (metrics)
-      metricsServer = await metrics.serve({ host: flags.host, port: flags.portMonitoring ?? 0 });
     for (const [i, protocol] of protocols.entries()) {
       if (protocol === 'grpc') {
         const server = new GrpcServer(servedHandler, { host: flags.host, port: ports[i]! });
@@ -208,7 +194,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     }
   } catch (err) {
     await Promise.all(served.map((s) => s.shutdown(0)));
-    await metricsServer?.close();
+    await ops.close();
     await handler.close();
     throw new Error(`cannot listen on ${flags.host}:${ports.join('/')}: ${(err as Error).message}`);
   }
@@ -222,8 +208,8 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     stopping = true;
     log.info(`${signal}: shutting down`);
     Promise.all(served.map((s) => s.shutdown(graceMs)))
-      .then(() => metricsServer?.close())
       .then(() => handler.close())
+      .then(() => ops.close())
       .then(
         () => process.exit(code),
         (err: unknown) => {
@@ -248,6 +234,8 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     process.channel.unref();
   }
 
+  // The metrics address first: a supervisor reading `ready` has it by then.
+  await ops.serveMetrics(flags.host);
   // `ready` means a health check through each port answers, not merely that it is bound.
   for (const s of served) {
     const host =
@@ -264,7 +252,5 @@ async function serve(flags: ExecutorFlags): Promise<void> {
       );
     process.stdout.write(`ready ${SCHEME[s.protocol]}://${s.address.host}:${s.address.port}\n`);
   }
-  if (metricsServer)
-    process.stdout.write(`monitoring http://${flags.host}:${metricsServer.port}/metrics\n`);
   log.info({ executor: executor.constructor.name, protocols }, 'serving');
 }

@@ -5,6 +5,7 @@ import { DEFAULT_PORT } from '@marie/transport-grpc';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
 import { keepHeapHeadroom } from './heap-headroom.js';
+import { addOperationsOptions, type OperationsFlags, startOperations } from './operations.js';
 import { integer, jsonObject } from './parse.js';
 
 /**
@@ -13,13 +14,40 @@ import { integer, jsonObject } from './parse.js';
  * its queues' jobs through the gateway; at shutdown the workers stop first (their jobs finish),
  * then the Flow, then pg-boss.
  */
-async function runFlow(command: string, make: () => Promise<Flow> | Flow): Promise<void> {
+async function runFlow(
+  command: string,
+  make: () => Promise<Flow> | Flow,
+  flags: OperationsFlags,
+): Promise<void> {
   const log = createLogger(command);
   let flow: Flow;
   let jobs: JobService | undefined;
+  let ops: ReturnType<typeof startOperations> | undefined;
   try {
     keepHeapHeadroom();
     flow = await make();
+    const o = flow.options;
+    // Flags over the YAML's `with:`; the executors inherit both (Jina's Flow does the same).
+    if (flags.monitoring) o.monitoring = true;
+    if (flags.portMonitoring !== undefined) o.portMonitoring = flags.portMonitoring;
+    if (flags.tracing) o.tracing = true;
+    if (flags.tracesExporterHost) o.tracesExporterHost = flags.tracesExporterHost;
+    if (flags.tracesExporterPort) o.tracesExporterPort = flags.tracesExporterPort;
+    ops = startOperations(
+      {
+        ...(o.monitoring ? { monitoring: true } : {}),
+        ...(o.portMonitoring !== undefined ? { portMonitoring: o.portMonitoring } : {}),
+        ...(o.tracing ? { tracing: true } : {}),
+        ...(o.tracesExporterHost ? { tracesExporterHost: o.tracesExporterHost } : {}),
+        ...(o.tracesExporterPort ? { tracesExporterPort: o.tracesExporterPort } : {}),
+      },
+      'gateway',
+    );
+    const metrics = ops.metrics;
+    if (metrics) {
+      o.instrument = (gateway) => metrics.instrument(gateway);
+      o.observeHop = (node) => metrics.hop(node);
+    }
     if (flow.options.jobs) {
       jobs = await JobService.open(parseJobsConfig(flow.options.jobs), { logger: log });
       flow.options.httpPlugins = [...(flow.options.httpPlugins ?? []), ...jobs.plugins()];
@@ -31,8 +59,12 @@ async function runFlow(command: string, make: () => Promise<Flow> | Flow): Promi
       await flow.close().catch(() => {});
       throw err;
     }
+    await ops.serveMetrics(flow.options.host ?? '127.0.0.1', 'gateway');
+    for (const m of flow.monitoringAddresses())
+      process.stdout.write(`monitoring ${m.address} ${m.label}\n`);
   } catch (err) {
     await jobs?.stop({ timeoutMs: 1000 }).catch(() => {});
+    await ops?.close().catch(() => {});
     exitWith(command, err);
   }
   let stopping = false;
@@ -44,6 +76,7 @@ async function runFlow(command: string, make: () => Promise<Flow> | Flow): Promi
       await jobs?.stopWorkers();
       await flow.close();
       await jobs?.stop();
+      await ops?.close();
     })().then(
       () => process.exit(0),
       (err: unknown) => {
@@ -59,15 +92,17 @@ async function runFlow(command: string, make: () => Promise<Flow> | Flow): Promi
 
 /** `marie flow --uses flow.yml`: the gateway and every deployment, until SIGTERM/SIGINT. */
 export function flowCommand(): Command {
-  return new Command('flow')
+  const command = new Command('flow')
     .description(
       'run a Flow (jtype: Flow YAML): every executor as supervised processes behind one gateway',
     )
-    .requiredOption('--uses <flow.yml>', 'the Flow YAML')
-    .action((flags: { uses: string }) => runFlow('marie flow', () => loadFlow(flags.uses)));
+    .requiredOption('--uses <flow.yml>', 'the Flow YAML');
+  return addOperationsOptions(command).action((flags: { uses: string } & OperationsFlags) =>
+    runFlow('marie flow', () => loadFlow(flags.uses), flags),
+  );
 }
 
-interface GatewayFlags {
+interface GatewayFlags extends OperationsFlags {
   graphDescription: string;
   graphConditions?: string;
   deploymentsAddresses: string;
@@ -88,7 +123,7 @@ const PROTOCOLS = new Set(['grpc', 'http', 'websocket']);
  * addresses.
  */
 export function gatewayCommand(): Command {
-  return new Command('gateway')
+  const command = new Command('gateway')
     .description('serve a gateway for executors started elsewhere (an exported Flow)')
     .requiredOption(
       '--graph-description <json>',
@@ -117,8 +152,10 @@ export function gatewayCommand(): Command {
     .option(
       '--jobs <json>',
       'the job API, /ui and workers, as a Flow\'s jobs: section: {"database":"postgres://...","queues":{"document.extract":2}}',
-    )
-    .action((flags: GatewayFlags) => runFlow('marie gateway', () => gatewayFlow(flags)));
+    );
+  return addOperationsOptions(command).action((flags: GatewayFlags) =>
+    runFlow('marie gateway', () => gatewayFlow(flags), flags),
+  );
 }
 
 function gatewayFlow(flags: GatewayFlags): Flow {

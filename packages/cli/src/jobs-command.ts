@@ -4,9 +4,10 @@ import { JobService, parseJobsConfig } from '@marie/jobs';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
+import { addOperationsOptions, type OperationsFlags, startOperations } from './operations.js';
 import { integer, jsonObject } from './parse.js';
 
-interface WorkerFlags {
+interface WorkerFlags extends OperationsFlags {
   target: string;
   jobs?: string;
   database?: string;
@@ -24,7 +25,7 @@ interface WorkerFlags {
  * SIGTERM stops taking jobs, lets running ones finish (up to --stop-timeout), then exits 0.
  */
 export function workerCommand(): Command {
-  return new Command('worker')
+  const command = new Command('worker')
     .description('run jobs from the job queue through a gateway or an executor')
     .requiredOption(
       '--target <address>',
@@ -43,52 +44,58 @@ export function workerCommand(): Command {
       integer('--stop-timeout', 0),
       30_000,
     )
-    .action(async (flags: WorkerFlags) => {
-      const command = 'marie worker';
-      const log = createLogger(command);
-      let service: JobService;
-      let client: Client;
-      try {
-        const raw: Record<string, unknown> = { ...jsonObject('--jobs', flags.jobs), ui: false };
-        if (flags.database) raw.database = flags.database;
-        if (flags.queue) raw.queues = flags.queue;
-        if (flags.schema) raw.schema = flags.schema;
-        if (flags.endpoint) raw.endpoint = flags.endpoint;
-        if (!flags.records) raw.records = false;
-        if (flags.toast) raw.toast = jsonObject('--toast', flags.toast);
-        const config = parseJobsConfig(raw, '--jobs');
-        if (Object.keys(config.queues).length === 0)
-          throw new UsageError('--queue: name at least one queue (or "queues" in --jobs)');
-        client = new Client({ host: flags.target });
-        service = await JobService.open(config, { logger: log });
-        await service.startWorkers(client);
-      } catch (err) {
-        exitWith(command, err);
-      }
-      let stopping = false;
-      const stop = (signal: string) => {
-        if (stopping) process.exit(1);
-        stopping = true;
-        log.info(`${signal}: stopping (${service.active} jobs running)`);
-        service
-          .stop({ timeoutMs: flags.stopTimeout })
-          .then(() => client.close())
-          .then(
-            () => process.exit(0),
-            (err: unknown) => {
-              log.error({ err }, 'shutdown failed');
-              process.exit(1);
-            },
-          );
-      };
-      process.on('SIGTERM', () => stop('SIGTERM'));
-      process.on('SIGINT', () => stop('SIGINT'));
-      process.stdout.write(
-        `ready worker ${Object.entries(service.config.queues)
-          .map(([q, { concurrency }]) => `${q}=${concurrency}`)
-          .join(' ')}\n`,
-      );
-    });
+    .option('--host <host>', 'interface of GET /metrics with --monitoring', '0.0.0.0');
+  return addOperationsOptions(command).action(async (flags: WorkerFlags & { host: string }) => {
+    const command = 'marie worker';
+    const log = createLogger(command);
+    let service: JobService;
+    let client: Client;
+    let ops: ReturnType<typeof startOperations> | undefined;
+    try {
+      ops = startOperations(flags, 'worker');
+      const raw: Record<string, unknown> = { ...jsonObject('--jobs', flags.jobs), ui: false };
+      if (flags.database) raw.database = flags.database;
+      if (flags.queue) raw.queues = flags.queue;
+      if (flags.schema) raw.schema = flags.schema;
+      if (flags.endpoint) raw.endpoint = flags.endpoint;
+      if (!flags.records) raw.records = false;
+      if (flags.toast) raw.toast = jsonObject('--toast', flags.toast);
+      const config = parseJobsConfig(raw, '--jobs');
+      if (Object.keys(config.queues).length === 0)
+        throw new UsageError('--queue: name at least one queue (or "queues" in --jobs)');
+      client = new Client({ host: flags.target });
+      service = await JobService.open(config, { logger: log });
+      await service.startWorkers(client);
+      await ops.serveMetrics(flags.host);
+    } catch (err) {
+      await ops?.close().catch(() => {});
+      exitWith(command, err);
+    }
+    let stopping = false;
+    const stop = (signal: string) => {
+      if (stopping) process.exit(1);
+      stopping = true;
+      log.info(`${signal}: stopping (${service.active} jobs running)`);
+      service
+        .stop({ timeoutMs: flags.stopTimeout })
+        .then(() => client.close())
+        .then(() => ops?.close())
+        .then(
+          () => process.exit(0),
+          (err: unknown) => {
+            log.error({ err }, 'shutdown failed');
+            process.exit(1);
+          },
+        );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.stdout.write(
+      `ready worker ${Object.entries(service.config.queues)
+        .map(([q, { concurrency }]) => `${q}=${concurrency}`)
+        .join(' ')}\n`,
+    );
+  });
 }
 
 interface JobFlags {

@@ -5,6 +5,7 @@ import { executorCommand } from './executor-command.js';
 import { exportCommand } from './export-command.js';
 import { flowCommand, gatewayCommand } from './flow-command.js';
 import { jobCommand, workerCommand } from './jobs-command.js';
+import { addLoggingOptions } from './logging.js';
 import { ocrCommand } from './ocr-command.js';
 import { pingCommand } from './ping-command.js';
 
@@ -20,6 +21,7 @@ export function createProgram(): Command {
     .description('Marie for TypeScript: serve and call document-processing executors')
     .version(version)
     .showHelpAfterError();
+  addLoggingOptions(program);
   program.addCommand(executorCommand());
   program.addCommand(flowCommand());
   program.addCommand(gatewayCommand());

@@ -1,7 +1,17 @@
-import { ErrorCode, MarieError, type PostOptions } from '@marie/core';
+import {
+  backoffDelay,
+  createLogger,
+  ErrorCode,
+  MarieError,
+  type PostOptions,
+  retryPolicy,
+  SpanKind,
+  traced,
+} from '@marie/core';
 import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
 import { GrpcClient } from '@marie/transport-grpc';
 import { HttpClient, WsClient } from '@marie/transport-http';
+import { SingleBar } from 'cli-progress';
 import { type Job, type JobRequest, JobsClient } from './jobs.js';
 
 export type { PostOptions, PostResponse } from '@marie/core';
@@ -13,8 +23,16 @@ export interface ClientOptions {
   host?: string;
   port?: number;
   protocol?: Protocol;
-  /** TLS CA certificate (PEM) for grpcs. */
+  /** For grpcs, https and wss: the CA certificate (PEM) to trust instead of the system's. */
   ca?: Buffer | string;
+  /** A client certificate and its key (PEM), for servers that ask for one (mutual TLS). */
+  cert?: Buffer | string;
+  key?: Buffer | string;
+  /**
+   * The gateway's (or executor's) API key: `Authorization: Bearer <key>` on HTTP and WebSocket,
+   * `authorization` metadata on gRPC, and on the job API.
+   */
+  apiKey?: string;
   /** Connections to spread calls over. */
   poolSize?: number;
   /** WebSocket sub-protocol: `json` (default) or `bytes`. */
@@ -92,15 +110,35 @@ export class Client {
           field: 'jobs',
         },
       );
-    this.#jobs = origin ? new JobsClient(origin) : undefined;
+    const secure = protocol === 'grpcs' || protocol === 'https' || protocol === 'wss';
+    const tlsOptions = {
+      ...(options.ca !== undefined ? { ca: options.ca } : {}),
+      ...(options.cert !== undefined ? { cert: options.cert } : {}),
+      ...(options.key !== undefined ? { key: options.key } : {}),
+    };
+    if (!secure && Object.keys(tlsOptions).length)
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `ca, cert and key are for grpcs, https and wss; this client is ${protocol}://`,
+        { field: 'ca' },
+      );
+    const tls = Object.keys(tlsOptions).length ? tlsOptions : true;
+    const apiKey = options.apiKey !== undefined ? { apiKey: options.apiKey } : {};
+    this.#jobs = origin
+      ? new JobsClient(origin, {
+          ...apiKey,
+          ...(origin.startsWith('https:') && tls !== true ? { tls } : {}),
+        })
+      : undefined;
     switch (protocol) {
       case 'grpc':
       case 'grpcs':
         this.#transport = new GrpcClient({
           host,
           port,
-          ...(protocol === 'grpcs' ? { tls: options.ca ? { ca: options.ca } : true } : {}),
+          ...(secure ? { tls } : {}),
           ...(options.poolSize ? { poolSize: options.poolSize } : {}),
+          ...apiKey,
         });
         break;
       case 'http':
@@ -108,27 +146,85 @@ export class Client {
         this.#transport = new HttpClient({
           host,
           port,
-          tls: protocol === 'https',
+          ...(secure ? { tls } : {}),
           ...(options.poolSize ? { poolSize: options.poolSize } : {}),
+          ...apiKey,
         });
         break;
       default:
         this.#transport = new WsClient({
           host,
           port,
-          tls: protocol === 'wss',
+          ...(secure ? { tls } : {}),
           subprotocol: options.subprotocol ?? 'json',
+          ...apiKey,
         });
     }
   }
 
-  /** Posts documents to an endpoint, `requestSize` per request, and resolves to the answer's documents. */
+  /**
+   * Posts documents to an endpoint, `requestSize` per request, and resolves to the answer's
+   * documents. With `maxAttempts` > 1 a runtime that cannot be reached (UNAVAILABLE) is tried
+   * again after a growing backoff; `showProgress` draws a bar on stderr. The post is one client
+   * span of a trace when tracing is on: its context goes to the runtime with every request.
+   */
   post<R extends AnyDocType = typeof AnyDoc>(
     on: string,
-    docs?: DocList<any> | readonly object[],
-    options?: PostOptions<R>,
+    docs: DocList<any> | readonly object[] = [],
+    options: PostOptions<R> = {},
   ): Promise<DocList<R['static']>> {
-    return this.#transport.post(on, docs, options) as Promise<DocList<R['static']>>;
+    const policy = retryPolicy(options);
+    return traced(
+      `POST ${on}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: () => ({
+          'marie.endpoint': on,
+          'marie.docs': docs.length,
+          'server.address': this.host,
+          'server.port': this.port,
+          'network.protocol.name': this.protocol,
+        }),
+      },
+      async (span) => {
+        const bar = options.showProgress ? progressBar(on) : undefined;
+        const opts: PostOptions<R> = bar
+          ? {
+              ...options,
+              onProgress: (p) => {
+                bar.setTotal(p.total);
+                bar.update(p.done);
+                options.onProgress?.(p);
+              },
+            }
+          : options;
+        bar?.start(Math.max(1, Math.ceil(docs.length / (options.requestSize ?? 100))), 0);
+        try {
+          for (let attempt = 1; ; attempt++) {
+            try {
+              return (await this.#transport.post(on, docs, opts)) as DocList<R['static']>;
+            } catch (err) {
+              const retry =
+                attempt < policy.maxAttempts &&
+                err instanceof MarieError &&
+                err.code === ErrorCode.Unavailable &&
+                !options.signal?.aborted;
+              if (!retry) throw err;
+              const delay = backoffDelay(policy, attempt);
+              span.addEvent('retry', { attempt, delay_ms: delay, reason: err.message });
+              log().warn(
+                { attempt, maxAttempts: policy.maxAttempts, delayMs: delay, reason: err.message },
+                `${this.protocol}://${this.host}:${this.port} unavailable; retrying`,
+              );
+              bar?.update(0);
+              await sleep(delay, options.signal);
+            }
+          }
+        } finally {
+          bar?.stop();
+        }
+      },
+    );
   }
 
   /** The documents a generator endpoint yields for one document. */
@@ -193,4 +289,36 @@ export class Client {
   [Symbol.dispose](): void {
     this.close();
   }
+}
+
+let logger: ReturnType<typeof createLogger> | undefined;
+const log = () => {
+  logger ??= createLogger('client');
+  return logger;
+};
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, ms);
+    signal?.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        reject(new MarieError(ErrorCode.Canceled, 'the call was aborted'));
+      },
+      { once: true },
+    );
+  });
+}
+
+/** A progress bar on stderr (cli-progress): redrawn on a terminal, a line now and then otherwise. */
+function progressBar(on: string): SingleBar {
+  return new SingleBar({
+    format: `${on} [{bar}] {value}/{total} requests · {duration_formatted}`,
+    stream: process.stderr,
+    hideCursor: process.stderr.isTTY === true,
+    noTTYOutput: true,
+    notTTYSchedule: 1000,
+    clearOnComplete: false,
+  });
 }

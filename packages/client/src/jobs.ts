@@ -1,4 +1,5 @@
 import { ErrorCode, MarieError } from '@marie/core';
+import { Agent, fetch } from 'undici';
 
 /** A job as the gateway's job API answers it (`GET /api/v1/jobs/:id`). */
 export interface Job {
@@ -46,9 +47,36 @@ const TERMINAL = new Set(['completed', 'expired', 'cancelled', 'failed']);
  */
 export class JobsClient {
   readonly origin: string;
+  readonly #headers: Record<string, string>;
+  readonly #dispatcher: Agent | undefined;
 
-  constructor(origin: string) {
+  constructor(
+    origin: string,
+    options: {
+      apiKey?: string;
+      tls?: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
+    } = {},
+  ) {
     this.origin = origin.replace(/\/+$/, '');
+    this.#headers = options.apiKey ? { authorization: `Bearer ${options.apiKey}` } : {};
+    this.#dispatcher = options.tls ? new Agent({ connect: { ...options.tls } }) : undefined;
+  }
+
+  /** fetch with this client's API key and TLS settings. */
+  #fetch(
+    url: string,
+    init: {
+      method?: string;
+      body?: string;
+      headers?: Record<string, string>;
+      signal?: AbortSignal;
+    } = {},
+  ) {
+    return fetch(url, {
+      ...init,
+      headers: { ...this.#headers, ...init.headers },
+      ...(this.#dispatcher ? { dispatcher: this.#dispatcher } : {}),
+    });
   }
 
   async submit(
@@ -102,9 +130,11 @@ export class JobsClient {
       last = j;
     };
     try {
-      const res = await fetch(`${this.origin}/api/v1/jobs/${encodeURIComponent(id)}/events`, {
-        ...(signal ? { signal } : {}),
-      });
+      const res = await this.#fetch(
+        `${this.origin}/api/v1/jobs/${encodeURIComponent(id)}/events`,
+        signal ? { signal } : {},
+      );
+      if (res.status === 401) throw new MarieError(ErrorCode.Unauthenticated, await detailOf(res));
       if (res.status === 404) throw new MarieError(ErrorCode.NotFound, `no job ${id}`);
       if (res.ok && res.body) {
         const decoder = new TextDecoder();
@@ -139,9 +169,9 @@ export class JobsClient {
   }
 
   async #call<T>(method: string, path: string, body?: unknown, signal?: AbortSignal): Promise<T> {
-    let res: Response;
+    let res: Awaited<ReturnType<typeof fetch>>;
     try {
-      res = await fetch(`${this.origin}${path}`, {
+      res = await this.#fetch(`${this.origin}${path}`, {
         method,
         ...(body !== undefined
           ? { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }
@@ -167,11 +197,22 @@ export class JobsClient {
         ? ErrorCode.InvalidArgument
         : res.status === 404
           ? ErrorCode.NotFound
-          : res.status === 503
-            ? ErrorCode.Unavailable
-            : ErrorCode.Internal;
+          : res.status === 401
+            ? ErrorCode.Unauthenticated
+            : res.status === 503
+              ? ErrorCode.Unavailable
+              : ErrorCode.Internal;
     throw new MarieError(code, detail, typeof json.field === 'string' ? { field: json.field } : {});
   }
+}
+
+async function detailOf(res: { text(): Promise<string> }): Promise<string> {
+  const text = await res.text();
+  try {
+    const detail = (JSON.parse(text) as { detail?: unknown }).detail;
+    if (typeof detail === 'string') return detail;
+  } catch {}
+  return text;
 }
 
 function abortedOr(err: unknown, id: string, signal: AbortSignal | undefined): unknown {

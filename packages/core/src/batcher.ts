@@ -8,6 +8,15 @@ export interface BatchOutcome {
   results?: unknown;
 }
 
+/** One batch sent to a method: what dynamic batching metrics count. */
+export interface BatchEvent {
+  endpoint: string;
+  /** Documents in the batch. */
+  size: number;
+  /** Requests joined into it. */
+  requests: number;
+}
+
 /** Calls the endpoint's method with a whole batch; the handler supplies it (mutex, context). */
 export type RunBatch = (
   endpoint: Endpoint,
@@ -37,9 +46,26 @@ export class Batcher {
   readonly #queues = new Map<string, Queue>();
   readonly #inFlight = new Set<Promise<void>>();
   readonly #run: RunBatch;
+  readonly #listeners = new Set<(event: BatchEvent) => void>();
 
   constructor(run: RunBatch) {
     this.#run = run;
+  }
+
+  /** Calls `fn` for every batch sent; returns its removal. */
+  onBatch(fn: (event: BatchEvent) => void): () => void {
+    this.#listeners.add(fn);
+    return () => {
+      this.#listeners.delete(fn);
+    };
+  }
+
+  /** Documents waiting per endpoint (queues of different parameters added up). */
+  queued(): { endpoint: string; documents: number }[] {
+    const by = new Map<string, number>();
+    for (const q of this.#queues.values())
+      by.set(q.endpoint.name, (by.get(q.endpoint.name) ?? 0) + q.size);
+    return [...by].map(([endpoint, documents]) => ({ endpoint, documents }));
   }
 
   submit(
@@ -83,6 +109,8 @@ export class Batcher {
     const all: object[] = [];
     for (const item of items) for (const doc of item.docs) all.push(doc);
     const batch = new DocList(endpoint.requestSchema, all, { trusted: true });
+    for (const fn of this.#listeners)
+      fn({ endpoint: endpoint.name, size: batch.length, requests: items.length });
     try {
       const result = await this.#run(endpoint, batch, parameters);
       let out: DocList<object> = batch;

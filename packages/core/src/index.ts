@@ -1,6 +1,6 @@
 import './metadata.js';
 
-export { type BatchOutcome, canonicalJson } from './batcher.js';
+export { type BatchEvent, type BatchOutcome, canonicalJson } from './batcher.js';
 export { ConfigError } from './config/config-error.js';
 export {
   executorFromConfig,
@@ -55,9 +55,34 @@ export {
   useInterceptor,
 } from './interceptor.js';
 export { lazySignal } from './lazy-signal.js';
-export { createLogger, type Logger, rootLogger } from './logger.js';
+export {
+  checkLogLevel,
+  configureLogging,
+  createLogger,
+  currentLogContext,
+  type LogContext,
+  type Logger,
+  type LoggingOptions,
+  rootLogger,
+  withLogContext,
+} from './logger.js';
+export {
+  collectMetricSources,
+  type MetricFamily,
+  type MetricSample,
+  type MetricSource,
+  type MetricType,
+  metricFamily,
+  registerMetricSource,
+} from './metric-source.js';
 export { acquirePidLock } from './pid-lock.js';
-export { type PostOptions, type PostResponse, splitDocs } from './post-options.js';
+export {
+  backoffDelay,
+  type PostOptions,
+  type PostResponse,
+  retryPolicy,
+  splitDocs,
+} from './post-options.js';
 export type { Processor } from './processor.js';
 export { reduceDocs } from './reduce.js';
 export {
@@ -65,7 +90,7 @@ export {
   type HandleOptions,
   type RequestContext,
 } from './request-context.js';
-export { RequestHandler, type RequestHandlerOptions } from './request-handler.js';
+export { logContextOf, RequestHandler, type RequestHandlerOptions } from './request-handler.js';
 export {
   type BatchingOptions,
   DEFAULT_ENDPOINT,
@@ -74,3 +99,17 @@ export {
   type RequestsOptions,
   requests,
 } from './requests.js';
+export {
+  contextFromTraceparent,
+  currentTraceparent,
+  extractContext,
+  failSpan,
+  injectContext,
+  type Span,
+  SpanKind,
+  type SpanOptions,
+  type TraceContext,
+  traced,
+  tracingEnabled,
+  withContext,
+} from './tracing.js';

@@ -32,6 +32,59 @@ export interface PostOptions<R extends AnyDocType = AnyDocType> {
   responseSchema?: R;
   /** Document type to encode plain-object documents with (a DocList carries its own). */
   requestSchema?: TSchema;
+  /**
+   * Attempts of the whole post when the runtime cannot be reached (UNAVAILABLE: refused, reset,
+   * draining), Jina's `max_attempts`: 1 (no retry) unless given. A retried post sends every
+   * request again.
+   */
+  maxAttempts?: number;
+  /** Wait before the first retry (Jina's `initial_backoff`, 0.5 s): 500 ms unless given. */
+  initialBackoffMs?: number;
+  /** Longest wait between attempts (Jina's `max_backoff`, 2 s): 2000 ms unless given. */
+  maxBackoffMs?: number;
+  /** Growth of the wait per attempt (Jina's `backoff_multiplier`): 1.5 unless given. */
+  backoffMultiplier?: number;
+  /** A progress bar on stderr, one step per answered request (Jina's `show_progress`). */
+  showProgress?: boolean;
+  /** Told each time a request of the post is answered: how many are done, of how many. */
+  onProgress?: (progress: { done: number; total: number }) => void;
+}
+
+/** The retry settings of a post, defaults applied and checked (errors name the option). */
+export function retryPolicy(options: PostOptions<any>): {
+  maxAttempts: number;
+  initialBackoffMs: number;
+  maxBackoffMs: number;
+  backoffMultiplier: number;
+} {
+  const policy = {
+    maxAttempts: options.maxAttempts ?? 1,
+    initialBackoffMs: options.initialBackoffMs ?? 500,
+    maxBackoffMs: options.maxBackoffMs ?? 2000,
+    backoffMultiplier: options.backoffMultiplier ?? 1.5,
+  };
+  const bad = (field: string, want: string, got: unknown) =>
+    new MarieError(ErrorCode.InvalidArgument, `${field} must be ${want}, got ${got}`, { field });
+  if (!Number.isInteger(policy.maxAttempts) || policy.maxAttempts < 1)
+    throw bad('maxAttempts', 'a positive integer', policy.maxAttempts);
+  for (const f of ['initialBackoffMs', 'maxBackoffMs'] as const)
+    if (!Number.isFinite(policy[f]) || policy[f] < 0) throw bad(f, 'a number >= 0', policy[f]);
+  if (!Number.isFinite(policy.backoffMultiplier) || policy.backoffMultiplier < 1)
+    throw bad('backoffMultiplier', 'a number >= 1', policy.backoffMultiplier);
+  return policy;
+}
+
+/** The wait before attempt `attempt + 1` (attempt 1 failed: the initial backoff), jittered ±20%. */
+export function backoffDelay(
+  policy: ReturnType<typeof retryPolicy>,
+  attempt: number,
+  random: () => number = Math.random,
+): number {
+  const base = Math.min(
+    policy.maxBackoffMs,
+    policy.initialBackoffMs * policy.backoffMultiplier ** (attempt - 1),
+  );
+  return Math.round(base * (0.8 + 0.4 * random()));
 }
 
 /** Documents split into requests of `size` (at least one request, possibly empty). */

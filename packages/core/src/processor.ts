@@ -1,3 +1,4 @@
+import type { BatchEvent } from './batcher.js';
 import type { DataRequest, SingleDocumentRequest } from './data-request.js';
 import type { Endpoint, EndpointListing } from './endpoints.js';
 import type { HandleOptions } from './request-context.js';
@@ -36,6 +37,9 @@ export interface Processor {
   /** Whether it can serve now (an executor's GPU health); serving when absent. */
   health?(): Readonly<{ serving: boolean; reason: string }>;
   onHealthChange?(fn: (health: Readonly<{ serving: boolean; reason: string }>) => void): () => void;
+  /** Dynamic batching (an executor's): every batch sent, and the documents waiting (metrics). */
+  onBatch?(fn: (event: BatchEvent) => void): () => void;
+  batchQueues?(): { endpoint: string; documents: number }[];
   /** Present when the runtime can snapshot its state (JinaExecutorSnapshot). */
   snapshot?: () => Promise<string>;
   restore?: (file: string) => Promise<void>;

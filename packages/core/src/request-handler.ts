@@ -1,6 +1,6 @@
 import { type AnyDocType, coerce, DocList, DocValidationError, isPlainObject } from '@marie/docs';
 import type { Logger } from 'pino';
-import { Batcher } from './batcher.js';
+import { type BatchEvent, Batcher } from './batcher.js';
 import {
   createDataRequest,
   type DataRequest,
@@ -20,12 +20,13 @@ import {
 import { ErrorCode, MarieError } from './errors.js';
 import type { Executor } from './executor.js';
 import { type EndpointAnswer, interceptorsOf, runIntercepted } from './interceptor.js';
-import { createLogger } from './logger.js';
+import { createLogger, type LogContext, withLogContext } from './logger.js';
 import { Mutex } from './mutex.js';
 import type { Processor } from './processor.js';
 import { mergeRequests, reduceDocs } from './reduce.js';
 import type { HandleOptions, RequestContext } from './request-context.js';
 import { DRY_RUN_ENDPOINT } from './requests.js';
+import { failSpan, type Span, traced } from './tracing.js';
 
 export interface RequestHandlerOptions {
   logger?: Logger;
@@ -129,7 +130,7 @@ export class RequestHandler implements Processor {
 
   /** Serves one request. Never throws: failures come back as `header.status` ERROR. */
   handle(request: DataRequest<any>, options: HandleOptions = {}): Promise<DataRequest<any>> {
-    return this.#serve([request], options);
+    return withLogContext(logContextOf(request), () => this.#serve([request], options));
   }
 
   /** Serves several requests joined into one (process_data): `ctx.docsMatrix` holds each one's docs. */
@@ -139,7 +140,7 @@ export class RequestHandler implements Processor {
   ): Promise<DataRequest<any>> {
     if (requests.length === 0)
       return Promise.reject(new MarieError(ErrorCode.InvalidArgument, 'no requests'));
-    return this.#serve(requests, options);
+    return withLogContext(logContextOf(requests[0]!), () => this.#serve(requests, options));
   }
 
   /**
@@ -205,6 +206,16 @@ export class RequestHandler implements Processor {
     return this.#opening;
   }
 
+  /** Calls `fn` for every dynamic batch sent to a method (metrics); returns its removal. */
+  onBatch(fn: (event: BatchEvent) => void): () => void {
+    return this.#batcher.onBatch(fn);
+  }
+
+  /** Documents waiting in dynamic batching queues, per endpoint. */
+  batchQueues(): { endpoint: string; documents: number }[] {
+    return this.#batcher.queued();
+  }
+
   /** Sends every pending dynamic batch now and waits for the batches in flight (shutdown). */
   flush(): Promise<void> {
     return this.#batcher.drain();
@@ -238,6 +249,29 @@ export class RequestHandler implements Processor {
     }
     const endpoint = this.endpointFor(name);
     if (!endpoint) return base; // no binding, no /default: unchanged, as Python peers do
+    return traced(
+      `${this.kind} ${name ?? endpoint.name}`,
+      {
+        attributes: () => ({
+          'marie.executor': this.name,
+          'marie.endpoint': name ?? endpoint.name,
+          'marie.docs': requests.reduce((n, r) => n + (r.docs?.length ?? 0), 0),
+        }),
+      },
+      (span) => this.#serveEndpoint(requests, base, routes, endpoint, options, span),
+    );
+  }
+
+  async #serveEndpoint(
+    requests: readonly DataRequest<any>[],
+    base: DataRequest<any>,
+    routes: DataRequest['routes'],
+    endpoint: Endpoint,
+    options: HandleOptions,
+    span: Span,
+  ): Promise<DataRequest<any>> {
+    const first = requests[0]!;
+    const name = first.header.execEndpoint;
     try {
       const matrix = requests.map((r) => this.#docsOf(endpoint.requestSchema, r.docs));
       const docs =
@@ -284,6 +318,7 @@ export class RequestHandler implements Processor {
       }
       return out;
     } catch (err) {
+      failSpan(span, err);
       const status = this.#failure(err, endpoint, first.header.requestId);
       return { ...base, header: { ...base.header, status }, routes };
     }
@@ -412,4 +447,12 @@ export class RequestHandler implements Processor {
       `${this.executor.constructor.name}.${String(endpoint.method)} returned ${what}; it must return ${want}`,
     );
   }
+}
+
+/** The request id and job id (`parameters.job_id`) its log lines carry. */
+export function logContextOf(request: DataRequest<any>): LogContext {
+  const job = request.parameters?.job_id;
+  return typeof job === 'string' || typeof job === 'number'
+    ? { request_id: request.header.requestId, job_id: String(job) }
+    : { request_id: request.header.requestId };
 }

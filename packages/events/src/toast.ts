@@ -1,7 +1,14 @@
 import { closeSync, fdatasyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createLogger, type Logger } from '@marie/core';
+import {
+  createLogger,
+  type Logger,
+  type MetricFamily,
+  registerMetricSource,
+  SpanKind,
+  traced,
+} from '@marie/core';
 import { createEvent, type EventInit, type EventMessage } from './event-message.js';
 import type { EventHandler } from './handlers.js';
 import { Spool } from './spool.js';
@@ -182,6 +189,8 @@ class Worker {
 export class Toast {
   readonly #workers: Worker[];
   readonly #logger: Logger;
+  readonly #unregister: () => void;
+  #notified = 0;
 
   constructor(
     handlers: readonly { handler: EventHandler; options?: Partial<DeliveryOptions> }[],
@@ -197,25 +206,90 @@ export class Toast {
           this.#logger,
         ),
     );
+    this.#unregister = registerMetricSource(() => this.metrics());
   }
 
   get handlers(): string[] {
     return this.#workers.map((w) => w.handler.name);
   }
 
-  async notify(event: EventMessage | EventInit): Promise<NotifyResult> {
+  notify(event: EventMessage | EventInit): Promise<NotifyResult> {
     const e = 'id' in event && 'timestamp' in event ? (event as EventMessage) : createEvent(event);
-    const outcomes = await Promise.all(this.#workers.map((w) => w.enqueue(e)));
-    const result: NotifyResult = { spooled: [], deadLettered: [] };
-    for (const [i, ok] of outcomes.entries())
-      result[ok ? 'spooled' : 'deadLettered'].push(this.#workers[i]!.handler.name);
-    return result;
+    this.#notified++;
+    return traced(
+      `event ${e.event}`,
+      {
+        kind: SpanKind.PRODUCER,
+        attributes: () => ({
+          'marie.event': e.event,
+          'marie.event_id': e.id,
+          'marie.handlers': this.handlers.join(','),
+        }),
+      },
+      async (span) => {
+        const outcomes = await Promise.all(this.#workers.map((w) => w.enqueue(e)));
+        const result: NotifyResult = { spooled: [], deadLettered: [] };
+        for (const [i, ok] of outcomes.entries())
+          result[ok ? 'spooled' : 'deadLettered'].push(this.#workers[i]!.handler.name);
+        if (result.deadLettered.length)
+          span.setAttribute('marie.dead_lettered', result.deadLettered.join(','));
+        return result;
+      },
+    );
   }
 
   stats(): Record<string, HandlerStats> {
     return Object.fromEntries(
       this.#workers.map((w) => [w.handler.name, { ...w.stats, pending: w.spool.size }]),
     );
+  }
+
+  /**
+   * Per handler, as Prometheus families (`marie_events_*`): events waiting in its spool,
+   * delivered, retried deliveries, dead-lettered; and events notified in all.
+   */
+  metrics(): MetricFamily[] {
+    const stats = Object.entries(this.stats());
+    const per = (
+      name: string,
+      help: string,
+      type: 'gauge' | 'counter',
+      value: (s: HandlerStats) => number,
+    ): MetricFamily => ({
+      name,
+      help,
+      type,
+      labelNames: ['handler'],
+      samples: stats.map(([handler, s]) => ({ labels: { handler }, value: value(s) })),
+    });
+    return [
+      {
+        name: 'marie_events_notified_total',
+        help: 'Events notified (each goes to every handler)',
+        type: 'counter',
+        labelNames: [],
+        samples: [{ value: this.#notified }],
+      },
+      per(
+        'marie_events_pending',
+        'Events durable in the spool, not yet delivered',
+        'gauge',
+        (s) => s.pending,
+      ),
+      per('marie_events_delivered_total', 'Events delivered', 'counter', (s) => s.delivered),
+      per(
+        'marie_events_retries_total',
+        'Deliveries retried after a failure',
+        'counter',
+        (s) => s.retries,
+      ),
+      per(
+        'marie_events_dead_lettered_total',
+        'Events written to the dead-letter file instead of delivered',
+        'counter',
+        (s) => s.deadLettered,
+      ),
+    ];
   }
 
   /** Waits until every spool is empty (or `timeoutMs` passed); true when all were delivered. */
@@ -227,6 +301,7 @@ export class Toast {
 
   /** Stops the workers; what is undelivered stays in the spools for the next process. */
   async close(): Promise<void> {
+    this.#unregister();
     await Promise.all(this.#workers.map((w) => w.close()));
   }
 }

@@ -45,6 +45,19 @@ export interface DeploymentOptions {
   exitOnExceptions?: string[];
   /** Joined requests: the executor's `docs` keeps every incoming document (see `--no-reduce`). */
   noReduce?: boolean;
+  /**
+   * Prometheus metrics from every replica (Jina's `monitoring`): `GET /metrics` on
+   * `portMonitoring` + the replica's index (0, or none given: free ports), listed by
+   * `monitoringAddresses()`.
+   */
+  monitoring?: boolean;
+  portMonitoring?: number;
+  /** OpenTelemetry traces from every replica, exported over OTLP to host:port (Jina's `tracing`). */
+  tracing?: boolean;
+  tracesExporterHost?: string;
+  tracesExporterPort?: number;
+  /** Replicas reload their executor when its modules or YAML change (`marie executor --reload`). */
+  reload?: boolean;
   logger?: Logger;
 }
 
@@ -150,6 +163,20 @@ export class Deployment extends Routed implements AsyncDisposable {
     if (o.pyModules?.length) args.push('--py-modules', ...o.pyModules);
     if (o.exitOnExceptions?.length) args.push('--exit-on-exceptions', ...o.exitOnExceptions);
     if (o.noReduce) args.push('--no-reduce');
+    if (o.monitoring) {
+      const index = shardId * replicas + replicaId;
+      args.push(
+        '--monitoring',
+        '--port-monitoring',
+        String(o.portMonitoring ? o.portMonitoring + index : 0),
+      );
+    }
+    if (o.tracing) {
+      args.push('--tracing');
+      if (o.tracesExporterHost) args.push('--traces-exporter-host', o.tracesExporterHost);
+      if (o.tracesExporterPort) args.push('--traces-exporter-port', String(o.tracesExporterPort));
+    }
+    if (o.reload) args.push('--reload');
     return new Replica(
       {
         args,
@@ -215,6 +242,13 @@ export class Deployment extends Routed implements AsyncDisposable {
       );
     }, delay);
     this.#restartTimers.add(timer);
+  }
+
+  /** Each replica's `GET /metrics` address (with `monitoring`), labelled `name/shard-s/replica-r`. */
+  monitoringAddresses(): { label: string; address: string }[] {
+    return this.shards
+      .flat()
+      .flatMap((r) => (r.monitoring ? [{ label: r.spec.label, address: r.monitoring }] : []));
   }
 
   /** Process ids by shard, for supervision tools and tests. */

@@ -34,6 +34,20 @@ export interface FlowOptions {
    * Flow itself only carries it).
    */
   jobs?: Record<string, unknown>;
+  /**
+   * Metrics (Jina's `monitoring`, `port_monitoring`): the gateway's on `portMonitoring` (served by
+   * whoever runs the Flow: `marie flow`), and every executor's unless its entry says otherwise.
+   */
+  monitoring?: boolean;
+  portMonitoring?: number;
+  /** Traces (Jina's `tracing`, `traces_exporter_host`, `traces_exporter_port`), executors too. */
+  tracing?: boolean;
+  tracesExporterHost?: string;
+  tracesExporterPort?: number;
+  /** Wraps the gateway before it is served (metrics count what the servers hand it). */
+  instrument?: (gateway: Processor) => Processor;
+  /** Told of each hop's start; what it returns, of its end (the gateway's sending metrics). */
+  observeHop?: (node: string) => () => void;
   logger?: Logger;
 }
 
@@ -133,9 +147,10 @@ export class Flow implements AsyncDisposable {
             : { timeoutSendMs: this.options.timeoutSendMs }),
           endpoints: await this.#endpoints(),
           logger: this.#logger,
+          ...(this.options.observeHop ? { observeHop: this.options.observeHop } : {}),
         },
       );
-      await this.#serve(this.gateway);
+      await this.#serve(this.options.instrument?.(this.gateway) ?? this.gateway);
     } catch (err) {
       await this.close();
       throw err;
@@ -164,7 +179,28 @@ export class Flow implements AsyncDisposable {
         ErrorCode.InvalidArgument,
         `${e.name}: ${uses} runs only from an exported Flow (marie export compose|kubernetes)`,
       );
-    return new Deployment({ ...options, uses, logger: this.#logger });
+    const f = this.options;
+    return new Deployment({
+      // Executors inherit the Flow's monitoring and tracing unless their entry says otherwise.
+      ...(f.monitoring ? { monitoring: true } : {}),
+      ...(f.tracing
+        ? {
+            tracing: true,
+            ...(f.tracesExporterHost ? { tracesExporterHost: f.tracesExporterHost } : {}),
+            ...(f.tracesExporterPort ? { tracesExporterPort: f.tracesExporterPort } : {}),
+          }
+        : {}),
+      ...options,
+      uses,
+      logger: this.#logger,
+    });
+  }
+
+  /** Every local replica's `GET /metrics` address, with monitoring on. */
+  monitoringAddresses(): { label: string; address: string }[] {
+    return [...this.deployments.values()].flatMap((d) =>
+      d instanceof Deployment ? d.monitoringAddresses() : [],
+    );
   }
 
   /** The union of the executors' endpoints, schemas from the first executor listing each. */

@@ -9,7 +9,10 @@ import {
   MarieError,
   type Processor,
   type SingleDocumentRequest,
+  SpanKind,
   StatusCode,
+  traced,
+  withLogContext,
 } from '@marie/core';
 import { withDocsRead } from '@marie/proto';
 import { reduceAnswers } from './reduce-answers.js';
@@ -38,6 +41,8 @@ export interface GatewayOptions {
   timeoutSendMs?: number;
   endpoints?: EndpointListing;
   logger?: Logger;
+  /** Told when a hop to a node starts; the function it returns when it ends (metrics). */
+  observeHop?: (node: string) => () => void;
 }
 
 const GATEWAY = 'gateway';
@@ -81,7 +86,13 @@ export class Gateway implements Processor {
     this.#logger = options.logger ?? createLogger(GATEWAY);
   }
 
-  async handle(request: DataRequest<any>, options: HandleOptions = {}): Promise<DataRequest<any>> {
+  handle(request: DataRequest<any>, options: HandleOptions = {}): Promise<DataRequest<any>> {
+    return withLogContext({ request_id: request.header.requestId }, () =>
+      this.#handle(request, options),
+    );
+  }
+
+  async #handle(request: DataRequest<any>, options: HandleOptions): Promise<DataRequest<any>> {
     const started = new Date();
     const target = request.header.targetExecutor
       ? new RegExp(request.header.targetExecutor)
@@ -149,13 +160,22 @@ export class Gateway implements Processor {
         }))
       : received;
     if (node.when && filtered.every((r) => r.docs.length === 0)) return filtered[0]!;
+    const done = this.#options.observeHop?.(node.name);
     try {
-      return filtered.length === 1
-        ? await node.target.send(filtered[0]!, timeout)
-        : await node.target.sendMany(filtered, timeout);
+      // A client span per hop: its context travels to the executor in the call's metadata.
+      return await traced(
+        `hop ${node.name}`,
+        { kind: SpanKind.CLIENT, attributes: { 'marie.deployment': node.name } },
+        () =>
+          filtered.length === 1
+            ? node.target.send(filtered[0]!, timeout)
+            : node.target.sendMany(filtered, timeout),
+      );
     } catch (err) {
       const e = MarieError.from(err);
       throw new MarieError(e.code, `${node.name}: ${e.message}`, { cause: err });
+    } finally {
+      done?.();
     }
   }
 

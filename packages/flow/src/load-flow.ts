@@ -1,7 +1,7 @@
 import { dirname } from 'node:path';
 import { ConfigError, readYamlFile, substituteVariables } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
-import { Flow, type FlowExecutor, type GatewayProtocol } from './flow.js';
+import { Flow, type FlowExecutor, type FlowOptions, type GatewayProtocol } from './flow.js';
 
 const EXECUTOR_KEYS: Record<string, keyof FlowExecutor> = {
   name: 'name',
@@ -29,6 +29,15 @@ const EXECUTOR_KEYS: Record<string, keyof FlowExecutor> = {
   external: 'external',
   addresses: 'addresses',
   image: 'image',
+  monitoring: 'monitoring',
+  port_monitoring: 'portMonitoring',
+  portMonitoring: 'portMonitoring',
+  tracing: 'tracing',
+  traces_exporter_host: 'tracesExporterHost',
+  tracesExporterHost: 'tracesExporterHost',
+  traces_exporter_port: 'tracesExporterPort',
+  tracesExporterPort: 'tracesExporterPort',
+  reload: 'reload',
 };
 /** Jina's way to name an external executor: `external: true, host: h, port: p`. */
 const EXTERNAL_KEYS = new Set(['host', 'port']);
@@ -62,6 +71,7 @@ export async function loadFlow(
     ...(w.port === undefined ? {} : { port: ports(w.port, path) }),
     ...(typeof w.host === 'string' ? { host: w.host } : {}),
     ...(timeout === undefined ? {} : { timeoutSendMs: Number(timeout) }),
+    ...operations(w, path),
   });
   if (raw.jobs !== undefined) {
     if (!isPlainObject(raw.jobs))
@@ -103,12 +113,43 @@ export async function loadFlow(
   return flow;
 }
 
+/** `with.monitoring`, `port_monitoring`, `tracing`, `traces_exporter_host`, `traces_exporter_port`. */
+function operations(w: Record<string, unknown>, path: string): Partial<FlowOptions> {
+  const out: Partial<FlowOptions> = {};
+  const flag = (key: string) => {
+    const v = w[key];
+    if (v === undefined) return undefined;
+    if (typeof v === 'boolean') return v;
+    if (v === 'true' || v === 'false') return v === 'true';
+    throw new ConfigError(`${path}: with.${key}: ${JSON.stringify(v)} is not true or false`);
+  };
+  const port = (key: string) => {
+    const v = w[key];
+    if (v === undefined) return undefined;
+    const n = ports(v, path, `with.${key}`);
+    if (Array.isArray(n)) throw new ConfigError(`${path}: with.${key}: one port`);
+    return n;
+  };
+  if (flag('monitoring')) out.monitoring = true;
+  const pm = port('port_monitoring');
+  if (pm !== undefined) out.portMonitoring = pm;
+  if (flag('tracing')) out.tracing = true;
+  if (w.traces_exporter_host !== undefined) {
+    if (typeof w.traces_exporter_host !== 'string' || w.traces_exporter_host === '')
+      throw new ConfigError(`${path}: with.traces_exporter_host must be a host name`);
+    out.tracesExporterHost = w.traces_exporter_host;
+  }
+  const tp = port('traces_exporter_port');
+  if (tp !== undefined) out.tracesExporterPort = tp;
+  return out;
+}
+
 /** `with.port`: a port or one per protocol; numbers written as strings (`${{ ENV.PORT }}`) count. */
-function ports(raw: unknown, path: string): number | number[] {
+function ports(raw: unknown, path: string, what = 'with.port'): number | number[] {
   const one = (v: unknown) => {
     const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v;
     if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535)
-      throw new ConfigError(`${path}: with.port: ${JSON.stringify(v)} is not a port (0-65535)`);
+      throw new ConfigError(`${path}: ${what}: ${JSON.stringify(v)} is not a port (0-65535)`);
     return n;
   };
   return Array.isArray(raw) ? raw.map(one) : one(raw);

@@ -30,6 +30,8 @@ export class Replica implements Upstream {
   child?: ChildProcess;
   inFlight = 0;
   restarts = 0;
+  /** `http://host:port/metrics` when the runtime serves metrics (`--monitoring`). */
+  monitoring?: string;
   #stopping = false;
   #onExit?: (replica: Replica, code: number | null, signal: NodeJS.Signals | null) => void;
 
@@ -78,6 +80,8 @@ export class Replica implements Upstream {
       child.stdout!.on('data', (chunk: Buffer) => {
         out += chunk.toString();
         const m = /^ready grpc:\/\/([^\s]+):(\d+)$/m.exec(out);
+        const metrics = /^monitoring (http:\/\/\S+)$/m.exec(out);
+        if (metrics) this.monitoring = metrics[1]!.replace('//0.0.0.0:', '//127.0.0.1:');
         if (m && !this.client) {
           clearTimeout(timer);
           this.client = new GrpcClient({

@@ -1,4 +1,4 @@
-import type { Logger } from '@marie/core';
+import { type Logger, type MetricFamily, registerMetricSource } from '@marie/core';
 import { type ComputeProbeResult, runComputeProbe } from './cuda-probe.js';
 import type { HealthConfig } from './health-config.js';
 import { type GpuDevice, Nvml, type NvmlOpen } from './nvml.js';
@@ -74,6 +74,7 @@ export class HealthMonitor {
   #timer: NodeJS.Timeout | undefined;
   #running = false;
   #fatal = false;
+  #unregister: (() => void) | undefined;
 
   constructor(config: HealthConfig, options: HealthMonitorOptions) {
     this.config = config;
@@ -112,14 +113,90 @@ export class HealthMonitor {
   start(): void {
     if (!this.config.enabled || this.#running) return;
     this.#running = true;
+    this.#unregister ??= registerMetricSource(() => this.metrics());
     this.#schedule(0.5 + (process.pid % 10) * 0.013);
   }
 
   stop(): void {
     this.#running = false;
+    this.#unregister?.();
+    this.#unregister = undefined;
     clearTimeout(this.#timer);
     if (this.#nvml?.available) this.#nvml.nvml.shutdown();
     this.#nvml = undefined;
+  }
+
+  /**
+   * The last pass as Prometheus families (`marie_gpu_*`): health, failures, and each device's
+   * memory, utilization, temperature and ECC counts as NVML read them. Scraped through
+   * @marie/metrics while the monitor runs.
+   */
+  metrics(): MetricFamily[] {
+    const r = this.#record;
+    const executor = { executor: r.name };
+    const devices = r.devices.map((d) => ({
+      d,
+      labels: { ...executor, device: String(d.index), uuid: d.uuid },
+    }));
+    const perDevice = (
+      name: string,
+      help: string,
+      value: (d: GpuDevice) => number | null | undefined,
+    ): MetricFamily => ({
+      name,
+      help,
+      type: 'gauge',
+      labelNames: ['executor', 'device', 'uuid'],
+      samples: devices.flatMap(({ d, labels }) => {
+        const v = value(d);
+        return v === null || v === undefined ? [] : [{ labels, value: v }];
+      }),
+    });
+    return [
+      {
+        name: 'marie_gpu_healthy',
+        help: 'Whether the last GPU health pass passed (1) or not (0)',
+        type: 'gauge',
+        labelNames: ['executor'],
+        samples: [{ labels: executor, value: r.healthy ? 1 : 0 }],
+      },
+      {
+        name: 'marie_gpu_health_failures_total',
+        help: 'GPU health passes that failed',
+        type: 'counter',
+        labelNames: ['executor'],
+        samples: [{ labels: executor, value: r.total_failures }],
+      },
+      {
+        name: 'marie_gpu_health_fail_streak',
+        help: 'GPU health passes failed in a row',
+        type: 'gauge',
+        labelNames: ['executor'],
+        samples: [{ labels: executor, value: r.fail_streak }],
+      },
+      perDevice('marie_gpu_memory_used_bytes', 'GPU memory in use', (d) => d.memory.usedBytes),
+      perDevice('marie_gpu_memory_total_bytes', 'GPU memory in all', (d) => d.memory.totalBytes),
+      perDevice(
+        'marie_gpu_utilization_ratio',
+        'Share of the last sample period the GPU was busy',
+        (d) => (d.utilization ? d.utilization.gpuPercent / 100 : null),
+      ),
+      perDevice('marie_gpu_temperature_celsius', 'GPU temperature', (d) => d.temperatureC),
+      {
+        name: 'marie_gpu_ecc_errors_total',
+        help: 'ECC errors the GPU counted (corrected, uncorrected)',
+        type: 'counter',
+        labelNames: ['executor', 'device', 'uuid', 'type'],
+        samples: devices.flatMap(({ d, labels }) =>
+          d.ecc
+            ? [
+                { labels: { ...labels, type: 'corrected' }, value: d.ecc.corrected },
+                { labels: { ...labels, type: 'uncorrected' }, value: d.ecc.uncorrected },
+              ]
+            : [],
+        ),
+      },
+    ];
   }
 
   /**

@@ -1,5 +1,6 @@
 // A submit's writes: pg-boss's job row, the job index row (ids and idempotency keys), the job
 // record where it shares the database, and the NOTIFY that wakes a worker.
+import { currentTraceparent } from '@marie/core';
 import type { JobRecords } from '@marie/storage';
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
@@ -136,12 +137,15 @@ export function infoOf(s: JobSubmission) {
 }
 
 function dataOf(s: JobSubmission): JobData {
+  // The submitter's trace, so that the run joins it (a worker picks it up later, elsewhere).
+  const traceparent = currentTraceparent();
   return {
     endpoint: s.endpoint ?? null,
     asset_key: s.asset_key ?? null,
     ref_id: s.ref_id ?? null,
     ref_type: s.ref_type ?? null,
     parameters: s.parameters ?? {},
+    ...(traceparent ? { traceparent } : {}),
   };
 }
 

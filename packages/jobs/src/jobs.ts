@@ -1,5 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import { createLogger, ErrorCode, type Logger, MarieError } from '@marie/core';
+import {
+  createLogger,
+  ErrorCode,
+  type Logger,
+  MarieError,
+  type MetricFamily,
+  registerMetricSource,
+} from '@marie/core';
 import type { JobRecords } from '@marie/storage';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
@@ -32,6 +39,8 @@ export interface JobData {
   ref_id: string | null;
   ref_type: string | null;
   parameters: Record<string, unknown>;
+  /** The submitter's W3C trace context: the run's spans join that trace. */
+  traceparent?: string;
 }
 
 /** A job as the API answers it. */
@@ -125,6 +134,8 @@ export class Jobs {
   /** The records share this database: a submit writes its record in the same transaction. */
   #recordsInSubmit: boolean;
   #started?: Promise<void>;
+  readonly #submitted = new Map<string, number>();
+  #unregister: (() => void) | undefined;
 
   constructor(options: JobsOptions) {
     this.schema = options.schema ?? 'pgboss';
@@ -177,6 +188,7 @@ export class Jobs {
   /** Installs or migrates pg-boss's schema and the job index. */
   start(): Promise<void> {
     this.#started ??= (async () => {
+      this.#unregister ??= registerMetricSource(() => this.metrics());
       await this.boss.start();
       await this.#pool.query(
         `CREATE TABLE IF NOT EXISTS ${this.index} (
@@ -190,7 +202,40 @@ export class Jobs {
     return this.#started;
   }
 
+  /**
+   * Jobs submitted by this process, and every queue it knows by state as pg-boss's monitor last
+   * counted them (`marie_jobs_*`): a scrape costs one query.
+   */
+  async metrics(): Promise<MetricFamily[]> {
+    const names = [...this.#queues.keys()];
+    const queues = names.length ? await this.boss.getQueues(names) : [];
+    const states = ['queued', 'ready', 'deferred', 'active', 'failed'] as const;
+    return [
+      {
+        name: 'marie_jobs_submitted_total',
+        help: 'Jobs this process created (a repeated idempotency key is not counted)',
+        type: 'counter',
+        labelNames: ['queue'],
+        samples: [...this.#submitted].map(([queue, value]) => ({ labels: { queue }, value })),
+      },
+      {
+        name: 'marie_jobs_queue_jobs',
+        help: "Jobs of a queue by state, as pg-boss's monitor last counted them",
+        type: 'gauge',
+        labelNames: ['queue', 'state'],
+        samples: queues.flatMap((q) =>
+          states.map((state) => ({
+            labels: { queue: q.name, state },
+            value: Number(q[`${state}Count`] ?? 0),
+          })),
+        ),
+      },
+    ];
+  }
+
   async stop(options: { graceful?: boolean; timeoutMs?: number } = {}): Promise<void> {
+    this.#unregister?.();
+    this.#unregister = undefined;
     await this.boss.stop({
       graceful: options.graceful ?? true,
       timeout: options.timeoutMs ?? 10_000,
@@ -238,6 +283,7 @@ export class Jobs {
         })
       : await insertInTransaction(ctx, queue, id, key, s);
     if (winner) return { job_id: winner, created: false };
+    this.#submitted.set(queue, (this.#submitted.get(queue) ?? 0) + 1);
     if (!this.#recordsInSubmit) await this.records?.create(id, infoOf(s));
     await this.event(queue, 'scheduled', id, 'INFO', { ref_id: s.ref_id ?? null }, s.ref_type);
     return { job_id: id, created: true };

@@ -1,5 +1,15 @@
 import { hostname } from 'node:os';
-import { createLogger, type Logger, type PostOptions } from '@marie/core';
+import {
+  contextFromTraceparent,
+  createLogger,
+  type Logger,
+  type MetricFamily,
+  type PostOptions,
+  registerMetricSource,
+  SpanKind,
+  traced,
+  withLogContext,
+} from '@marie/core';
 import pg from 'pg';
 import type { JobWithMetadata } from 'pg-boss';
 import { CANCEL_CHANNEL, type JobData, type Jobs, SUBMIT_CHANNEL } from './jobs.js';
@@ -64,6 +74,11 @@ export class JobWorker {
   readonly #slots = new Map<string, Slot[]>();
   #listener?: pg.Client;
   #stopped = false;
+  /** `queue outcome` -> jobs; and seconds spent running, per queue. */
+  readonly #finished = new Map<string, number>();
+  readonly #seconds = new Map<string, number>();
+  readonly #runningBy = new Map<string, number>();
+  #unregister: (() => void) | undefined;
 
   constructor(jobs: Jobs, options: JobWorkerOptions) {
     if (!options.target && !options.run) throw new TypeError('JobWorker: give a target or run');
@@ -77,7 +92,50 @@ export class JobWorker {
     return this.#running.size;
   }
 
+  /**
+   * This worker's jobs as Prometheus families (`marie_jobs_*`): running now, finished by outcome
+   * (completed, failed, retried, cancelled), and seconds spent running them, per queue.
+   */
+  metrics(): MetricFamily[] {
+    return [
+      {
+        name: 'marie_jobs_running',
+        help: 'Jobs this worker is running now',
+        type: 'gauge',
+        labelNames: ['queue'],
+        samples: [...this.#slots.keys()].map((queue) => ({
+          labels: { queue },
+          value: this.#runningBy.get(queue) ?? 0,
+        })),
+      },
+      {
+        name: 'marie_jobs_finished_total',
+        help: 'Job attempts this worker finished, by outcome',
+        type: 'counter',
+        labelNames: ['queue', 'outcome'],
+        samples: [...this.#finished].map(([key, value]) => {
+          const [queue, outcome] = key.split(' ') as [string, string];
+          return { labels: { queue, outcome }, value };
+        }),
+      },
+      {
+        name: 'marie_jobs_run_seconds_total',
+        help: 'Seconds this worker spent running jobs',
+        type: 'counter',
+        labelNames: ['queue'],
+        samples: [...this.#seconds].map(([queue, value]) => ({ labels: { queue }, value })),
+      },
+    ];
+  }
+
+  #finish(queue: string, outcome: string, startedMs: number): void {
+    const key = `${queue} ${outcome}`;
+    this.#finished.set(key, (this.#finished.get(key) ?? 0) + 1);
+    this.#seconds.set(queue, (this.#seconds.get(queue) ?? 0) + (Date.now() - startedMs) / 1000);
+  }
+
   async start(): Promise<void> {
+    this.#unregister ??= registerMetricSource(() => this.metrics());
     await this.#jobs.start();
     await this.#listen();
     const queues: Record<string, { concurrency?: number }> = Array.isArray(this.#options.queues)
@@ -104,7 +162,22 @@ export class JobWorker {
           async (jobs: JobWithMetadata<JobData>[]) => {
             slot.busy = true;
             try {
-              return await this.#handle(queue, jobs[0]!);
+              const job = jobs[0]!;
+              return await withLogContext({ job_id: job.id }, () =>
+                traced(
+                  `job ${queue}`,
+                  {
+                    kind: SpanKind.CONSUMER,
+                    parent: contextFromTraceparent(job.data?.traceparent),
+                    attributes: {
+                      'marie.job_id': job.id,
+                      'marie.queue': queue,
+                      'marie.attempt': job.retryCount + 1,
+                    },
+                  },
+                  () => this.#handle(queue, job),
+                ),
+              );
             } finally {
               slot.busy = false;
               // Read by pg-boss once this handler returns: no delay before the next fetch.
@@ -167,6 +240,8 @@ export class JobWorker {
   /** Stops taking jobs; running ones finish (or are aborted after `timeoutMs`). */
   async stop(options: { timeoutMs?: number } = {}): Promise<void> {
     this.#stopped = true;
+    this.#unregister?.();
+    this.#unregister = undefined;
     // Only this worker's slots: other JobWorkers may share the Jobs (and its pg-boss) and queue.
     await Promise.all(
       [...this.#slots].flatMap(([q, slots]) =>
@@ -187,6 +262,9 @@ export class JobWorker {
     const controller = new AbortController();
     const signal = AbortSignal.any([controller.signal, job.signal]);
     this.#running.set(job.id, controller);
+    this.#runningBy.set(queue, (this.#runningBy.get(queue) ?? 0) + 1);
+    const startedMs = Date.now();
+    let outcome = 'failed';
     const records = this.#jobs.records;
     const data = job.data;
     try {
@@ -197,14 +275,16 @@ export class JobWorker {
         executor: this.id,
       });
       await this.#jobs.event(queue, 'started', job.id, 'INFO', { attempt }, data.ref_type);
-      const outcome = await this.#run({ id: job.id, queue, attempt, data, signal });
+      const result = await this.#run({ id: job.id, queue, attempt, data, signal });
       signal.throwIfAborted();
-      await records?.succeed(job.id, outcome.results);
+      await records?.succeed(job.id, result.results);
       await this.#jobs.event(queue, 'completed', job.id, 'OK', { attempt }, data.ref_type);
-      return outcome;
+      outcome = 'completed';
+      return result;
     } catch (err) {
       const e = err instanceof Error ? err : new Error(String(err));
       const last = attempt > job.retryLimit;
+      outcome = signal.aborted ? 'cancelled' : last ? 'failed' : 'retried';
       if (last && !signal.aborted) {
         await records?.fail(job.id, e).catch(() => {});
         await this.#jobs.event(
@@ -224,6 +304,8 @@ export class JobWorker {
       throw e;
     } finally {
       this.#running.delete(job.id);
+      this.#runningBy.set(queue, (this.#runningBy.get(queue) ?? 1) - 1);
+      this.#finish(queue, outcome, startedMs);
     }
   }
 

@@ -1,4 +1,11 @@
-import { createDataRequest, Executor, RequestHandler, requests } from '@marie/core';
+import {
+  createDataRequest,
+  dynamicBatching,
+  Executor,
+  RequestHandler,
+  registerMetricSource,
+  requests,
+} from '@marie/core';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Metrics } from './metrics.js';
 
@@ -98,5 +105,80 @@ describe('Metrics', () => {
         deployment: 'text-extraction',
       }),
     ).toBe(1);
+  });
+
+  it('measures dynamic batching: batch sizes, and documents waiting while a batch fills', async () => {
+    class Batched extends Executor {
+      @requests({ on: '/embed' })
+      @dynamicBatching({ preferredBatchSize: 4, timeoutMs: 200 })
+      embed(docs: object[]) {
+        return docs;
+      }
+    }
+    const metrics = new Metrics({ runtimeName: 'batched', processMetrics: false });
+    const handler = metrics.instrument(new RequestHandler(new Batched()));
+    const labels = { executor: 'Batched', executor_endpoint: '/embed' };
+    // 3 documents wait (the batch wants 4); the 4th sends them as one batch of 4.
+    const first = [1, 2, 3].map((i) =>
+      handler.handle(createDataRequest({ endpoint: '/embed', docs: [{ id: `d${i}` }] })),
+    );
+    await new Promise((r) => setTimeout(r, 20));
+    expect(sample(await metrics.text(), 'marie_dynamic_batching_queue_size', labels)).toBe(3);
+    await Promise.all([
+      ...first,
+      handler.handle(createDataRequest({ endpoint: '/embed', docs: [{ id: 'd4' }] })),
+    ]);
+    const text = await metrics.text();
+    expect(sample(text, 'marie_dynamic_batching_batch_size_count', labels)).toBe(1);
+    expect(sample(text, 'marie_dynamic_batching_batch_size_sum', labels)).toBe(4);
+    expect(sample(text, 'marie_dynamic_batching_batch_size_bucket', { ...labels, le: '2' })).toBe(
+      0,
+    );
+    expect(sample(text, 'marie_dynamic_batching_batch_size_bucket', { ...labels, le: '4' })).toBe(
+      1,
+    );
+    // Nothing waits any more: the queue's series is gone rather than stuck at 3.
+    expect(text).not.toContain('marie_dynamic_batching_queue_size{');
+    await handler.close();
+  });
+
+  it("exposes the process's metric sources at each scrape, and drops a source's series once it is gone", async () => {
+    let delivered = 0;
+    const remove = registerMetricSource(() => [
+      {
+        name: 'test_things_total',
+        help: 'things',
+        type: 'counter',
+        labelNames: ['kind'],
+        samples: [
+          { labels: { kind: 'a' }, value: delivered },
+          { labels: { kind: 'b' }, value: 7 },
+        ],
+      },
+      {
+        name: 'test_level',
+        help: 'a level',
+        type: 'gauge',
+        labelNames: [],
+        samples: [{ value: 0.5 }],
+      },
+    ]);
+    // A failing source is left out; the scrape still answers.
+    const removeBroken = registerMetricSource(() => {
+      throw new Error('database down');
+    });
+    const metrics = new Metrics({ runtimeName: 'src', processMetrics: false });
+    delivered = 3;
+    let text = await metrics.text();
+    expect(sample(text, 'test_things_total', { kind: 'a' })).toBe(3);
+    expect(sample(text, 'test_things_total', { kind: 'b' })).toBe(7);
+    expect(sample(text, 'test_level')).toBe(0.5);
+    expect(text).toContain('# TYPE test_things_total counter');
+    delivered = 5;
+    expect(sample(await metrics.text(), 'test_things_total', { kind: 'a' })).toBe(5);
+    remove();
+    removeBroken();
+    text = await metrics.text();
+    expect(text).not.toContain('test_things_total{');
   });
 });

@@ -1,12 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import {
+  collectMetricSources,
   type DataRequest,
   type HandleOptions,
+  type MetricFamily,
   type Processor,
   type SingleDocumentRequest,
   StatusCode,
 } from '@marie/core';
-import { Counter, collectDefaultMetrics, Gauge, Registry, Summary } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry, Summary } from 'prom-client';
 
 export interface MetricsOptions {
   /** Jina's `runtime_name` label: the executor's (or gateway's) name. */
@@ -31,6 +33,10 @@ export interface MetricsOptions {
  * - `jina_number_of_pending_requests` (gauge; runtime_name)
  * - `jina_document_processed_total` (counter; executor, executor_endpoint, runtime_name): documents
  *   answered
+ * - `marie_dynamic_batching_batch_size` (histogram) and `marie_dynamic_batching_queue_size` (gauge;
+ *   executor, executor_endpoint, runtime_name): batches sent to a method, documents waiting
+ * - whatever the process's metric sources report (`registerMetricSource` of @marie/core): GPU
+ *   readings, Postgres pools, event spools, job queues, each under its package's `marie_*` names
  */
 export class Metrics {
   readonly registry: Registry;
@@ -42,6 +48,10 @@ export class Metrics {
   readonly #failed: Counter<'runtime_name'>;
   readonly #pending: Gauge<'runtime_name'>;
   readonly #docs: Counter<'executor' | 'executor_endpoint' | 'runtime_name'>;
+  readonly #batchSize: Histogram<'executor' | 'executor_endpoint' | 'runtime_name'>;
+  /** Metrics made for the families of metric sources, by name. */
+  readonly #sourced = new Map<string, Gauge<string> | Counter<string>>();
+  readonly #queues = new Set<Processor>();
 
   constructor(options: MetricsOptions) {
     this.registry = options.registry ?? new Registry();
@@ -94,6 +104,31 @@ export class Metrics {
       labelNames: ['executor', 'executor_endpoint', 'runtime_name'],
       registers,
     });
+    this.#batchSize = new Histogram({
+      name: 'marie_dynamic_batching_batch_size',
+      help: 'Documents per batch that dynamic batching sent to a method',
+      labelNames: ['executor', 'executor_endpoint', 'runtime_name'],
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256, 512],
+      registers,
+    });
+    const queues = this.#queues;
+    const runtimeName = this.runtimeName;
+    // Read at each scrape: the documents waiting in every instrumented processor's queues.
+    new Gauge({
+      name: 'marie_dynamic_batching_queue_size',
+      help: 'Documents waiting in dynamic batching queues',
+      labelNames: ['executor', 'executor_endpoint', 'runtime_name'],
+      registers,
+      collect() {
+        this.reset();
+        for (const p of queues)
+          for (const q of p.batchQueues?.() ?? [])
+            this.set(
+              { executor: p.kind, executor_endpoint: q.endpoint, runtime_name: runtimeName },
+              q.documents,
+            );
+      },
+    });
     // Zero series from the start, so that a rate() over them has a beginning.
     for (const c of [this.#ok, this.#failed]) c.inc({ runtime_name: this.runtimeName }, 0);
     this.#pending.set({ runtime_name: this.runtimeName }, 0);
@@ -106,6 +141,15 @@ export class Metrics {
   instrument<P extends Processor>(processor: P): P {
     const runtime = { runtime_name: this.runtimeName };
     const executor = processor.kind === 'Gateway' ? undefined : processor.kind;
+    if (processor.onBatch && processor.batchQueues) {
+      this.#queues.add(processor);
+      processor.onBatch((e) =>
+        this.#batchSize.observe(
+          { executor: processor.kind, executor_endpoint: e.endpoint, ...runtime },
+          e.size,
+        ),
+      );
+    }
     const measure = async (endpoint: string | undefined, run: () => Promise<DataRequest<any>>) => {
       this.#pending.inc(runtime);
       const stop = this.#receiving.startTimer(runtime);
@@ -180,9 +224,38 @@ export class Metrics {
     return () => void stop();
   }
 
-  /** The metrics in Prometheus's text format. */
-  text(): Promise<string> {
+  /** The metrics in Prometheus's text format (metric sources read now). */
+  async text(): Promise<string> {
+    this.#record(await collectMetricSources());
     return this.registry.metrics();
+  }
+
+  /** Sets the metrics of the sources' families, making one the first time a name is seen. */
+  #record(families: MetricFamily[]): void {
+    const seen = new Set<string>();
+    for (const f of families) {
+      seen.add(f.name);
+      let metric = this.#sourced.get(f.name);
+      if (!metric) {
+        const config = {
+          name: f.name,
+          help: f.help,
+          labelNames: [...f.labelNames],
+          registers: [this.registry],
+        };
+        metric = f.type === 'counter' ? new Counter(config) : new Gauge(config);
+        this.#sourced.set(f.name, metric);
+      }
+      // A source reports totals, not increments: the series are set to what it says now.
+      metric.reset();
+      for (const sample of f.samples) {
+        const labels = sample.labels ?? {};
+        if (metric instanceof Counter) metric.inc(labels, Math.max(0, sample.value));
+        else metric.set(labels, sample.value);
+      }
+    }
+    // A source gone (a pool closed): its series go too.
+    for (const [name, metric] of this.#sourced) if (!seen.has(name)) metric.reset();
   }
 
   /** `GET /metrics` on its own port (Jina's `--port-monitoring`); 0 picks a free one. */
@@ -195,7 +268,7 @@ export class Metrics {
         res.writeHead(404, { 'content-type': 'text/plain' }).end('GET /metrics\n');
         return;
       }
-      this.registry.metrics().then(
+      this.text().then(
         (body) => res.writeHead(200, { 'content-type': this.registry.contentType }).end(body),
         (err: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(err.message),
       );

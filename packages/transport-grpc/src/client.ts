@@ -3,6 +3,7 @@ import {
   createDataRequest,
   type DataRequest,
   ErrorCode,
+  injectContext,
   MarieError,
   type PostOptions,
   type SingleDocumentRequest,
@@ -26,8 +27,13 @@ import { asBuffer } from './definitions.js';
 export interface GrpcClientOptions {
   host: string;
   port: number;
-  /** TLS: true for the system roots, or a CA certificate (PEM). */
-  tls?: boolean | { ca: Buffer | string };
+  /**
+   * TLS: true for the system roots, or `ca` (PEM) to trust instead; `cert` and `key` (PEM) present
+   * a client certificate to servers that ask for one (mutual TLS).
+   */
+  tls?: boolean | { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
+  /** Sent as `authorization: Bearer <key>` metadata on every call (a gateway's API keys). */
+  apiKey?: string;
   /** Channels (separate connections) requests are spread over; 2 unless given. */
   poolSize?: number;
   /** Largest message accepted and sent; unlimited unless given. */
@@ -55,6 +61,7 @@ export class GrpcClient {
   readonly #pool: grpc.Client[];
   #next = 0;
   readonly target: string;
+  readonly #apiKey: string | undefined;
 
   constructor(options: GrpcClientOptions) {
     const host =
@@ -62,10 +69,17 @@ export class GrpcClient {
         ? `[${options.host}]`
         : options.host;
     this.target = `${options.allAddresses ? 'dns:///' : ''}${host}:${options.port}`;
+    this.#apiKey = options.apiKey;
+    const pem = (v: Buffer | string | undefined) => (v === undefined ? null : Buffer.from(v));
+    const tls = typeof options.tls === 'object' ? options.tls : {};
+    if ((tls.cert === undefined) !== (tls.key === undefined))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        'tls: a client certificate needs both cert and key',
+        { field: 'tls' },
+      );
     const credentials = options.tls
-      ? grpc.credentials.createSsl(
-          typeof options.tls === 'object' ? Buffer.from(options.tls.ca) : null,
-        )
+      ? grpc.credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert))
       : grpc.credentials.createInsecure();
     const limit = options.maxMessageBytes ?? -1;
     const channelOptions: grpc.ChannelOptions = {
@@ -93,6 +107,14 @@ export class GrpcClient {
     return c;
   }
 
+  /** A call's metadata: the active trace context (W3C traceparent) and the API key, if any. */
+  #metadata(): grpc.Metadata {
+    const m = new grpc.Metadata();
+    injectContext((key, value) => m.set(key, value));
+    if (this.#apiKey !== undefined) m.set('authorization', `Bearer ${this.#apiKey}`);
+    return m;
+  }
+
   #callOptions(timeoutMs?: number): grpc.CallOptions {
     return timeoutMs === undefined ? {} : { deadline: Date.now() + timeoutMs };
   }
@@ -111,7 +133,7 @@ export class GrpcClient {
         (m: Req) => asBuffer(encode(m)),
         decode,
         message,
-        new grpc.Metadata(),
+        this.#metadata(),
         this.#callOptions(timeoutMs),
         ((err, value) =>
           err ? reject(fromGrpcError(err)) : resolve(value as Res)) as Callback<Res>,
@@ -184,7 +206,7 @@ export class GrpcClient {
         '/jina.JinaRPC/Call',
         bytesOut,
         (b: Buffer) => decodeDataRequest(b),
-        new grpc.Metadata(),
+        this.#metadata(),
         this.#callOptions(options.timeoutMs),
       );
       let failed = false;
@@ -199,7 +221,9 @@ export class GrpcClient {
         () => fail(new MarieError(ErrorCode.Canceled, 'the call was aborted')),
         { once: true },
       );
+      let done = 0;
       call.on('data', (res: DataRequest) => {
+        options.onProgress?.({ done: ++done, total: parts.length });
         if (res.header.status?.code === StatusCode.ERROR) {
           const err = remoteError(res);
           if (!options.continueOnError) return fail(err);
@@ -267,7 +291,7 @@ export class GrpcClient {
         ),
       (b: Buffer) => singleDocRequestFromProto(jina.SingleDocumentRequestProto.decode(b)),
       request,
-      new grpc.Metadata(),
+      this.#metadata(),
       this.#callOptions(options.timeoutMs),
     );
     options.signal?.addEventListener('abort', () => call.cancel(), { once: true });

@@ -7,11 +7,16 @@ import {
   createLogger,
   type DataRequest,
   DRY_RUN_ENDPOINT,
+  extractContext,
+  failSpan,
   type Logger,
   lazySignal,
   MarieError,
   type Processor,
+  SpanKind,
   StatusCode,
+  traced,
+  tracingEnabled,
 } from '@marie/core';
 import type { TSchema } from '@marie/docs';
 import {
@@ -153,6 +158,40 @@ export class GrpcServer {
     );
   }
 
+  /**
+   * Runs a call's work inside a server span whose parent is the caller's context (W3C
+   * `traceparent` in the call's metadata). Without tracing, the work runs as it is.
+   */
+  #traced(
+    call: { metadata: grpc.Metadata },
+    method: string,
+    work: () => Promise<DataRequest<any>>,
+  ): Promise<DataRequest<any>> {
+    if (!tracingEnabled()) return work();
+    const parent = extractContext((key) => {
+      const v = call.metadata.get(key)[0];
+      return typeof v === 'string' ? v : undefined;
+    });
+    return traced(
+      method,
+      {
+        kind: SpanKind.SERVER,
+        parent,
+        attributes: {
+          'rpc.system': 'grpc',
+          'rpc.method': method,
+          'marie.runtime': this.handler.name,
+        },
+      },
+      async (span) => {
+        const res = await work();
+        if (res.header.status?.code === StatusCode.ERROR)
+          failSpan(span, res.header.status.description);
+        return res;
+      },
+    );
+  }
+
   /** A gateway forwards documents unread: they stay serialized (DataRequest.docsBytes). */
   get #decodeOptions(): { docsBytes?: boolean } {
     return this.handler.passesDocsThrough ? { docsBytes: true } : {};
@@ -225,7 +264,12 @@ export class GrpcServer {
           callback(this.#badRequest(err));
           return;
         }
-        this.#reply(handler.handle(req, { signal: this.#signal(call), docsBytes: true }), callback);
+        this.#reply(
+          this.#traced(call, 'jina.JinaSingleDataRequestRPC/process_single_data', () =>
+            handler.handle(req, { signal: this.#signal(call), docsBytes: true }),
+          ),
+          callback,
+        );
       },
     });
 
@@ -242,7 +286,12 @@ export class GrpcServer {
           callback(this.#badRequest(err));
           return;
         }
-        this.#reply(handler.handleMany(reqs, { signal: this.#signal(call) }), callback);
+        this.#reply(
+          this.#traced(call, 'jina.JinaDataRequestRPC/process_data', () =>
+            handler.handleMany(reqs, { signal: this.#signal(call) }),
+          ),
+          callback,
+        );
       },
     });
 
@@ -263,8 +312,9 @@ export class GrpcServer {
             return;
           }
           pending++;
-          handler
-            .handle(req, { signal, docsBytes: true })
+          this.#traced(call, 'jina.JinaRPC/Call', () =>
+            handler.handle(req, { signal, docsBytes: true }),
+          )
             .then((res) => {
               if (!call.destroyed) call.write(this.#answer(res).answer);
             })

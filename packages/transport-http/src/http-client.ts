@@ -2,6 +2,7 @@ import {
   createDataRequest,
   type DataRequest,
   ErrorCode,
+  injectContext,
   MarieError,
   type PostOptions,
   StatusCode,
@@ -15,20 +16,69 @@ import { answerFromJson } from './json-wire.js';
 export interface HttpClientOptions {
   host: string;
   port: number;
-  tls?: boolean;
+  /**
+   * HTTPS: true for the system roots, or `ca` (PEM) to trust instead; `cert` and `key` (PEM)
+   * present a client certificate (mutual TLS).
+   */
+  tls?: boolean | TlsClientOptions;
   /** Connections kept open; 8 unless given. */
   poolSize?: number;
+  /** Sent as `Authorization: Bearer <key>` on every request. */
+  apiKey?: string;
+}
+
+/** What a TLS client trusts and presents (PEM). */
+export interface TlsClientOptions {
+  ca?: Buffer | string;
+  cert?: Buffer | string;
+  key?: Buffer | string;
+}
+
+/** Node's TLS connect options from ours; errors name the field. */
+export function tlsConnectOptions(tls: TlsClientOptions): {
+  ca?: Buffer | string;
+  cert?: Buffer | string;
+  key?: Buffer | string;
+} {
+  if ((tls.cert === undefined) !== (tls.key === undefined))
+    throw new MarieError(
+      ErrorCode.InvalidArgument,
+      'tls: a client certificate needs both cert and key',
+      {
+        field: 'tls',
+      },
+    );
+  return {
+    ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
+    ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key! } : {}),
+  };
 }
 
 /** A client of a Marie/Jina HTTP runtime (undici). Requests go to POST /post with their endpoint. */
 export class HttpClient {
   readonly origin: string;
   readonly #agent: Agent;
+  readonly #apiKey: string | undefined;
 
   constructor(options: HttpClientOptions) {
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     this.origin = `${options.tls ? 'https' : 'http'}://${host}:${options.port}`;
-    this.#agent = new Agent({ connections: options.poolSize ?? 8, keepAliveTimeout: 10_000 });
+    this.#apiKey = options.apiKey;
+    this.#agent = new Agent({
+      connections: options.poolSize ?? 8,
+      keepAliveTimeout: 10_000,
+      ...(typeof options.tls === 'object' ? { connect: tlsConnectOptions(options.tls) } : {}),
+    });
+  }
+
+  /** Headers of every request: the active trace context and the API key, if any. */
+  #headers(json: boolean): Record<string, string> {
+    const headers: Record<string, string> = json ? { 'content-type': 'application/json' } : {};
+    injectContext((key, value) => {
+      headers[key] = value;
+    });
+    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
+    return headers;
   }
 
   async #call(
@@ -41,9 +91,8 @@ export class HttpClient {
       const res = await request(`${this.origin}${path}`, {
         method,
         dispatcher: this.#agent,
-        ...(body === undefined
-          ? {}
-          : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+        headers: this.#headers(body !== undefined),
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
         ...(options.signal ? { signal: options.signal } : {}),
         ...(options.timeoutMs
           ? { headersTimeout: options.timeoutMs, bodyTimeout: options.timeoutMs }
@@ -97,15 +146,17 @@ export class HttpClient {
       return answer;
     }
     const code =
-      status === 413
+      status === 413 || status === 429
         ? ErrorCode.ResourceExhausted
-        : status === 503
-          ? ErrorCode.Unavailable
-          : status === 504
-            ? ErrorCode.DeadlineExceeded
-            : status === 404
-              ? ErrorCode.NotFound
-              : ErrorCode.InvalidArgument;
+        : status === 401
+          ? ErrorCode.Unauthenticated
+          : status === 503
+            ? ErrorCode.Unavailable
+            : status === 504
+              ? ErrorCode.DeadlineExceeded
+              : status === 404
+                ? ErrorCode.NotFound
+                : ErrorCode.InvalidArgument;
     throw new MarieError(code, `HTTP ${status}: ${String(json.detail ?? '')}`);
   }
 
@@ -115,9 +166,11 @@ export class HttpClient {
     options: PostOptions<R> = {},
   ): Promise<DocList<R['static']>> {
     const schema = docs instanceof DocList ? docs.docType : options.requestSchema;
+    const parts = splitDocs(docs, options.requestSize ?? 100);
+    let done = 0;
     const answers = await Promise.all(
-      splitDocs(docs, options.requestSize ?? 100).map((part) =>
-        this.send(
+      parts.map(async (part) => {
+        const answer = await this.send(
           createDataRequest({
             endpoint: on,
             docs: part,
@@ -129,8 +182,10 @@ export class HttpClient {
             ...(options.signal ? { signal: options.signal } : {}),
             ...(schema ? { requestSchema: schema } : {}),
           },
-        ),
-      ),
+        );
+        options.onProgress?.({ done: ++done, total: parts.length });
+        return answer;
+      }),
     );
     return collect(answers, options);
   }
@@ -152,6 +207,7 @@ export class HttpClient {
     const path = on.startsWith('/') ? on : `/${on}`;
     const res = await request(`${this.origin}${path}?${query}`, {
       dispatcher: this.#agent,
+      headers: this.#headers(false),
       ...(options.signal ? { signal: options.signal } : {}),
     });
     if (res.statusCode !== 200)

@@ -7,10 +7,15 @@ import {
   createLogger,
   type DataRequest,
   DRY_RUN_ENDPOINT,
+  extractContext,
+  failSpan,
   type Logger,
   lazySignal,
   type Processor,
+  SpanKind,
   StatusCode,
+  traced,
+  tracingEnabled,
 } from '@marie/core';
 import { DocValidationError } from '@marie/docs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -42,6 +47,14 @@ export type HttpPlugin = (app: FastifyInstance) => Promise<void>;
 
 const require = createRequire(import.meta.url);
 const VERSION: string = require('../package.json').version;
+
+/** The trace context a caller sent in its headers (`traceparent`, `tracestate`). */
+export function headerContext(headers: Record<string, string | string[] | undefined>) {
+  return extractContext((key) => {
+    const v = headers[key];
+    return Array.isArray(v) ? v[0] : v;
+  });
+}
 
 /** An endpoint's URL path: `/extract` for `/extract`, `/default` for the fallback. */
 export function endpointPath(endpoint: string): string {
@@ -143,10 +156,15 @@ export class HttpServer {
   }
 
   /** Runs a request and answers: 200, 422 for bad input, 500 for an executor error. */
-  async #answer(req: DataRequest, signal: () => AbortSignal, reply: FastifyReply): Promise<void> {
+  async #answer(
+    req: DataRequest,
+    http: FastifyRequest,
+    signal: () => AbortSignal,
+    reply: FastifyReply,
+  ): Promise<void> {
     let res: DataRequest;
     try {
-      res = await this.handler.handle(req, { signal });
+      res = await this.#traced(http, () => this.handler.handle(req, { signal }));
     } catch (err) {
       // A gateway's hop failing below the executor: 504 for a deadline, 503 for nobody there.
       const code = (err as { code?: string }).code;
@@ -168,6 +186,30 @@ export class HttpServer {
     }
     const schema = this.handler.endpointFor(res.header.execEndpoint)?.responseSchema;
     reply.send(answerJson(res, schema));
+  }
+
+  /** The work inside a server span whose parent is the caller's `traceparent` header. */
+  #traced(http: FastifyRequest, work: () => Promise<DataRequest>): Promise<DataRequest> {
+    if (!tracingEnabled()) return work();
+    const route = http.routeOptions.url ?? http.url;
+    return traced(
+      `${http.method} ${route}`,
+      {
+        kind: SpanKind.SERVER,
+        parent: headerContext(http.headers),
+        attributes: {
+          'http.request.method': http.method,
+          'http.route': route,
+          'marie.runtime': this.handler.name,
+        },
+      },
+      async (span) => {
+        const res = await work();
+        if (res.header.status?.code === StatusCode.ERROR)
+          failSpan(span, res.header.status.description);
+        return res;
+      },
+    );
   }
 
   #badInput(err: unknown, reply: FastifyReply): void {
@@ -238,7 +280,7 @@ export class HttpServer {
           } catch (err) {
             return this.#badInput(err, reply);
           }
-          await this.#answer(request, this.#signalOf(req, reply), reply);
+          await this.#answer(request, req, this.#signalOf(req, reply), reply);
         },
       );
       if (route.isGenerator) {
@@ -277,7 +319,7 @@ export class HttpServer {
         } catch (err) {
           return this.#badInput(err, reply);
         }
-        await this.#answer(request, this.#signalOf(req, reply), reply);
+        await this.#answer(request, req, this.#signalOf(req, reply), reply);
       },
     );
   }
@@ -343,7 +385,8 @@ export class HttpServer {
       method: 'GET',
       url: '/',
       handler: (_req, reply) => this.#health(reply),
-      wsHandler: (socket) => serveWebSocket(socket, this.handler, this.#logger),
+      wsHandler: (socket, req) =>
+        serveWebSocket(socket, this.handler, this.#logger, headerContext(req.headers)),
     });
   }
 }

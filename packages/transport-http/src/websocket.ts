@@ -1,4 +1,14 @@
-import type { DataRequest, Logger, Processor } from '@marie/core';
+import {
+  type DataRequest,
+  failSpan,
+  type Logger,
+  type Processor,
+  SpanKind,
+  StatusCode,
+  type TraceContext,
+  traced,
+  tracingEnabled,
+} from '@marie/core';
 import { isPlainObject } from '@marie/docs';
 import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
 import type { WebSocket } from 'ws';
@@ -13,7 +23,13 @@ const FAILURE = 1011;
  * 0x00 byte ends it. Requests run concurrently; answers carry their request_id; the socket closes
  * (1000) once the client ended and every answer is out. Garbage closes it with 1011.
  */
-export function serveWebSocket(socket: WebSocket, handler: Processor, logger: Logger): void {
+export function serveWebSocket(
+  socket: WebSocket,
+  handler: Processor,
+  logger: Logger,
+  /** The trace context the upgrade request carried: each request's span is its child. */
+  parent?: TraceContext,
+): void {
   const bytes = socket.protocol === 'bytes';
   const controller = new AbortController();
   let pending = 0;
@@ -32,8 +48,27 @@ export function serveWebSocket(socket: WebSocket, handler: Processor, logger: Lo
 
   const run = (req: DataRequest, encode: (res: DataRequest) => string | Uint8Array) => {
     pending++;
-    handler
-      .handle(req, { signal: controller.signal })
+    const work = () => handler.handle(req, { signal: controller.signal });
+    (tracingEnabled()
+      ? traced(
+          'WebSocket request',
+          {
+            kind: SpanKind.SERVER,
+            ...(parent ? { parent } : {}),
+            attributes: {
+              'marie.runtime': handler.name,
+              'websocket.subprotocol': bytes ? 'bytes' : 'json',
+            },
+          },
+          async (span) => {
+            const res = await work();
+            if (res.header.status?.code === StatusCode.ERROR)
+              failSpan(span, res.header.status.description);
+            return res;
+          },
+        )
+      : work()
+    )
       .then((res) => {
         if (socket.readyState === socket.OPEN) socket.send(encode(res));
       })

@@ -2,6 +2,7 @@ import {
   createDataRequest,
   type DataRequest,
   ErrorCode,
+  injectContext,
   MarieError,
   type PostOptions,
   StatusCode,
@@ -11,12 +12,16 @@ import { type AnyDoc, type AnyDocType, DocList, newDocId, type TSchema } from '@
 import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
 import WebSocket from 'ws';
 import { bodyOf, collect } from './client-common.js';
+import { type TlsClientOptions, tlsConnectOptions } from './http-client.js';
 import { answerFromJson } from './json-wire.js';
 
 export interface WsClientOptions {
   host: string;
   port: number;
-  tls?: boolean;
+  /** wss: true for the system roots, or what to trust and present (see HttpClientOptions.tls). */
+  tls?: boolean | TlsClientOptions;
+  /** Sent as `Authorization: Bearer <key>` with the upgrade request. */
+  apiKey?: string;
   /** Sub-protocol: `json` (default) or `bytes` (DataRequestProto frames). */
   subprotocol?: 'json' | 'bytes';
 }
@@ -25,21 +30,44 @@ export interface WsClientOptions {
 export class WsClient {
   readonly url: string;
   readonly subprotocol: 'json' | 'bytes';
+  readonly #tls: ReturnType<typeof tlsConnectOptions>;
+  readonly #apiKey: string | undefined;
 
   constructor(options: WsClientOptions) {
     const host = options.host.includes(':') ? `[${options.host}]` : options.host;
     this.url = `${options.tls ? 'wss' : 'ws'}://${host}:${options.port}/`;
     this.subprotocol = options.subprotocol ?? 'json';
+    this.#tls = typeof options.tls === 'object' ? tlsConnectOptions(options.tls) : {};
+    this.#apiKey = options.apiKey;
+  }
+
+  /** The upgrade request's headers: the active trace context and the API key, if any. */
+  #headers(): Record<string, string> {
+    const headers: Record<string, string> = {};
+    injectContext((key, value) => {
+      headers[key] = value;
+    });
+    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
+    return headers;
   }
 
   /** Sends requests over one socket and resolves to the answers, in request order. */
   exchange(
     requests: DataRequest<any>[],
-    options: { timeoutMs?: number; signal?: AbortSignal; requestSchema?: TSchema } = {},
+    options: {
+      timeoutMs?: number;
+      signal?: AbortSignal;
+      requestSchema?: TSchema;
+      onProgress?: PostOptions['onProgress'];
+    } = {},
   ): Promise<DataRequest[]> {
     const bytes = this.subprotocol === 'bytes';
     return new Promise((resolve, reject) => {
-      const socket = new WebSocket(this.url, this.subprotocol, { maxPayload: 1 << 30 });
+      const socket = new WebSocket(this.url, this.subprotocol, {
+        maxPayload: 1 << 30,
+        headers: this.#headers(),
+        ...this.#tls,
+      });
       const answers = new Map<string, DataRequest>();
       const fail = (err: MarieError) => {
         socket.terminate();
@@ -77,9 +105,36 @@ export class WsClient {
             ? decodeDataRequest(data)
             : answerFromJson(JSON.parse(data.toString('utf8')));
           answers.set(res.header.requestId, res);
+          options.onProgress?.({ done: answers.size, total: requests.length });
         } catch (err) {
           fail(new MarieError(ErrorCode.DataLoss, `unreadable answer: ${(err as Error).message}`));
         }
+      });
+      // A refused upgrade (401 without a key, 503 while stopping) says why in its status.
+      socket.on('unexpected-response', (_req, res) => {
+        const status = res.statusCode ?? 0;
+        let body = '';
+        res.on('data', (c: Buffer) => {
+          body += c.toString();
+        });
+        res.on('end', () => {
+          let detail = body;
+          try {
+            detail = String((JSON.parse(body) as { detail?: unknown }).detail ?? body);
+          } catch {}
+          fail(
+            new MarieError(
+              status === 401
+                ? ErrorCode.Unauthenticated
+                : status === 413 || status === 429
+                  ? ErrorCode.ResourceExhausted
+                  : status >= 500
+                    ? ErrorCode.Unavailable
+                    : ErrorCode.InvalidArgument,
+              `WebSocket upgrade refused: HTTP ${status}${detail ? `: ${detail}` : ''}`,
+            ),
+          );
+        });
       });
       socket.on('error', (err) =>
         fail(new MarieError(ErrorCode.Unavailable, `${this.url}: ${err.message}`, { cause: err })),
@@ -136,6 +191,7 @@ export class WsClient {
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(schema ? { requestSchema: schema } : {}),
+      ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     return collect(answers, options);
   }

@@ -1,5 +1,5 @@
-import type { Logger } from '@marie/core';
-import { createLogger } from '@marie/core';
+import type { Logger, MetricFamily } from '@marie/core';
+import { createLogger, registerMetricSource, SpanKind, traced } from '@marie/core';
 import pg from 'pg';
 import { describeTarget, type PsqlConfig, secretsOf } from '../config.js';
 import { describe, redact, StorageError } from '../errors.js';
@@ -29,6 +29,9 @@ export class Database {
   readonly #secrets: string[];
   readonly #maxBackoffMs: number;
   #closed?: Promise<void>;
+  readonly #counts = new Map<string, number>();
+  #retries = 0;
+  readonly #unregister: () => void;
 
   private constructor(
     config: PsqlConfig,
@@ -43,6 +46,7 @@ export class Database {
     this.#logger = options.logger ?? createLogger('storage');
     this.#secrets = secretsOf(config);
     this.#maxBackoffMs = options.maxBackoffMs ?? 1000;
+    this.#unregister = registerMetricSource(() => this.metrics());
     // An idle connection the server dropped (restart, admin shutdown) is discarded by the pool;
     // without a listener the 'error' event would end the process.
     pool.on('error', (err) =>
@@ -130,7 +134,7 @@ export class Database {
     text: string,
     values?: unknown[],
   ): Promise<pg.QueryResult<R>> {
-    return this.#run(`query`, () => this.#pool.query<R>(text, values));
+    return this.#run('query', 'query', () => this.#pool.query<R>(text, values));
   }
 
   /**
@@ -139,7 +143,7 @@ export class Database {
    * repeat); a permanent one rolls back and is thrown.
    */
   transaction<T>(fn: (client: Queryable) => Promise<T>, what = 'transaction'): Promise<T> {
-    return this.#run(what, async () => {
+    return this.#run('transaction', what, async () => {
       let broken: unknown;
       // A checked-out connection that dies emits 'error' besides failing its query: note it, so
       // that it is not an uncaught exception and the connection is not given back.
@@ -186,25 +190,91 @@ export class Database {
   /** Stops the pool (and the embedded server), once. */
   close(): Promise<void> {
     this.#closed ??= (async () => {
+      this.#unregister();
       await this.#pool.end().catch(() => {});
       await this.#embedded?.stop();
     })();
     return this.#closed;
   }
 
-  async #run<T>(what: string, op: () => Promise<T>): Promise<T> {
+  /**
+   * The pool and what went through it, as Prometheus families (`marie_storage_*`), labelled by
+   * `host:port/database`: connections by state, statements and transactions by outcome, retries
+   * of transient failures.
+   */
+  metrics(): MetricFamily[] {
+    const target = this.target;
+    const pool = this.#pool;
+    return [
+      {
+        name: 'marie_storage_pool_connections',
+        help: 'Postgres connections of the pool, by state (total, idle, waiting clients)',
+        type: 'gauge',
+        labelNames: ['target', 'state'],
+        samples: [
+          { labels: { target, state: 'total' }, value: pool.totalCount },
+          { labels: { target, state: 'idle' }, value: pool.idleCount },
+          { labels: { target, state: 'waiting' }, value: pool.waitingCount },
+        ],
+      },
+      {
+        name: 'marie_storage_operations_total',
+        help: 'Postgres statements and transactions, by outcome (after retries)',
+        type: 'counter',
+        labelNames: ['target', 'operation', 'outcome'],
+        samples: [...this.#counts].map(([key, value]) => {
+          const [operation, outcome] = key.split(' ') as [string, string];
+          return { labels: { target, operation, outcome }, value };
+        }),
+      },
+      {
+        name: 'marie_storage_retries_total',
+        help: 'Transient Postgres failures retried',
+        type: 'counter',
+        labelNames: ['target'],
+        samples: [{ labels: { target }, value: this.#retries }],
+      },
+    ];
+  }
+
+  #count(operation: string, outcome: 'ok' | 'error'): void {
+    const key = `${operation} ${outcome}`;
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+  }
+
+  #run<T>(operation: string, what: string, op: () => Promise<T>): Promise<T> {
+    return traced(
+      `postgres ${what}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'db.system.name': 'postgresql',
+          'db.namespace': this.target,
+          'db.operation.name': operation,
+        },
+      },
+      () => this.#attempt(operation, what, op),
+    );
+  }
+
+  async #attempt<T>(operation: string, what: string, op: () => Promise<T>): Promise<T> {
     if (this.#closed) throw new StorageError(`postgres ${this.target}: the storage is closed`);
     try {
-      return await withRetry(op, {
+      const out = await withRetry(op, {
         maxAttempts: this.config.maxAttempts,
         maxMs: this.#maxBackoffMs,
-        onRetry: (err, attempt, delayMs) =>
+        onRetry: (err, attempt, delayMs) => {
+          this.#retries++;
           this.#logger.warn(
             { target: this.target, attempt, delayMs, cause: this.#clean(err) },
             `postgres ${what} failed; retrying`,
-          ),
+          );
+        },
       });
+      this.#count(operation, 'ok');
+      return out;
     } catch (err) {
+      this.#count(operation, 'error');
       if (err instanceof StorageError) throw err;
       const code = (err as { code?: unknown }).code;
       throw new StorageError(`postgres ${this.target}: ${what} failed: ${this.#clean(err)}`, {

@@ -1,0 +1,1 @@
+export { OTLP_GRPC_PORT, startTracing, type Tracing, type TracingOptions } from './tracing.js';
