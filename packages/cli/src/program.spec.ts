@@ -10,6 +10,7 @@ describe('marie program', () => {
       'gateway',
       'export',
       'ping',
+      'post',
       'ocr',
       'worker',
       'job',
@@ -38,6 +39,32 @@ describe('marie program', () => {
       '--protocol',
     ])
       expect(flags).toContain(flag);
+    // Every serving command takes Jina's monitoring and tracing flags.
+    for (const name of ['executor', 'flow', 'gateway', 'worker']) {
+      const longs = program.commands.find((c) => c.name() === name)!.options.map((o) => o.long);
+      for (const flag of [
+        '--monitoring',
+        '--port-monitoring',
+        '--tracing',
+        '--traces-exporter-host',
+        '--traces-exporter-port',
+      ])
+        expect(longs, `${name} ${flag}`).toContain(flag);
+    }
+    // ...and the program the logging ones, which every command sees.
+    expect(program.options.map((o) => o.long)).toEqual(
+      expect.arrayContaining(['--log-level', '--log-format']),
+    );
+    const post = program.commands.find((c) => c.name() === 'post')!.options.map((o) => o.long);
+    for (const flag of [
+      '--data',
+      '--docs',
+      '--request-size',
+      '--max-attempts',
+      '--api-key',
+      '--ca',
+    ])
+      expect(post).toContain(flag);
     expect(executor.getOptionValue('port')).toBeUndefined();
     expect(executor.getOptionValue('host')).toBe('0.0.0.0');
     expect(program.commands[4]!.getOptionValue('timeout')).toBe(3000);

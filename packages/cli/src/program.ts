@@ -8,6 +8,7 @@ import { jobCommand, workerCommand } from './jobs-command.js';
 import { addLoggingOptions } from './logging.js';
 import { ocrCommand } from './ocr-command.js';
 import { pingCommand } from './ping-command.js';
+import { postCommand } from './post-command.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../package.json') as { version: string };
@@ -27,6 +28,7 @@ export function createProgram(): Command {
   program.addCommand(gatewayCommand());
   program.addCommand(exportCommand());
   program.addCommand(pingCommand());
+  program.addCommand(postCommand());
   program.addCommand(ocrCommand());
   program.addCommand(workerCommand());
   program.addCommand(jobCommand());

@@ -60,8 +60,12 @@ export class MarieExecutor extends withStorage(Executor, { assetTrackingDefault:
     await super.open();
     if (this.#toastConfig !== undefined && this.#toastConfig !== null && !this.toast) {
       const cfg = this.#toastConfig as { spool_dir?: unknown };
-      const spoolDir =
+      // One spool per replica: replicas share the shard's workspace, and a spool has one owner
+      // (a restarted replica takes its own back).
+      const replica = this.runtimeArgs.replicaId ?? 0;
+      const base =
         typeof cfg.spool_dir === 'string' ? cfg.spool_dir : join(this.workspace, 'event-spool');
+      const spoolDir = replica ? `${base}-${replica}` : base;
       this.toast = toastFromConfig(this.#toastConfig, { spoolDir, logger: this.logger });
     }
     this.monitor.start();

@@ -64,8 +64,18 @@ export class Replica implements Upstream {
     });
     this.child = child;
     let stderr = '';
+    let partial = '';
     child.stderr!.on('data', (chunk: Buffer) => {
-      stderr = (stderr + chunk.toString()).slice(-4000);
+      const text = chunk.toString();
+      stderr = (stderr + text).slice(-4000);
+      // The replica's log lines go on to the supervisor's stderr (a Flow's console), whole lines
+      // at a time so that replicas writing at once do not interleave within a line.
+      const lines = (partial + text).split('\n');
+      partial = lines.pop()!;
+      if (lines.length) process.stderr.write(`${lines.join('\n')}\n`);
+    });
+    child.stderr!.on('end', () => {
+      if (partial) process.stderr.write(`${partial}\n`);
     });
     return new Promise<void>((resolve, reject) => {
       let out = '';
