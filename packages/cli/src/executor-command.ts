@@ -13,8 +13,9 @@ import { exitWith, UsageError } from './errors.js';
 import { keepHeapHeadroom } from './heap-headroom.js';
 import { addOperationsOptions, type OperationsFlags, startOperations } from './operations.js';
 import { integer, jsonObject as json } from './parse.js';
+import { addServerOptions, type ServerFlags, serverOptionsFrom } from './server-flags.js';
 
-interface ExecutorFlags extends OperationsFlags {
+interface ExecutorFlags extends OperationsFlags, ServerFlags {
   uses: string;
   usesWith?: string;
   usesMetas?: string;
@@ -77,6 +78,7 @@ export function executorCommand(): Command {
       '--no-reduce',
       'joined requests (process_data): docs is every incoming document, not merged by id',
     );
+  addServerOptions(command);
   return addOperationsOptions(command).action(async (flags: ExecutorFlags) => {
     try {
       await serve(flags);
@@ -123,6 +125,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
   if (ports.length !== protocols.length)
     throw new UsageError(`--port: ${ports.length} ports for ${protocols.length} protocols`);
 
+  const security = serverOptionsFrom(flags);
   const metas = json('--uses-metas', flags.usesMetas);
   const runtimeArgs = {
     shardId: flags.shardId,
@@ -173,7 +176,11 @@ async function serve(flags: ExecutorFlags): Promise<void> {
   try {
     for (const [i, protocol] of protocols.entries()) {
       if (protocol === 'grpc') {
-        const server = new GrpcServer(servedHandler, { host: flags.host, port: ports[i]! });
+        const server = new GrpcServer(servedHandler, {
+          host: flags.host,
+          port: ports[i]!,
+          ...security,
+        });
         served.push({
           protocol,
           shutdown: (ms) => server.shutdown(ms),
@@ -184,6 +191,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
           protocol,
           host: flags.host,
           port: ports[i]!,
+          ...security,
         });
         served.push({
           protocol,
@@ -236,21 +244,27 @@ async function serve(flags: ExecutorFlags): Promise<void> {
 
   // The metrics address first: a supervisor reading `ready` has it by then.
   await ops.serveMetrics(flags.host);
-  // `ready` means a health check through each port answers, not merely that it is bound.
+  // `ready` means a health check through each port answers, not merely that it is bound. (With
+  // TLS the certificate may name another host, or want a client's: bound is taken as ready.)
+  const secure = security.tls ? 's' : '';
   for (const s of served) {
     const host =
       s.address.host === '0.0.0.0' || s.address.host === '::' ? '127.0.0.1' : s.address.host;
-    const probe = new Client({
-      host: `${SCHEME[s.protocol]}://${host}:${s.address.port}`,
-      poolSize: 1,
-    });
-    const healthy = await probe.isReady({ timeoutMs: 5000 });
-    probe.close();
-    if (!healthy)
-      throw new Error(
-        `the ${s.protocol} server on ${s.address.host}:${s.address.port} does not answer its health check`,
-      );
-    process.stdout.write(`ready ${SCHEME[s.protocol]}://${s.address.host}:${s.address.port}\n`);
+    if (!security.tls) {
+      const probe = new Client({
+        host: `${SCHEME[s.protocol]}://${host}:${s.address.port}`,
+        poolSize: 1,
+      });
+      const healthy = await probe.isReady({ timeoutMs: 5000 });
+      probe.close();
+      if (!healthy)
+        throw new Error(
+          `the ${s.protocol} server on ${s.address.host}:${s.address.port} does not answer its health check`,
+        );
+    }
+    process.stdout.write(
+      `ready ${SCHEME[s.protocol]}${secure}://${s.address.host}:${s.address.port}\n`,
+    );
   }
   log.info({ executor: executor.constructor.name, protocols }, 'serving');
 }

@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createLogger } from '@marie/core';
 import { Flow, type GatewayProtocol, loadFlow, type Polling, parseGraph } from '@marie/flow';
 import { JobService, parseJobsConfig, processorTarget } from '@marie/jobs';
@@ -7,6 +8,7 @@ import { exitWith, UsageError } from './errors.js';
 import { keepHeapHeadroom } from './heap-headroom.js';
 import { addOperationsOptions, type OperationsFlags, startOperations } from './operations.js';
 import { integer, jsonObject } from './parse.js';
+import { addServerOptions, type ServerFlags, serverOptionsFrom } from './server-flags.js';
 
 /**
  * Starts a Flow, prints one `ready` line per gateway address, and stops it on SIGTERM/SIGINT.
@@ -17,7 +19,7 @@ import { integer, jsonObject } from './parse.js';
 async function runFlow(
   command: string,
   make: () => Promise<Flow> | Flow,
-  flags: OperationsFlags,
+  flags: OperationsFlags & ServerFlags & HopFlags,
 ): Promise<void> {
   const log = createLogger(command);
   let flow: Flow;
@@ -27,6 +29,15 @@ async function runFlow(
     keepHeapHeadroom();
     flow = await make();
     const o = flow.options;
+    // TLS, keys and limits: the flags over the YAML's `with:` (which read $MARIE_API_KEYS too).
+    const security = serverOptionsFrom(flags);
+    if (security.tls) o.tls = security.tls;
+    // $MARIE_API_KEYS is in both; a YAML's api_keys_file stays unless --api-keys-file is given.
+    if (security.apiKeys && (flags.apiKeysFile || !o.apiKeys)) o.apiKeys = security.apiKeys;
+    if (Object.keys(security.limits).length) o.limits = { ...o.limits, ...security.limits };
+    const hop = hopOptionsFrom(flags);
+    if (hop.tls) o.executorTls = hop.tls;
+    if (hop.apiKey) o.executorApiKey = hop.apiKey;
     // Flags over the YAML's `with:`; the executors inherit both (Jina's Flow does the same).
     if (flags.monitoring) o.monitoring = true;
     if (flags.portMonitoring !== undefined) o.portMonitoring = flags.portMonitoring;
@@ -97,12 +108,14 @@ export function flowCommand(): Command {
       'run a Flow (jtype: Flow YAML): every executor as supervised processes behind one gateway',
     )
     .requiredOption('--uses <flow.yml>', 'the Flow YAML');
-  return addOperationsOptions(command).action((flags: { uses: string } & OperationsFlags) =>
-    runFlow('marie flow', () => loadFlow(flags.uses), flags),
+  addServerOptions(command);
+  return addOperationsOptions(command).action(
+    (flags: { uses: string } & OperationsFlags & ServerFlags) =>
+      runFlow('marie flow', () => loadFlow(flags.uses), flags),
   );
 }
 
-interface GatewayFlags extends OperationsFlags {
+interface GatewayFlags extends OperationsFlags, ServerFlags, HopFlags {
   graphDescription: string;
   graphConditions?: string;
   deploymentsAddresses: string;
@@ -153,6 +166,8 @@ export function gatewayCommand(): Command {
       '--jobs <json>',
       'the job API, /ui and workers, as a Flow\'s jobs: section: {"database":"postgres://...","queues":{"document.extract":2}}',
     );
+  addServerOptions(command);
+  addHopOptions(command);
   return addOperationsOptions(command).action((flags: GatewayFlags) =>
     runFlow('marie gateway', () => gatewayFlow(flags), flags),
   );
@@ -200,4 +215,52 @@ function gatewayFlow(flags: GatewayFlags): Flow {
     timeoutReadyMs: flags.timeoutReady,
     ...(flags.timeoutSend === undefined ? {} : { timeoutSendMs: flags.timeoutSend }),
   });
+}
+
+/** How the gateway reaches executors at `grpcs://` addresses, or ones that want a key. */
+interface HopFlags {
+  executorsCa?: string;
+  executorsCert?: string;
+  executorsKey?: string;
+  executorsApiKey?: string;
+}
+
+function addHopOptions(command: Command): Command {
+  return command
+    .option('--executors-ca <file>', 'CA (PEM) to trust for grpcs:// executor addresses')
+    .option('--executors-cert <file>', 'client certificate (PEM) for executors that ask for one')
+    .option('--executors-key <file>', "that certificate's private key (PEM)")
+    .addOption(
+      new Option('--executors-api-key <key>', "the executors' API key, sent on every hop").env(
+        'MARIE_EXECUTORS_API_KEY',
+      ),
+    );
+}
+
+function hopOptionsFrom(flags: HopFlags): {
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  apiKey?: string;
+} {
+  if ((flags.executorsCert === undefined) !== (flags.executorsKey === undefined))
+    throw new UsageError('--executors-cert and --executors-key go together');
+  const read = (flag: string, file: string | undefined) => {
+    if (file === undefined) return undefined;
+    try {
+      return readFileSync(file);
+    } catch (err) {
+      throw new UsageError(`${flag}: cannot read ${file}: ${(err as Error).message}`);
+    }
+  };
+  const ca = read('--executors-ca', flags.executorsCa);
+  const cert = read('--executors-cert', flags.executorsCert);
+  const key = read('--executors-key', flags.executorsKey);
+  const tls = {
+    ...(ca ? { ca } : {}),
+    ...(cert ? { cert } : {}),
+    ...(key ? { key } : {}),
+  };
+  return {
+    ...(Object.keys(tls).length ? { tls } : {}),
+    ...(flags.executorsApiKey ? { apiKey: flags.executorsApiKey } : {}),
+  };
 }

@@ -3,11 +3,12 @@ import { createLogger } from '@marie/core';
 import { JobService, parseJobsConfig } from '@marie/jobs';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
+import { addClientOptions, type ClientFlags, clientOptionsFrom } from './client-flags.js';
 import { exitWith, UsageError } from './errors.js';
 import { addOperationsOptions, type OperationsFlags, startOperations } from './operations.js';
 import { integer, jsonObject } from './parse.js';
 
-interface WorkerFlags extends OperationsFlags {
+interface WorkerFlags extends OperationsFlags, ClientFlags {
   target: string;
   jobs?: string;
   database?: string;
@@ -45,6 +46,7 @@ export function workerCommand(): Command {
       30_000,
     )
     .option('--host <host>', 'interface of GET /metrics with --monitoring', '0.0.0.0');
+  addClientOptions(command);
   return addOperationsOptions(command).action(async (flags: WorkerFlags & { host: string }) => {
     const command = 'marie worker';
     const log = createLogger(command);
@@ -107,7 +109,8 @@ const gatewayOption = () =>
     .env('MARIE_GATEWAY')
     .default('http://127.0.0.1:8081');
 
-const clientOf = (flags: JobFlags) => new Client({ host: flags.gateway, jobs: flags.gateway });
+const clientOf = (flags: JobFlags & ClientFlags) =>
+  new Client({ host: flags.gateway, jobs: flags.gateway, ...clientOptionsFrom(flags) });
 
 const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
@@ -274,5 +277,7 @@ export function jobCommand(): Command {
     .option('--timeout <ms>', 'give up after this long', integer('--timeout', 1))
     .action(run(async (flags, id) => waitAndPrint(clientOf(flags), id!, flags.timeout)));
 
+  // The gateway's API key and TLS, on every subcommand.
+  for (const sub of job.commands) addClientOptions(sub);
   return job;
 }

@@ -168,7 +168,7 @@ export class Client {
    * again after a growing backoff; `showProgress` draws a bar on stderr. The post is one client
    * span of a trace when tracing is on: its context goes to the runtime with every request.
    */
-  post<R extends AnyDocType = typeof AnyDoc>(
+  async post<R extends AnyDocType = typeof AnyDoc>(
     on: string,
     docs: DocList<any> | readonly object[] = [],
     options: PostOptions<R> = {},

@@ -100,6 +100,15 @@ export {
   requests,
 } from './requests.js';
 export {
+  ApiKeys,
+  checkRequestLimits,
+  DEFAULT_LIMITS,
+  resolveLimits,
+  type ServerLimits,
+  type TlsServerOptions,
+  withRequestTimeout,
+} from './server-options.js';
+export {
   contextFromTraceparent,
   currentTraceparent,
   extractContext,

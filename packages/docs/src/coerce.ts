@@ -17,6 +17,7 @@ import {
   tensorError,
   typedArrayFor,
 } from './ndarray.js';
+import { checkTensorSize } from './tensor-limit.js';
 import { DocValidationError } from './validation-error.js';
 
 /**
@@ -198,6 +199,7 @@ export function toNdArray(value: unknown, schema: TTensor, path: string): NdArra
       out = new NdArray(value, undefined, want);
     } else if (Array.isArray(value)) {
       out = NdArray.fromList(value, want ?? 'float32', path);
+      checkTensorSize(out.shape, path);
     } else if (isPlainObject(value) && typeof value.dtype === 'string' && 'data' in value) {
       out = fromJsonTensor(value, path);
     } else {
@@ -231,6 +233,7 @@ function fromJsonTensor(value: Record<string, unknown>, path: string): NdArray {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
     throw new DocValidationError(`${path}.shape`, 'expected a list of non-negative integers');
   }
+  checkTensorSize(shape as number[], path);
   const data = toBytes(value.data, `${path}.data`);
   return NdArray.fromBytes(data, shape as number[], dtype);
 }

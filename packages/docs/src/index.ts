@@ -74,6 +74,11 @@ export {
   StorageDoc,
   TextDoc,
 } from './standard-docs.js';
+export {
+  checkTensorSize,
+  setTensorElementLimit,
+  tensorElementLimit,
+} from './tensor-limit.js';
 export type { JsonOptions } from './to-json.js';
 export { tensorToJson, toJsonValue } from './to-json.js';
 export { DocValidationError } from './validation-error.js';

@@ -180,7 +180,9 @@ export class Deployment extends Routed implements AsyncDisposable {
     return new Replica(
       {
         args,
-        env: { ...process.env, ...o.env },
+        // A Flow's API keys guard its gateway; its replicas listen on loopback, reached only by
+        // it, and take keys only when their entry's env gives them some.
+        env: { ...process.env, MARIE_API_KEYS: undefined, ...o.env },
         cwd: o.cwd ?? process.cwd(),
         timeoutReadyMs: o.timeoutReadyMs ?? 60_000,
         logger: this.#logger,

@@ -1,10 +1,13 @@
 import {
+  type ApiKeys,
   createLogger,
   type EndpointListing,
   ErrorCode,
   type Logger,
   MarieError,
   type Processor,
+  type ServerLimits,
+  type TlsServerOptions,
 } from '@marie/core';
 import type { HttpPlugin } from '@marie/transport-http';
 import { Deployment, type DeploymentOptions } from './deployment.js';
@@ -44,6 +47,16 @@ export interface FlowOptions {
   tracing?: boolean;
   tracesExporterHost?: string;
   tracesExporterPort?: number;
+  /** The gateway's TLS (grpcs, https, wss; Jina's `ssl_certfile`, `ssl_keyfile`), mutual with `clientCa`. */
+  tls?: TlsServerOptions;
+  /** Keys the gateway requires (`Authorization: Bearer`, gRPC metadata); health stays open. */
+  apiKeys?: ApiKeys;
+  /** The gateway's limits (request size, documents, tensor elements, timeout, concurrency). */
+  limits?: Partial<ServerLimits>;
+  /** For external executors at `grpcs://` addresses: the CA to trust, a client certificate. */
+  executorTls?: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
+  /** The external executors' API key, sent on every hop. */
+  executorApiKey?: string;
   /** Wraps the gateway before it is served (metrics count what the servers hand it). */
   instrument?: (gateway: Processor) => Processor;
   /** Told of each hop's start; what it returns, of its end (the gateway's sending metrics). */
@@ -59,6 +72,10 @@ export interface FlowExecutor extends Omit<DeploymentOptions, 'name' | 'uses'> {
   external?: boolean;
   /** For `external`: replica addresses, or one list per shard (`grpc://host:port`). */
   addresses?: string | string[] | string[][];
+  /** For an external executor at `grpcs://`: the CA to trust, a client certificate (PEM). */
+  tls?: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
+  /** For an external executor that requires one: its API key. */
+  apiKey?: string;
   /** The container image `marie export` runs this executor from (see export). */
   image?: string;
   /** Executors this one takes its input from: the previous one unless given; `gateway` is the client. */
@@ -159,14 +176,18 @@ export class Flow implements AsyncDisposable {
   }
 
   #deployment(e: FlowExecutor): Deployment | RemoteDeployment {
-    const { needs, when, floating, external, addresses, image, uses, ...options } = e;
+    const { needs, when, floating, external, addresses, image, uses, tls, apiKey, ...options } = e;
     if (external) {
       if (addresses === undefined)
         throw new MarieError(ErrorCode.InvalidArgument, `${e.name}: external needs addresses`);
+      const hopTls = tls ?? this.options.executorTls;
+      const key = apiKey ?? this.options.executorApiKey;
       return new RemoteDeployment({
         name: e.name,
         addresses,
         logger: this.#logger,
+        ...(hopTls ? { tls: hopTls } : {}),
+        ...(key ? { apiKey: key } : {}),
         ...(options.polling ? { polling: options.polling } : {}),
         ...(options.retries === undefined ? {} : { retries: options.retries }),
         ...(options.timeoutReadyMs === undefined ? {} : { timeoutReadyMs: options.timeoutReadyMs }),

@@ -1,5 +1,12 @@
-import { dirname } from 'node:path';
-import { ConfigError, readYamlFile, substituteVariables } from '@marie/core';
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import {
+  ApiKeys,
+  ConfigError,
+  readYamlFile,
+  resolveLimits,
+  substituteVariables,
+} from '@marie/core';
 import { isPlainObject } from '@marie/docs';
 import { Flow, type FlowExecutor, type FlowOptions, type GatewayProtocol } from './flow.js';
 
@@ -38,6 +45,9 @@ const EXECUTOR_KEYS: Record<string, keyof FlowExecutor> = {
   traces_exporter_port: 'tracesExporterPort',
   tracesExporterPort: 'tracesExporterPort',
   reload: 'reload',
+  tls: 'tls',
+  api_key: 'apiKey',
+  apiKey: 'apiKey',
 };
 /** Jina's way to name an external executor: `external: true, host: h, port: p`. */
 const EXTERNAL_KEYS = new Set(['host', 'port']);
@@ -72,6 +82,7 @@ export async function loadFlow(
     ...(typeof w.host === 'string' ? { host: w.host } : {}),
     ...(timeout === undefined ? {} : { timeoutSendMs: Number(timeout) }),
     ...operations(w, path),
+    ...security(w, path, dirname(file)),
   });
   if (raw.jobs !== undefined) {
     if (!isPlainObject(raw.jobs))
@@ -96,7 +107,8 @@ export async function loadFlow(
             .filter((k) => !/[A-Z]/.test(k))
             .join(', ')})`,
         );
-      executor[name] = value;
+      executor[name] =
+        name === 'tls' ? clientTls(value, `${path}: executors[${i}].tls`, dirname(file)) : value;
     }
     if (executor.external === true && executor.addresses === undefined) {
       if (typeof entry.host !== 'string' || entry.port === undefined)
@@ -141,6 +153,89 @@ function operations(w: Record<string, unknown>, path: string): Partial<FlowOptio
   }
   const tp = port('traces_exporter_port');
   if (tp !== undefined) out.tracesExporterPort = tp;
+  return out;
+}
+
+function readPem(file: unknown, what: string, dir: string): Buffer {
+  if (typeof file !== 'string' || file === '')
+    throw new ConfigError(`${what}: expected a file path`);
+  try {
+    return readFileSync(resolve(dir, file));
+  } catch (err) {
+    throw new ConfigError(`${what}: cannot read ${file}: ${(err as Error).message}`);
+  }
+}
+
+/** An external executor's `tls: { ca, cert, key }` (files, relative to the YAML). */
+function clientTls(raw: unknown, what: string, dir: string) {
+  if (!isPlainObject(raw)) throw new ConfigError(`${what}: expected a mapping of ca, cert, key`);
+  for (const k of Object.keys(raw))
+    if (!['ca', 'cert', 'key'].includes(k))
+      throw new ConfigError(`${what}.${k}: unknown key (ca, cert, key)`);
+  if ((raw.cert === undefined) !== (raw.key === undefined))
+    throw new ConfigError(`${what}: cert and key go together`);
+  return {
+    ...(raw.ca !== undefined ? { ca: readPem(raw.ca, `${what}.ca`, dir) } : {}),
+    ...(raw.cert !== undefined ? { cert: readPem(raw.cert, `${what}.cert`, dir) } : {}),
+    ...(raw.key !== undefined ? { key: readPem(raw.key, `${what}.key`, dir) } : {}),
+  };
+}
+
+const LIMIT_KEYS = {
+  max_request_bytes: 'maxRequestBytes',
+  max_docs_per_request: 'maxDocsPerRequest',
+  max_tensor_elements: 'maxTensorElements',
+  request_timeout: 'requestTimeoutMs',
+  max_concurrent_per_connection: 'maxConcurrentPerConnection',
+} as const;
+
+/**
+ * The gateway's TLS (`ssl_certfile`, `ssl_keyfile`, `ssl_client_ca`), API keys (`api_keys_file`
+ * and `$MARIE_API_KEYS`), limits (`max_request_bytes`, ...) and the CA for `grpcs://` executors
+ * (`executors_tls`).
+ */
+function security(w: Record<string, unknown>, path: string, dir: string): Partial<FlowOptions> {
+  const out: Partial<FlowOptions> = {};
+  if ((w.ssl_certfile === undefined) !== (w.ssl_keyfile === undefined))
+    throw new ConfigError(`${path}: with.ssl_certfile and with.ssl_keyfile go together`);
+  if (w.ssl_certfile !== undefined)
+    out.tls = {
+      cert: readPem(w.ssl_certfile, `${path}: with.ssl_certfile`, dir),
+      key: readPem(w.ssl_keyfile, `${path}: with.ssl_keyfile`, dir),
+      ...(w.ssl_client_ca !== undefined
+        ? { clientCa: readPem(w.ssl_client_ca, `${path}: with.ssl_client_ca`, dir) }
+        : {}),
+    };
+  else if (w.ssl_client_ca !== undefined)
+    throw new ConfigError(`${path}: with.ssl_client_ca needs ssl_certfile and ssl_keyfile`);
+  let keys: ApiKeys | undefined;
+  try {
+    keys = ApiKeys.from({
+      env: process.env.MARIE_API_KEYS,
+      file: w.api_keys_file === undefined ? undefined : resolve(dir, String(w.api_keys_file)),
+    });
+  } catch (err) {
+    throw new ConfigError(`${path}: with.api_keys_file: ${(err as Error).message}`);
+  }
+  if (keys) out.apiKeys = keys;
+  else if (w.api_keys_file !== undefined)
+    throw new ConfigError(`${path}: with.api_keys_file holds no key`);
+  const limits: Record<string, unknown> = {};
+  for (const [key, field] of Object.entries(LIMIT_KEYS))
+    if (w[key] !== undefined) limits[field] = Number(w[key]);
+  if (Object.keys(limits).length) {
+    try {
+      out.limits = resolveLimits(limits);
+    } catch (err) {
+      const field = String((err as { field?: string }).field ?? '').replace(/^limits\./, '');
+      const key = Object.entries(LIMIT_KEYS).find(([, f]) => f === field)?.[0] ?? field;
+      throw new ConfigError(
+        `${path}: with.${key}: ${(err as Error).message.replace(/^[^:]*: /, '')}`,
+      );
+    }
+  }
+  if (w.executors_tls !== undefined)
+    out.executorTls = clientTls(w.executors_tls, `${path}: with.executors_tls`, dir);
   return out;
 }
 

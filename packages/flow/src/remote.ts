@@ -13,6 +13,13 @@ export interface RemoteDeploymentOptions {
   retries?: number;
   /** How long `start()` waits for every address to answer its health check; 60 s unless given. */
   timeoutReadyMs?: number;
+  /**
+   * For `grpcs://` addresses: the CA (PEM) to trust instead of the system's, and a client
+   * certificate and key for executors that ask for one (mutual TLS).
+   */
+  tls?: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
+  /** The executors' API key, sent as `authorization: Bearer <key>` metadata on every hop. */
+  apiKey?: string;
   logger?: Logger;
 }
 
@@ -51,14 +58,19 @@ class RemoteReplica implements Upstream {
   readonly ready = true;
   inFlight = 0;
 
-  constructor(label: string, address: GrpcClientAddress) {
+  constructor(
+    label: string,
+    address: GrpcClientAddress,
+    options: Pick<RemoteDeploymentOptions, 'tls' | 'apiKey'>,
+  ) {
     this.label = label;
     this.client = new GrpcClient({
       host: address.host,
       port: address.port,
       poolSize: 1,
-      ...(address.tls ? { tls: true } : {}),
+      ...(address.tls ? { tls: options.tls ?? true } : {}),
       ...(address.allAddresses ? { allAddresses: true } : {}),
+      ...(options.apiKey ? { apiKey: options.apiKey } : {}),
     });
   }
 }
@@ -98,6 +110,7 @@ export class RemoteDeployment extends Routed implements AsyncDisposable {
           new RemoteReplica(
             `${this.name}/shard-${s}/replica-${r} (${a})`,
             parseAddress(a, `${this.name}.addresses`),
+            options,
           ),
       ),
     );

@@ -1,4 +1,4 @@
-import type { Processor } from '@marie/core';
+import type { ApiKeys, Processor, ServerLimits, TlsServerOptions } from '@marie/core';
 import { GrpcServer } from '@marie/transport-grpc';
 import { type HttpPlugin, HttpServer } from '@marie/transport-http';
 
@@ -20,6 +20,10 @@ export async function serveProcessor(
     host?: string;
     /** More routes on the HTTP servers (the job API, /ui). */
     httpPlugins?: readonly HttpPlugin[];
+    /** TLS on every protocol (grpcs, https, wss), keys required, limits (see the servers). */
+    tls?: TlsServerOptions;
+    apiKeys?: ApiKeys;
+    limits?: Partial<ServerLimits>;
   },
 ): Promise<Served> {
   const protocols = [options.protocol ?? 'grpc'].flat();
@@ -33,20 +37,26 @@ export async function serveProcessor(
   try {
     for (const [i, protocol] of protocols.entries()) {
       const port = ports[i] ?? 0;
+      const common = {
+        host,
+        port,
+        ...(options.tls ? { tls: options.tls } : {}),
+        ...(options.apiKeys ? { apiKeys: options.apiKeys } : {}),
+        ...(options.limits ? { limits: options.limits } : {}),
+      };
       const server =
         protocol === 'grpc'
-          ? new GrpcServer(processor, { host, port })
+          ? new GrpcServer(processor, common)
           : new HttpServer(processor, {
+              ...common,
               protocol,
-              host,
-              port,
               ...(protocol === 'http' && options.httpPlugins
                 ? { plugins: options.httpPlugins }
                 : {}),
             });
       servers.push(server);
       const bound = await server.start();
-      addresses.push(`${SCHEME[protocol]}://${host}:${bound.port}`);
+      addresses.push(`${SCHEME[protocol]}${options.tls ? 's' : ''}://${host}:${bound.port}`);
     }
   } catch (err) {
     await shutdown();

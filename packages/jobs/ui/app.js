@@ -18,11 +18,58 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// A gateway with API keys answers 401: the page asks for a key once, keeps it for the tab
+// (sessionStorage), and sends it as a Bearer token on every call, the event stream and the page
+// images included (fetched, since an <img> or EventSource cannot send a header).
+const KEY = 'marie-api-key';
+
+function authorized(init = {}) {
+  const key = sessionStorage.getItem(KEY);
+  return key ? { ...init, headers: { ...init.headers, authorization: `Bearer ${key}` } } : init;
+}
+
+async function call(path, init) {
+  let res = await fetch(path, authorized(init));
+  if (res.status === 401) {
+    const key = window.prompt('This gateway wants an API key:');
+    if (key) {
+      sessionStorage.setItem(KEY, key.trim());
+      res = await fetch(path, authorized(init));
+    }
+  }
+  return res;
+}
+
 async function api(path, init) {
-  const res = await fetch(path, init);
+  const res = await call(path, init);
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(body.detail ?? `${res.status} ${res.statusText}`);
   return body;
+}
+
+/** Server-Sent Events over fetch: `onEvent(name, data)` for each, until `signal` aborts. */
+async function events(path, onEvent, signal) {
+  const res = await call(path, { signal });
+  if (!res.ok || !res.body) throw new Error(`${res.status} ${res.statusText}`);
+  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end = buffer.indexOf('\n\n');
+    while (end >= 0) {
+      const block = buffer.slice(0, end).split('\n');
+      buffer = buffer.slice(end + 2);
+      const name = block.find((l) => l.startsWith('event: '))?.slice(7) ?? 'message';
+      const data = block
+        .filter((l) => l.startsWith('data: '))
+        .map((l) => l.slice(6))
+        .join('\n');
+      if (data) onEvent(name, data);
+      end = buffer.indexOf('\n\n');
+    }
+  }
 }
 
 $('upload').addEventListener('submit', async (event) => {
@@ -45,20 +92,33 @@ $('upload').addEventListener('submit', async (event) => {
 
 /** Follows a job's state changes (Server-Sent Events) until it ends, then shows it. */
 function follow(id, name) {
-  following?.close();
-  const events = new EventSource(`/api/v1/jobs/${id}/events`);
-  following = events;
-  events.addEventListener('state', (event) => {
-    const job = JSON.parse(event.data);
-    const attempt = job.attempts > 1 ? `, attempt ${job.attempts}` : '';
-    say(`${name ?? job.ref_id ?? 'job'} · job ${job.job_id}: ${job.state}${attempt}`, job.state);
-    if (TERMINAL.has(job.state)) {
-      events.close();
-      if (job.error) say(`${status.textContent}: ${job.error.message}`, job.state);
-      refresh();
-      if (job.state === 'completed') show(job);
-    }
+  following?.abort();
+  const stream = new AbortController();
+  following = stream;
+  events(
+    `/api/v1/jobs/${id}/events`,
+    (event, data) => {
+      if (event !== 'state') return;
+      const job = JSON.parse(data);
+      const attempt = job.attempts > 1 ? `, attempt ${job.attempts}` : '';
+      say(`${name ?? job.ref_id ?? 'job'} · job ${job.job_id}: ${job.state}${attempt}`, job.state);
+      if (TERMINAL.has(job.state)) {
+        stream.abort();
+        if (job.error) say(`${status.textContent}: ${job.error.message}`, job.state);
+        refresh();
+        if (job.state === 'completed') show(job);
+      }
+    },
+    stream.signal,
+  ).catch((err) => {
+    if (!stream.signal.aborted) say(`lost the job's events: ${err.message}`, 'failed');
   });
+}
+
+/** A page image, fetched with the key, as an object URL for an <img>. */
+async function pageImage(img, path) {
+  const res = await call(path);
+  if (res.ok) img.src = URL.createObjectURL(await res.blob());
 }
 
 /** Marie's per-page OCR JSON in a job's result (`metadata.ocr` of an executor's results). */
@@ -79,11 +139,11 @@ function show(job) {
     const { width, height } = page.meta.imageSize;
     const sheet = el('div', { class: 'sheet' });
     const img = el('img', {
-      src: `/ui/api/jobs/${job.job_id}/pages/${page.meta.page}`,
       alt: `page ${page.meta.page + 1}`,
       width: String(width),
       height: String(height),
     });
+    void pageImage(img, `/ui/api/jobs/${job.job_id}/pages/${page.meta.page}`);
     const svg = document.createElementNS(SVG, 'svg');
     svg.setAttribute('viewBox', `0 0 ${width} ${height}`);
     svg.setAttribute('preserveAspectRatio', 'none');

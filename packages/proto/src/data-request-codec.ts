@@ -1,3 +1,4 @@
+import { BinaryReader } from '@bufbuild/protobuf/wire';
 import type { DataRequest, SingleDocumentRequest } from '@marie/core';
 import { DocList, DocValidationError, type TSchema } from '@marie/docs';
 import { headerFromProto, headerToProto, jsonOf, routeFromProto, routeToProto } from './convert.js';
@@ -131,4 +132,24 @@ export function singleDocRequestFromProto(
     routes: proto.routes.map(routeFromProto),
     document: proto.document ? docFromProto(proto.document, 'document') : {},
   };
+}
+
+/**
+ * How many documents a serialized DocListProto holds, by its top-level fields alone (nothing is
+ * decoded): a gateway checks its documents-per-request limit on bytes it forwards unread.
+ * Malformed bytes count what was readable; the executor that decodes them refuses them.
+ */
+export function countDocListBytes(bytes: Uint8Array): number {
+  const r = new BinaryReader(bytes);
+  let n = 0;
+  try {
+    while (r.pos < r.len) {
+      const [field, type] = r.tag();
+      if (field === 1) n++;
+      r.skip(type);
+    }
+  } catch {
+    // counted what could be read
+  }
+  return n;
 }

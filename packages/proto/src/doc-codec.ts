@@ -1,4 +1,5 @@
 import {
+  checkTensorSize,
   DocList,
   DocValidationError,
   fromNumpyDtype,
@@ -214,6 +215,7 @@ export function tensorFromDense(
   if (!dense) throw new DocValidationError(path, 'tensor without dense data');
   const dtype = fromNumpyDtype(dense.dtype);
   if (!dtype) throw new DocValidationError(path, `unsupported dtype "${dense.dtype}"`);
+  checkTensorSize(dense.shape, path);
   const buffer = dense.buffer ?? new Uint8Array(0);
   let size = 1;
   for (const d of dense.shape) size *= d;

@@ -8,6 +8,7 @@ export {
   statusToProto,
 } from './convert.js';
 export {
+  countDocListBytes,
   dataRequestFromProto,
   dataRequestToProto,
   decodeDataRequest,

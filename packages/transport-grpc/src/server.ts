@@ -3,6 +3,8 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import {
+  ApiKeys,
+  checkRequestLimits,
   createDataRequest,
   createLogger,
   type DataRequest,
@@ -13,13 +15,18 @@ import {
   lazySignal,
   MarieError,
   type Processor,
+  resolveLimits,
+  type ServerLimits,
   SpanKind,
   StatusCode,
+  type TlsServerOptions,
   traced,
   tracingEnabled,
+  withRequestTimeout,
 } from '@marie/core';
-import type { TSchema } from '@marie/docs';
+import { setTensorElementLimit, type TSchema } from '@marie/docs';
 import {
+  countDocListBytes,
   dataRequestFromProto,
   decodeDataRequest,
   encodeDataRequest,
@@ -39,12 +46,25 @@ export interface GrpcServerOptions {
   host?: string;
   /** Port; 54321 unless given; 0 picks a free one. */
   port?: number;
-  /** Largest message accepted and sent, in bytes; unlimited unless given (Python peers set no cap). */
+  /**
+   * Largest message accepted, in bytes (RESOURCE_EXHAUSTED beyond); `limits.maxRequestBytes`
+   * (100 MiB) unless given. Answers are never capped (Python peers set no cap).
+   */
   maxMessageBytes?: number;
-  /** Serve TLS with this certificate chain and key (PEM). */
-  tls?: { cert: Buffer | string; key: Buffer | string };
+  /** Serve TLS with this certificate chain and key (PEM); `clientCa` asks clients for theirs. */
+  tls?: TlsServerOptions;
+  /**
+   * Every call but the health service's must carry `authorization: Bearer <key>` metadata with
+   * one of these keys; UNAUTHENTICATED before its message is read otherwise.
+   */
+  apiKeys?: ApiKeys;
+  /** Request size, documents, tensor elements, timeout, streams per connection (see ServerLimits). */
+  limits?: Partial<ServerLimits>;
   logger?: Logger;
 }
+
+/** Calls that need no key: health checks (orchestrators probe without one). */
+const OPEN_METHODS = new Set(['/grpc.health.v1.Health/Check', '/grpc.health.v1.Health/Watch']);
 
 export const DEFAULT_PORT = 54321;
 
@@ -72,6 +92,7 @@ export class GrpcServer {
   #unwatchHealth: (() => void) | undefined;
   readonly #options: GrpcServerOptions;
   readonly #logger: Logger;
+  readonly #limits: ServerLimits;
   #address?: { host: string; port: number };
   #stopping?: Promise<void>;
 
@@ -79,13 +100,21 @@ export class GrpcServer {
     this.handler = handler;
     this.#options = options;
     this.#logger = options.logger ?? createLogger('grpc');
-    const limit = options.maxMessageBytes ?? -1;
+    this.#limits = resolveLimits({
+      ...options.limits,
+      ...(options.maxMessageBytes !== undefined && options.maxMessageBytes > 0
+        ? { maxRequestBytes: options.maxMessageBytes }
+        : {}),
+    });
+    const keys = options.apiKeys;
     this.#server = new grpc.Server({
-      'grpc.max_receive_message_length': limit,
-      'grpc.max_send_message_length': limit,
+      'grpc.max_receive_message_length': this.#limits.maxRequestBytes,
+      'grpc.max_send_message_length': -1,
+      'grpc.max_concurrent_streams': this.#limits.maxConcurrentPerConnection,
       // Python peers ping every ~10 s even when idle (spec/wire.md): never refuse that.
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 1000,
+      ...(keys ? { interceptors: [apiKeyInterceptor(keys)] } : {}),
     });
     const names = Object.values(SERVICES).map((s) => s.fullName);
     this.#health = new HealthService(names);
@@ -95,13 +124,14 @@ export class GrpcServer {
   /** Binds and starts serving; health turns SERVING once the port is open. */
   async start(): Promise<{ host: string; port: number; address: string }> {
     const host = this.#options.host ?? '0.0.0.0';
-    const credentials = this.#options.tls
-      ? grpc.ServerCredentials.createSsl(null, [
-          {
-            cert_chain: Buffer.from(this.#options.tls.cert),
-            private_key: Buffer.from(this.#options.tls.key),
-          },
-        ])
+    setTensorElementLimit(this.#limits.maxTensorElements);
+    const tls = this.#options.tls;
+    const credentials = tls
+      ? grpc.ServerCredentials.createSsl(
+          tls.clientCa === undefined ? null : Buffer.from(tls.clientCa),
+          [{ cert_chain: Buffer.from(tls.cert), private_key: Buffer.from(tls.key) }],
+          tls.clientCa !== undefined,
+        )
       : grpc.ServerCredentials.createInsecure();
     const target = host.includes(':') ? `[${host}]` : host;
     const port = await new Promise<number>((resolve, reject) => {
@@ -192,6 +222,15 @@ export class GrpcServer {
     );
   }
 
+  /** Documents per request, counted on the bytes when they stay serialized (a gateway's). */
+  #checkLimits(req: DataRequest<any>): void {
+    checkRequestLimits(
+      req,
+      this.#limits,
+      req.docsBytes ? countDocListBytes(req.docsBytes) : undefined,
+    );
+  }
+
   /** A gateway forwards documents unread: they stay serialized (DataRequest.docsBytes). */
   get #decodeOptions(): { docsBytes?: boolean } {
     return this.handler.passesDocsThrough ? { docsBytes: true } : {};
@@ -234,6 +273,8 @@ export class GrpcServer {
   }
 
   #badRequest(err: unknown): grpc.ServiceError {
+    if (err instanceof MarieError && err.code !== 'invalid_argument')
+      return serviceError(toGrpcStatus(err.code), err.message);
     return serviceError(grpc.status.INVALID_ARGUMENT, (err as Error).message);
   }
 
@@ -260,13 +301,16 @@ export class GrpcServer {
         let req: DataRequest;
         try {
           req = decodeDataRequest(call.request, this.#decodeOptions);
+          this.#checkLimits(req);
         } catch (err) {
           callback(this.#badRequest(err));
           return;
         }
         this.#reply(
           this.#traced(call, 'jina.JinaSingleDataRequestRPC/process_single_data', () =>
-            handler.handle(req, { signal: this.#signal(call), docsBytes: true }),
+            withRequestTimeout(this.#limits.requestTimeoutMs, this.#signal(call), (signal) =>
+              handler.handle(req, { signal, docsBytes: true }),
+            ),
           ),
           callback,
         );
@@ -282,13 +326,16 @@ export class GrpcServer {
         try {
           reqs = jina.DataRequestListProto.decode(call.request).requests.map(dataRequestFromProto);
           if (reqs.length === 0) throw new Error('process_data needs at least one request');
+          for (const r of reqs) checkRequestLimits(r, this.#limits);
         } catch (err) {
           callback(this.#badRequest(err));
           return;
         }
         this.#reply(
           this.#traced(call, 'jina.JinaDataRequestRPC/process_data', () =>
-            handler.handleMany(reqs, { signal: this.#signal(call) }),
+            withRequestTimeout(this.#limits.requestTimeoutMs, this.#signal(call), (signal) =>
+              handler.handleMany(reqs, { signal }),
+            ),
           ),
           callback,
         );
@@ -298,6 +345,7 @@ export class GrpcServer {
     s.addService(serverDefinition(SERVICES.call), {
       Call: (call: grpc.ServerDuplexStream<Buffer, WireAnswer>) => {
         const signal = this.#signal(call);
+        const most = this.#limits.maxConcurrentPerConnection;
         let pending = 0;
         let ended = false;
         const maybeEnd = () => {
@@ -307,20 +355,24 @@ export class GrpcServer {
           let req: DataRequest;
           try {
             req = decodeDataRequest(bytes, this.#decodeOptions);
+            this.#checkLimits(req);
           } catch (err) {
             call.emit('error', this.#badRequest(err));
             return;
           }
-          pending++;
+          // Requests in flight on this stream are bounded: reading waits until one is answered.
+          if (++pending >= most) call.pause();
           this.#traced(call, 'jina.JinaRPC/Call', () =>
-            handler.handle(req, { signal, docsBytes: true }),
+            withRequestTimeout(this.#limits.requestTimeoutMs, signal, (s) =>
+              handler.handle(req, { signal: s, docsBytes: true }),
+            ),
           )
             .then((res) => {
               if (!call.destroyed) call.write(this.#answer(res).answer);
             })
             .catch((err: unknown) => call.emit('error', this.#failure(err)))
             .finally(() => {
-              pending--;
+              if (pending-- >= most) call.resume();
               maybeEnd();
             });
         });
@@ -465,4 +517,31 @@ export class GrpcServer {
     const pkg = loadSync(files, { includeDirs: [PROTO_ROOT], keepCase: true });
     new ReflectionService(pkg).addToServer(s);
   }
+}
+
+/**
+ * Refuses a call without one of the keys (`authorization: Bearer <key>` metadata) as soon as its
+ * metadata arrives, before its message is read; health checks stay open.
+ */
+function apiKeyInterceptor(keys: ApiKeys): grpc.ServerInterceptor {
+  return (method, call) =>
+    new grpc.ServerInterceptingCall(call, {
+      start: (next) =>
+        next({
+          onReceiveMetadata: (metadata, pass) => {
+            const header = metadata.get('authorization')[0];
+            if (
+              OPEN_METHODS.has(method.path) ||
+              keys.accepts(
+                ApiKeys.fromAuthorization(typeof header === 'string' ? header : undefined),
+              )
+            )
+              return pass(metadata);
+            call.sendStatus({
+              code: grpc.status.UNAUTHENTICATED,
+              details: 'missing or unknown API key (send authorization: Bearer <key>)',
+            });
+          },
+        }),
+    });
 }

@@ -3,6 +3,8 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import {
+  ApiKeys,
+  checkRequestLimits,
   createDataRequest,
   createLogger,
   type DataRequest,
@@ -12,12 +14,16 @@ import {
   type Logger,
   lazySignal,
   type Processor,
+  resolveLimits,
+  type ServerLimits,
   SpanKind,
   StatusCode,
+  type TlsServerOptions,
   traced,
   tracingEnabled,
+  withRequestTimeout,
 } from '@marie/core';
-import { DocValidationError } from '@marie/docs';
+import { DocValidationError, setTensorElementLimit } from '@marie/docs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { answerJson, requestFromJson } from './json-wire.js';
 import { ERROR_SCHEMA, openApiModels } from './openapi.js';
@@ -31,8 +37,18 @@ export interface HttpServerOptions {
   host?: string;
   /** 0 picks a free port. */
   port?: number;
-  /** Largest request body (HTTP) or frame (WebSocket), in bytes; 100 MB unless given. */
+  /** Largest request body (HTTP) or frame (WebSocket), in bytes; `limits.maxRequestBytes` unless given. */
   bodyLimit?: number;
+  /** HTTPS / WSS with this certificate and key (PEM); `clientCa` asks clients for theirs (mutual TLS). */
+  tls?: TlsServerOptions;
+  /**
+   * Every request but health (`GET /`), `/docs` and `/openapi.json` must carry `Authorization:
+   * Bearer <key>` with one of these keys: 401 before its body is read otherwise (the WebSocket
+   * upgrade too). The OpenAPI document names the scheme.
+   */
+  apiKeys?: ApiKeys;
+  /** Request size, documents, tensor elements, timeout, requests per WebSocket (ServerLimits). */
+  limits?: Partial<ServerLimits>;
   /**
    * More routes on the same server (protocol `http`), each registered as its own fastify plugin
    * once the OpenAPI document is set up, so their route schemas appear in it too: the gateway's
@@ -71,6 +87,7 @@ export class HttpServer {
   readonly app: FastifyInstance;
   readonly #options: HttpServerOptions;
   readonly #logger: Logger;
+  readonly #limits: ServerLimits;
   #serving = false;
   #stopping?: Promise<void>;
   #ready: Promise<void>;
@@ -80,14 +97,31 @@ export class HttpServer {
     this.protocol = options.protocol ?? 'http';
     this.#options = options;
     this.#logger = options.logger ?? createLogger(this.protocol);
-    const bodyLimit = options.bodyLimit ?? 100 * 1024 * 1024;
+    this.#limits = resolveLimits({
+      ...options.limits,
+      ...(options.bodyLimit !== undefined ? { maxRequestBytes: options.bodyLimit } : {}),
+    });
+    const bodyLimit = this.#limits.maxRequestBytes;
+    const tls = options.tls;
     // At shutdown idle keep-alive connections close; busy ones finish their request first.
     this.app = Fastify({
       bodyLimit,
       logger: false,
       return503OnClosing: true,
       forceCloseConnections: 'idle',
-    });
+      ...(tls
+        ? {
+            https: {
+              cert: tls.cert,
+              key: tls.key,
+              ...(tls.clientCa !== undefined
+                ? { ca: tls.clientCa, requestCert: true, rejectUnauthorized: true }
+                : {}),
+            },
+          }
+        : {}),
+    }) as unknown as FastifyInstance;
+    if (options.apiKeys) this.#requireKeys(options.apiKeys);
     // Documents are validated by @marie/docs (errors name `docs[i].field`); route schemas only
     // describe the API for OpenAPI, and answers are serialized by their own toJSON.
     this.app.setValidatorCompiler(() => () => true);
@@ -106,12 +140,14 @@ export class HttpServer {
 
   async start(): Promise<{ host: string; port: number; address: string }> {
     await this.#ready;
+    setTensorElementLimit(this.#limits.maxTensorElements);
     const host = this.#options.host ?? '0.0.0.0';
     await this.app.listen({ host, port: this.#options.port ?? 0 });
     const address = this.app.server.address();
     const port = typeof address === 'object' && address ? address.port : (this.#options.port ?? 0);
     this.#serving = true;
-    const scheme = this.protocol === 'http' ? 'http' : 'ws';
+    const secure = this.#options.tls ? 's' : '';
+    const scheme = `${this.protocol === 'http' ? 'http' : 'ws'}${secure}`;
     return { host, port, address: `${scheme}://${host}:${port}` };
   }
 
@@ -130,6 +166,34 @@ export class HttpServer {
       }
     })();
     return this.#stopping;
+  }
+
+  /**
+   * Checks the key of every request as soon as its head arrives (fastify's onRequest runs before
+   * the body is read): 401 with `WWW-Authenticate: Bearer` without one. Health and the API's
+   * description stay open, so do /ui's static files (its calls carry the key).
+   */
+  #requireKeys(keys: ApiKeys): void {
+    this.app.addHook('onRequest', async (req, reply) => {
+      const path = req.url.split('?')[0]!;
+      const upgrade = req.headers.upgrade?.toLowerCase() === 'websocket';
+      const open =
+        req.method === 'GET' &&
+        !upgrade &&
+        (path === '/' ||
+          path === '/openapi.json' ||
+          path === '/docs' ||
+          path.startsWith('/docs/') ||
+          path === '/ui' ||
+          path === '/ui/' ||
+          /^\/ui\/app\.(js|css)$/.test(path));
+      if (open || keys.accepts(ApiKeys.fromAuthorization(req.headers.authorization))) return;
+      reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ detail: 'missing or unknown API key (send Authorization: Bearer <key>)' });
+      return reply;
+    });
   }
 
   #health(reply: FastifyReply): void {
@@ -164,7 +228,11 @@ export class HttpServer {
   ): Promise<void> {
     let res: DataRequest;
     try {
-      res = await this.#traced(http, () => this.handler.handle(req, { signal }));
+      res = await this.#traced(http, () =>
+        withRequestTimeout(this.#limits.requestTimeoutMs, signal, (s) =>
+          this.handler.handle(req, { signal: s }),
+        ),
+      );
     } catch (err) {
       // A gateway's hop failing below the executor: 504 for a deadline, 503 for nobody there.
       const code = (err as { code?: string }).code;
@@ -214,6 +282,8 @@ export class HttpServer {
 
   #badInput(err: unknown, reply: FastifyReply): void {
     if (err instanceof DocValidationError) reply.code(422).send({ detail: err.message });
+    else if ((err as { code?: string }).code === 'resource_exhausted')
+      reply.code(413).send({ detail: (err as Error).message });
     else throw err;
   }
 
@@ -222,15 +292,22 @@ export class HttpServer {
     const listing = this.handler.endpoints();
     const models = openApiModels(listing);
     for (const schema of models.shared) app.addSchema(schema);
+    const keyed = this.#options.apiKeys !== undefined;
     await app.register(swagger, {
       openapi: {
         openapi: '3.1.0',
         info: {
           title: `${this.handler.kind} (${this.handler.name})`,
-          description:
-            'Marie executor: one POST per endpoint. Documents carry tensors as nested number lists and bytes as base64.',
+          description: `Marie executor: one POST per endpoint. Documents carry tensors as nested number lists and bytes as base64.${keyed ? ' Requests need an API key: Authorization: Bearer <key>.' : ''}`,
           version: VERSION,
         },
+        // The scheme every route but health and this description needs (see #requireKeys).
+        ...(keyed
+          ? {
+              components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+              security: [{ apiKey: [] }],
+            }
+          : {}),
       },
       refResolver: {
         buildLocalReference: (json, _base, _fragment, i) => String(json.$id ?? `def-${i}`),
@@ -277,6 +354,7 @@ export class HttpServer {
           let request: DataRequest;
           try {
             request = requestFromJson(req.body, endpoint);
+            checkRequestLimits(request, this.#limits);
           } catch (err) {
             return this.#badInput(err, reply);
           }
@@ -316,6 +394,7 @@ export class HttpServer {
         let request: DataRequest;
         try {
           request = requestFromJson(req.body);
+          checkRequestLimits(request, this.#limits);
         } catch (err) {
           return this.#badInput(err, reply);
         }
@@ -386,7 +465,10 @@ export class HttpServer {
       url: '/',
       handler: (_req, reply) => this.#health(reply),
       wsHandler: (socket, req) =>
-        serveWebSocket(socket, this.handler, this.#logger, headerContext(req.headers)),
+        serveWebSocket(socket, this.handler, this.#logger, {
+          parent: headerContext(req.headers),
+          limits: this.#limits,
+        }),
     });
   }
 }

@@ -1,13 +1,17 @@
 import {
+  checkRequestLimits,
   type DataRequest,
+  DEFAULT_LIMITS,
   failSpan,
   type Logger,
   type Processor,
+  type ServerLimits,
   SpanKind,
   StatusCode,
   type TraceContext,
   traced,
   tracingEnabled,
+  withRequestTimeout,
 } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
 import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
@@ -16,6 +20,8 @@ import { answerJson, requestFromJson } from './json-wire.js';
 
 /** The close code for every failure (spec/wire.md); reasons must fit a close frame (123 bytes). */
 const FAILURE = 1011;
+/** A request over a limit (documents per request): "message too big". */
+const TOO_BIG = 1009;
 
 /**
  * One WebSocket connection. Sub-protocol `json`: each text frame a request shaped like the HTTP
@@ -27,28 +33,58 @@ export function serveWebSocket(
   socket: WebSocket,
   handler: Processor,
   logger: Logger,
-  /** The trace context the upgrade request carried: each request's span is its child. */
-  parent?: TraceContext,
+  options: {
+    /** The trace context the upgrade request carried: each request's span is its child. */
+    parent?: TraceContext;
+    limits?: ServerLimits;
+  } = {},
 ): void {
+  const { parent } = options;
+  const limits = options.limits ?? DEFAULT_LIMITS;
   const bytes = socket.protocol === 'bytes';
   const controller = new AbortController();
   let pending = 0;
+  /** Requests received while `maxConcurrentPerConnection` ran, in order. */
+  const waiting: (() => void)[] = [];
   let ended = false;
   let failed = false;
-  const fail = (reason: string) => {
+  const fail = (reason: string, code = FAILURE) => {
     if (failed) return;
     failed = true;
-    socket.close(FAILURE, Buffer.from(reason).subarray(0, 120).toString());
+    socket.close(code, Buffer.from(reason).subarray(0, 120).toString());
   };
+
   const maybeEnd = () => {
-    if (ended && pending === 0 && !failed) socket.close(1000, 'end of stream');
+    if (ended && pending === 0 && waiting.length === 0 && !failed)
+      socket.close(1000, 'end of stream');
   };
   socket.on('close', () => controller.abort(new Error('the WebSocket closed')));
   socket.on('error', (err) => logger.warn({ err }, 'WebSocket error'));
 
   const run = (req: DataRequest, encode: (res: DataRequest) => string | Uint8Array) => {
+    try {
+      checkRequestLimits(req, limits);
+    } catch (err) {
+      return fail((err as Error).message, TOO_BIG);
+    }
+    // Requests in flight on this socket are bounded: past the limit a request waits its turn
+    // (frames already received are kept in order) and reading pauses, so the client's further
+    // frames wait in TCP's buffers.
+    if (pending >= limits.maxConcurrentPerConnection) {
+      waiting.push(() => start(req, encode));
+      socket.pause();
+      return;
+    }
+    start(req, encode);
+  };
+  const start = (req: DataRequest, encode: (res: DataRequest) => string | Uint8Array) => {
     pending++;
-    const work = () => handler.handle(req, { signal: controller.signal });
+    const work = () =>
+      withRequestTimeout(
+        limits.requestTimeoutMs,
+        () => controller.signal,
+        (signal) => handler.handle(req, { signal: signal() }),
+      );
     (tracingEnabled()
       ? traced(
           'WebSocket request',
@@ -82,6 +118,9 @@ export function serveWebSocket(
       })
       .finally(() => {
         pending--;
+        const next = waiting.shift();
+        if (next) next();
+        else socket.resume();
         maybeEnd();
       });
   };

@@ -1,3 +1,5 @@
+import { request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import {
   createDataRequest,
   type DataRequest,
@@ -212,12 +214,26 @@ export class WsClient {
     return res.header.status?.code !== StatusCode.ERROR;
   }
 
+  /**
+   * True when the server's health answers 200: a plain `GET /` on the WebSocket port (what
+   * orchestrators probe; it needs no API key and opens no socket). Never throws.
+   */
   async isReady(options: { timeoutMs?: number } = {}): Promise<boolean> {
-    try {
-      return await this.dryRun({ timeoutMs: options.timeoutMs ?? 3000 });
-    } catch {
-      return false;
-    }
+    const url = this.url.replace(/^ws/, 'http');
+    const timeoutMs = options.timeoutMs ?? 3000;
+    return new Promise<boolean>((resolve) => {
+      const req = (url.startsWith('https') ? httpsRequest : httpRequest)(
+        url,
+        { method: 'GET', timeout: timeoutMs, ...this.#tls },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        },
+      );
+      req.on('timeout', () => req.destroy());
+      req.on('error', () => resolve(false));
+      req.end();
+    });
   }
 
   close(): void {}
