@@ -63,6 +63,15 @@ export class MarieError extends Error {
         field: value.path,
       });
     }
+    // A recursive reader (a codec, coercion) that ran out of stack on input nested thousands of
+    // levels deep: the input is at fault, not the server.
+    if (value instanceof RangeError && /call stack/i.test(value.message)) {
+      return new MarieError(
+        ErrorCode.InvalidArgument,
+        'input nested too deeply to read (a recursive reader ran out of stack)',
+        { cause: value },
+      );
+    }
     if (value instanceof Error) {
       const code = value.name === 'AbortError' ? ErrorCode.Canceled : fallback;
       return new MarieError(code, value.message, { cause: value });

@@ -95,7 +95,7 @@ export class Gateway implements Processor {
   async #handle(request: DataRequest<any>, options: HandleOptions): Promise<DataRequest<any>> {
     const started = new Date();
     const target = request.header.targetExecutor
-      ? new RegExp(request.header.targetExecutor)
+      ? targetPattern(request.header.targetExecutor)
       : undefined;
     const answers = new Map<string, Promise<DataRequest>>([[GATEWAY, Promise.resolve(request)]]);
     // The caller's signal (made only if the transport gave one) cancels every hop in flight.
@@ -233,5 +233,18 @@ export class Gateway implements Processor {
 
   close(): Promise<void> {
     return this.flush();
+  }
+}
+
+/** `target_executor` as the regular expression it must be; a client's typo is its error. */
+function targetPattern(source: string): RegExp {
+  try {
+    return new RegExp(source);
+  } catch (err) {
+    throw new MarieError(
+      ErrorCode.InvalidArgument,
+      `target_executor: ${JSON.stringify(source.slice(0, 100))} is not a regular expression (${(err as Error).message.split(': ').at(-1)})`,
+      { field: 'target_executor' },
+    );
   }
 }

@@ -7,10 +7,20 @@ import { Value } from '@sinclair/typebox/value';
  * What `POST /api/v1/jobs` takes: the endpoint the job runs (or a named queue), Marie's reference
  * fields and parameters, and pg-boss's scheduling options (seconds, as pg-boss counts them).
  */
+// Postgres stores these: text cannot hold U+0000, integer columns end at 2^31 - 1, and pg-boss's
+// queue names are letters, digits, `_`, `-` and `.` (an endpoint's slashes become dots).
+const NO_NUL = '^[^\\u0000]*$';
+const INT32 = 2 ** 31 - 1;
+
 export const JobSubmission = Type.Object(
   {
     endpoint: Type.Optional(
-      Type.String({ minLength: 1, pattern: '^/', description: "e.g. '/document/extract'" }),
+      Type.String({
+        minLength: 1,
+        maxLength: 100,
+        pattern: '^/[A-Za-z0-9_./-]*$',
+        description: "e.g. '/document/extract'",
+      }),
     ),
     queue: Type.Optional(
       Type.String({
@@ -20,11 +30,13 @@ export const JobSubmission = Type.Object(
         description: 'a named queue; default: the endpoint, slashes as dots',
       }),
     ),
-    asset_key: Type.Optional(Type.String({ minLength: 1 })),
-    ref_id: Type.Optional(Type.String({ minLength: 1 })),
-    ref_type: Type.Optional(Type.String({ minLength: 1 })),
+    asset_key: Type.Optional(Type.String({ minLength: 1, pattern: NO_NUL })),
+    ref_id: Type.Optional(Type.String({ minLength: 1, pattern: NO_NUL })),
+    ref_type: Type.Optional(Type.String({ minLength: 1, pattern: NO_NUL })),
     parameters: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
-    priority: Type.Optional(Type.Integer({ description: 'higher runs first' })),
+    priority: Type.Optional(
+      Type.Integer({ minimum: -INT32, maximum: INT32, description: 'higher runs first' }),
+    ),
     retry_limit: Type.Optional(
       Type.Integer({
         minimum: 0,
@@ -33,7 +45,11 @@ export const JobSubmission = Type.Object(
       }),
     ),
     retry_delay: Type.Optional(
-      Type.Integer({ minimum: 0, description: 'seconds before a retry (Marie: 2)' }),
+      Type.Integer({
+        minimum: 0,
+        maximum: INT32,
+        description: 'seconds before a retry (Marie: 2)',
+      }),
     ),
     retry_backoff: Type.Optional(
       Type.Boolean({ description: 'double the delay each retry, with jitter (Marie: true)' }),
@@ -41,11 +57,12 @@ export const JobSubmission = Type.Object(
     expire_in: Type.Optional(
       Type.Integer({
         minimum: 1,
+        maximum: INT32,
         description: 'seconds a run may take before it is retried or failed (15 min)',
       }),
     ),
     start_after: Type.Optional(
-      Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 0 })], {
+      Type.Union([Type.String({ minLength: 1 }), Type.Integer({ minimum: 0, maximum: INT32 })], {
         description: 'an ISO time, or seconds from now',
       }),
     ),
@@ -53,6 +70,7 @@ export const JobSubmission = Type.Object(
       Type.String({
         minLength: 1,
         maxLength: 200,
+        pattern: NO_NUL,
         description: 'the same key returns the same job',
       }),
     ),
@@ -98,9 +116,37 @@ export function parseSubmission(body: unknown): JobSubmission {
         field: 'endpoint',
       },
     );
+  const nul = nulIn(s.parameters, 'parameters');
+  if (nul)
+    throw new MarieError(
+      ErrorCode.InvalidArgument,
+      `${nul}: contains U+0000, which Postgres cannot store`,
+      { field: nul },
+    );
   if (typeof s.start_after === 'string' && Number.isNaN(Date.parse(s.start_after)))
     throw new MarieError(ErrorCode.InvalidArgument, 'start_after: not a date-time', {
       field: 'start_after',
     });
   return s;
+}
+
+/** The path of the first key or string holding U+0000 (walked without recursion), or undefined. */
+function nulIn(value: unknown, root: string): string | undefined {
+  const stack: [unknown, string][] = [[value, root]];
+  while (stack.length) {
+    const [v, path] = stack.pop()!;
+    if (typeof v === 'string') {
+      if (v.includes('\u0000')) return path;
+    } else if (Array.isArray(v)) {
+      v.forEach((item, i) => {
+        stack.push([item, `${path}[${i}]`]);
+      });
+    } else if (v !== null && typeof v === 'object') {
+      for (const [k, item] of Object.entries(v)) {
+        if (k.includes('\u0000')) return path;
+        stack.push([item, `${path}.${k}`]);
+      }
+    }
+  }
+  return undefined;
 }

@@ -127,12 +127,20 @@ export class GrpcClient {
     timeoutMs?: number,
     signal?: AbortSignal,
   ): Promise<Res> {
+    // Encoded here rather than by grpc-js, whose serializer failures become INTERNAL: a message
+    // that cannot be encoded (documents nested past the stack) is the caller's input at fault.
+    let bytes: Buffer;
+    try {
+      bytes = asBuffer(encode(message));
+    } catch (err) {
+      return Promise.reject(MarieError.from(err));
+    }
     return new Promise<Res>((resolve, reject) => {
       const call = this.#client().makeUnaryRequest(
         path,
-        (m: Req) => asBuffer(encode(m)),
+        (b: Buffer) => b,
         decode,
-        message,
+        bytes,
         this.#metadata(),
         this.#callOptions(timeoutMs),
         ((err, value) =>

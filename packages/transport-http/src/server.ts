@@ -13,6 +13,7 @@ import {
   failSpan,
   type Logger,
   lazySignal,
+  MarieError,
   type Processor,
   resolveLimits,
   type ServerLimits,
@@ -63,6 +64,16 @@ export type HttpPlugin = (app: FastifyInstance) => Promise<void>;
 
 const require = createRequire(import.meta.url);
 const VERSION: string = require('../package.json').version;
+
+/** Errors a handler may throw that are the request's fault or a peer's state, not ours. */
+const HTTP_STATUS: Partial<Record<string, number>> = {
+  deadline_exceeded: 504,
+  unavailable: 503,
+  invalid_argument: 422,
+  resource_exhausted: 413,
+  unauthenticated: 401,
+  not_found: 404,
+};
 
 /** The trace context a caller sent in its headers (`traceparent`, `tracestate`). */
 export function headerContext(headers: Record<string, string | string[] | undefined>) {
@@ -234,10 +245,12 @@ export class HttpServer {
         ),
       );
     } catch (err) {
-      // A gateway's hop failing below the executor: 504 for a deadline, 503 for nobody there.
-      const code = (err as { code?: string }).code;
-      if (err instanceof Error && (code === 'deadline_exceeded' || code === 'unavailable')) {
-        reply.code(code === 'deadline_exceeded' ? 504 : 503).send({ detail: err.message });
+      // A gateway's hop failing below the executor (504 for a deadline, 503 for nobody there),
+      // or input it could not carry on (422: nested too deeply to encode).
+      const e = MarieError.from(err);
+      const status = HTTP_STATUS[e.code];
+      if (status) {
+        reply.code(status).send({ detail: e.message });
         return;
       }
       throw err;

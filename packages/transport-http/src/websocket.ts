@@ -4,6 +4,7 @@ import {
   DEFAULT_LIMITS,
   failSpan,
   type Logger,
+  MarieError,
   type Processor,
   type ServerLimits,
   SpanKind,
@@ -109,10 +110,19 @@ export function serveWebSocket(
         if (socket.readyState === socket.OPEN) socket.send(encode(res));
       })
       .catch((err: unknown) => {
-        const code = (err as { code?: string }).code;
-        // A gateway hop that timed out or found nobody is reported, anything else is ours.
-        if (code === 'deadline_exceeded' || code === 'unavailable')
-          return fail(`${code}: ${(err as Error).message}`);
+        const e = MarieError.from(err);
+        // A gateway hop that timed out or found nobody, or input it could not carry on, is
+        // reported; anything else is ours.
+        if (
+          e.code === 'deadline_exceeded' ||
+          e.code === 'unavailable' ||
+          e.code === 'invalid_argument' ||
+          e.code === 'resource_exhausted'
+        )
+          return fail(
+            `${e.code}: ${e.message}`,
+            e.code === 'resource_exhausted' ? TOO_BIG : FAILURE,
+          );
         logger.error({ err }, 'WebSocket request failed');
         fail('internal error');
       })
