@@ -1,9 +1,14 @@
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { Client } from '@marie/client';
 import {
   createLogger,
   type DataRequest,
+  freshImporter,
   type HandleOptions,
+  HotReloader,
   loadExecutor,
+  type Processor,
   RequestHandler,
 } from '@marie/core';
 import { DEFAULT_PORT, GrpcServer } from '@marie/transport-grpc';
@@ -33,6 +38,7 @@ interface ExecutorFlags extends OperationsFlags, ServerFlags {
   exitOnExceptions?: string[];
   /** false with --no-reduce (commander's negated flag) */
   reduce: boolean;
+  reload?: boolean;
 }
 
 /** `marie executor`: serve one executor until SIGTERM/SIGINT. */
@@ -77,6 +83,10 @@ export function executorCommand(): Command {
     .option(
       '--no-reduce',
       'joined requests (process_data): docs is every incoming document, not merged by id',
+    )
+    .option(
+      '--reload',
+      'reload the executor when its modules or YAML change (traffic switches, the old one drains)',
     );
   addServerOptions(command);
   return addOperationsOptions(command).action(async (flags: ExecutorFlags) => {
@@ -135,42 +145,66 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     ...(flags.name ? { name: flags.name } : {}),
     ...(flags.workspace ? { workspace: flags.workspace } : {}),
   };
-  const executor = await loadExecutor(flags.uses, {
-    with: json('--uses-with', flags.usesWith),
-    metas,
-    runtimeArgs,
-    ...(flags.pyModules ? { modules: flags.pyModules } : {}),
-  });
   const log = createLogger('marie executor');
   const exitOn = new Set(flags.exitOnExceptions ?? []);
   let fatal: ((name: string) => void) | undefined;
+  let terminated: ((reason: string, code: number) => void) | undefined;
   const watch = (res: DataRequest<any>) => {
     const name = res.header.status?.exception?.name;
     if (name && exitOn.has(name)) fatal?.(name);
     return res;
   };
   const handlerOptions = { noReduce: !flags.reduce };
-  // With --exit-on-exceptions the answer goes out first; then the runtime stops with exit code 1.
-  const handler = exitOn.size
-    ? new (class extends RequestHandler {
-        override async handle(req: DataRequest<any>, options?: HandleOptions) {
-          return watch(await super.handle(req, options));
-        }
-        override async handleMany(reqs: readonly DataRequest<any>[], options?: HandleOptions) {
-          return watch(await super.handleMany(reqs, options));
-        }
-      })(executor, handlerOptions)
-    : new RequestHandler(executor, handlerOptions);
-  try {
-    await handler.open();
-  } catch (err) {
-    await handler.close().catch(() => {});
-    throw new Error(`${executor.constructor.name} failed to open: ${(err as Error).message}`, {
-      cause: err,
+  /** The executor, loaded (afresh, with `importer`), its handler made and opened. */
+  const load = async (importer?: (file: string) => Promise<Record<string, unknown>>) => {
+    const executor = await loadExecutor(flags.uses, {
+      with: json('--uses-with', flags.usesWith),
+      metas,
+      runtimeArgs,
+      ...(flags.pyModules ? { modules: flags.pyModules } : {}),
+      ...(importer ? { importer } : {}),
     });
-  }
+    // An executor's fatal failure (a lost GPU) stops the runtime (below).
+    executor.onTerminate((reason, code) => terminated?.(reason, code));
+    // With --exit-on-exceptions the answer goes out first; then the runtime stops with exit code 1.
+    const handler = exitOn.size
+      ? new (class extends RequestHandler {
+          override async handle(req: DataRequest<any>, options?: HandleOptions) {
+            return watch(await super.handle(req, options));
+          }
+          override async handleMany(reqs: readonly DataRequest<any>[], options?: HandleOptions) {
+            return watch(await super.handleMany(reqs, options));
+          }
+        })(executor, handlerOptions)
+      : new RequestHandler(executor, handlerOptions);
+    try {
+      await handler.open();
+    } catch (err) {
+      await handler.close().catch(() => {});
+      throw new Error(`${executor.constructor.name} failed to open: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return handler;
+  };
+  // --reload: the executor's modules (and whatever they import) and its YAML are watched; a change
+  // loads a new version, switches traffic to it and drains the old one.
+  const config = existsSync(flags.uses) ? resolve(flags.uses) : undefined;
+  const handler: Processor = flags.reload
+    ? await HotReloader.start({
+        load: async () => {
+          const files = new Set<string>(config ? [config] : []);
+          const processor = await load(freshImporter((f) => files.add(f)));
+          return { processor, files: [...files] };
+        },
+        onReload: ({ ok, changed }) => {
+          if (ok) process.stdout.write(`reloaded ${changed.join(' ')}\n`);
+        },
+        logger: log,
+      })
+    : await load();
   // --monitoring: every server serves the measured handler; /metrics on its own port.
-  const ops = startOperations(flags, executor.runtimeArgs.name);
+  const ops = startOperations(flags, handler.name);
   const servedHandler = ops.metrics ? ops.metrics.instrument(handler) : handler;
   const served: Served[] = [];
   try {
@@ -229,10 +263,10 @@ async function serve(flags: ExecutorFlags): Promise<void> {
   fatal = (name) => setTimeout(() => stop(`${name} (--exit-on-exceptions)`, 1), 50).unref();
   // An executor's fatal failure (a lost GPU): stop taking requests, drain briefly (at most 3 s:
   // work on a lost GPU will not finish), exit with its code.
-  executor.onTerminate((reason, code) => {
+  terminated = (reason, code) => {
     log.error({ reason, exitCode: code }, 'executor terminated');
     stop(`terminate: ${reason}`, code, Math.min(flags.gracePeriod, 3000));
-  });
+  };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));
   // Started by a supervisor (Deployment) with an IPC channel: when the supervisor dies, even by
@@ -266,5 +300,5 @@ async function serve(flags: ExecutorFlags): Promise<void> {
       `ready ${SCHEME[s.protocol]}${secure}://${s.address.host}:${s.address.port}\n`,
     );
   }
-  log.info({ executor: executor.constructor.name, protocols }, 'serving');
+  log.info({ executor: handler.kind, protocols, reload: flags.reload === true }, 'serving');
 }

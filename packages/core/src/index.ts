@@ -2,6 +2,7 @@ import './metadata.js';
 
 export { type BatchEvent, type BatchOutcome, canonicalJson } from './batcher.js';
 export { ConfigError } from './config/config-error.js';
+export { freshImporter } from './config/import-module.js';
 export {
   executorFromConfig,
   type LoadExecutorOptions,
@@ -47,6 +48,7 @@ export {
   removeFaultMarker,
   writeFaultMarker,
 } from './fault-marker.js';
+export { HotReloader, type HotReloaderOptions, type Loaded } from './hot-reload.js';
 export {
   type EndpointAnswer,
   type EndpointCall,

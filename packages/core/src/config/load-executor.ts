@@ -39,6 +39,11 @@ export interface LoadExecutorOptions {
   modules?: readonly string[];
   /** Receives warnings (deprecated `${X}` forms, unknown keys); logged at warn level unless given. */
   warn?: (message: string) => void;
+  /**
+   * Imports a listed module (an absolute path); Node's `import()` (through tsx for .ts) unless
+   * given. A hot reload passes one that loads the module and its imports afresh.
+   */
+  importer?: (file: string) => Promise<Record<string, unknown>>;
 }
 
 const KNOWN_KEYS = new Set([
@@ -137,7 +142,9 @@ export async function executorFromConfig(
   ];
   const found = new Map<string, ExecutorClass>();
   for (const m of modules) {
-    for (const [name, cls] of executorsIn(await importModule(resolve(baseDir, m), m, source)))
+    for (const [name, cls] of executorsIn(
+      await importModule(resolve(baseDir, m), m, source, options.importer),
+    ))
       found.set(name, cls);
   }
   // A class the CLI registered lazily (MarieExecutor) loads only when a config names it.
