@@ -1,8 +1,8 @@
 import { existsSync } from 'node:fs';
 import { register } from 'node:module';
 import { dirname } from 'node:path';
-import { MessageChannel } from 'node:worker_threads';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { MessageChannel } from 'node:worker_threads';
 import { ConfigError } from './config-error.js';
 
 let tsEnabled: Promise<void> | undefined;
