@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -43,6 +43,9 @@ const PACKAGES = [
   'metrics',
   'tracing',
 ];
+
+/** The tarballs the install test packed, for the `marie new` test after it. */
+const packed: string[] = [];
 
 describe('published packages', () => {
   it('pack only dist, package.json and README (and protos/, bin/, ui/ where named), with every export target present', async () => {
@@ -103,6 +106,7 @@ describe('published packages', () => {
       );
       tarballs.push(join(work, JSON.parse(stdout)[0].filename));
     }
+    packed.push(...tarballs);
     const app = join(work, 'app');
     await run('mkdir', ['-p', app]);
     writeFileSync(
@@ -200,5 +204,90 @@ console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n
     }
     const v22 = await run(node22, ['-p', 'process.version']);
     expect(v22.stdout.trim()).toBe(`v${NODE_22}`);
+  }, 180_000);
+
+  it('`marie new NAME` makes a project that installs the packed packages, builds, tests and serves as generated', async () => {
+    expect(packed.length).toBe(PACKAGES.length);
+    const app = join(work, 'app');
+    const made = await run(process.execPath, [
+      join(app, 'node_modules/.bin/marie'),
+      'new',
+      'word-counter',
+      '--dir',
+      work,
+    ]);
+    expect(made.stdout).toContain('(WordCounterExecutor)');
+    const project = join(work, 'word-counter');
+    expect(readdirSync(project).sort()).toEqual(
+      [
+        '.dockerignore',
+        '.gitignore',
+        'Dockerfile',
+        'README.md',
+        'config.yml',
+        'executor.ts',
+        'package.json',
+        'test',
+        'tsconfig.json',
+      ].sort(),
+    );
+    // A second time into the same folder is refused.
+    await expect(
+      run(process.execPath, [
+        join(app, 'node_modules/.bin/marie'),
+        'new',
+        'word-counter',
+        '--dir',
+        work,
+      ]),
+    ).rejects.toMatchObject({ code: 2 });
+    // As a user would: its dependencies, the Marie ones from the tarballs (not yet published).
+    await npm(['install', '--prefer-offline', '--no-audit', '--no-fund', ...packed], project);
+    await npm(['run', 'build'], project);
+    expect(readdirSync(join(project, 'dist')).sort()).toContain('executor.js');
+    const tested = await npm(['test'], project);
+    expect(tested.stdout).toMatch(/pass 2\n.*fail 0/);
+    // `npm start`'s command, on a free port, answering a client, stopping on SIGTERM.
+    const server = spawn(
+      process.execPath,
+      [
+        join(project, 'node_modules/.bin/marie'),
+        'executor',
+        '--uses',
+        'config.yml',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+      ],
+      { cwd: project, env: { ...process.env, MARIE_LOG_LEVEL: 'warn' } },
+    );
+    try {
+      const address = await new Promise<string>((resolve, reject) => {
+        let out = '';
+        server.stdout!.on('data', (c: Buffer) => {
+          out += c.toString();
+          const m = /^ready (grpc:\/\/\S+)$/m.exec(out);
+          if (m) resolve(m[1]!);
+        });
+        server.on('exit', (code) => reject(new Error(`exited ${code}`)));
+      });
+      const posted = await run(process.execPath, [
+        join(project, 'node_modules/.bin/marie'),
+        'post',
+        address,
+        '/process',
+        '--data',
+        '[{"text":"count these words"}]',
+      ]);
+      expect(JSON.parse(posted.stdout)).toMatchObject({ text: 'COUNT THESE WORDS', words: 3 });
+    } finally {
+      server.kill('SIGTERM');
+    }
+    expect(await new Promise((r) => server.on('exit', (code) => r(code)))).toBe(0);
+    const dockerfile = readFileSync(join(project, 'Dockerfile'), 'utf8');
+    expect(dockerfile).toMatch(/^FROM node:24-bookworm-slim AS build$/m);
+    expect(dockerfile).toMatch(/^USER node$/m);
+    expect(dockerfile).toMatch(/^HEALTHCHECK /m);
   }, 180_000);
 });

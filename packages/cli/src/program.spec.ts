@@ -14,6 +14,7 @@ describe('marie program', () => {
       'ocr',
       'worker',
       'job',
+      'new',
     ]);
     const job = program.commands.find((c) => c.name() === 'job')!;
     expect(job.commands.map((c) => c.name())).toEqual([

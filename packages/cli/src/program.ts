@@ -6,6 +6,7 @@ import { exportCommand } from './export-command.js';
 import { flowCommand, gatewayCommand } from './flow-command.js';
 import { jobCommand, workerCommand } from './jobs-command.js';
 import { addLoggingOptions } from './logging.js';
+import { newCommand } from './new-command.js';
 import { ocrCommand } from './ocr-command.js';
 import { pingCommand } from './ping-command.js';
 import { postCommand } from './post-command.js';
@@ -32,5 +33,6 @@ export function createProgram(): Command {
   program.addCommand(ocrCommand());
   program.addCommand(workerCommand());
   program.addCommand(jobCommand());
+  program.addCommand(newCommand());
   return program;
 }
