@@ -3,6 +3,7 @@ import { cpSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync 
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { freePort } from '../packages/storage/test/support/postgres.js';
 import { runMarie, waitReady } from './support/marie-process.js';
 
 const root = join(import.meta.dirname, '..');
@@ -175,6 +176,78 @@ describe('README', () => {
       rmSync(unbuilt, { recursive: true, force: true });
     }
   }, 30_000);
+
+  it('runs the Operating example: TLS, an API key, metrics, a limit, pretty logs; the client over grpcs with retries and a progress bar', async () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Operating'));
+    const sh = /```sh\n([\s\S]*?)```/.exec(section)![1]!.replace(/\\\n\s*/g, '');
+    const ts = /```ts\n([\s\S]*?)```/.exec(section)![1]!;
+    const ports = await Promise.all([freePort(), freePort(), freePort()]);
+    const local = (text: string) =>
+      text
+        .replaceAll('54321', String(ports[0]))
+        .replaceAll('54322', String(ports[1]))
+        .replaceAll('9090', String(ports[2]));
+    // In tests/ so that the client's `@marie/client` resolves from the repository.
+    const work = mkdtempSync(join(import.meta.dirname, '.readme-ops-'));
+    const bash = (line: string) =>
+      promisify(execFile)('bash', ['-c', local(line)], { cwd: work, env: process.env });
+    const lines = sh.trim().split('\n');
+    let marie: ReturnType<typeof runMarie> | undefined;
+    try {
+      await bash(lines[0]!); // openssl: cert.pem, key.pem
+      const serve = local(lines[1]!).split(/\s+/);
+      const env = Object.fromEntries(
+        serve.filter((w) => /^[A-Z_]+=/.test(w)).map((w) => w.split('=') as [string, string]),
+      );
+      const args = serve
+        .slice(serve.indexOf('marie') + 1)
+        .map((a) => (a.startsWith('tests/') ? join(root, a) : a));
+      marie = runMarie(args, { cwd: work, env });
+      const ready = await waitReady(marie, 2);
+      expect(ready).toEqual([
+        `ready grpcs://0.0.0.0:${ports[0]}`,
+        `ready https://0.0.0.0:${ports[1]}`,
+      ]);
+      const answer = JSON.parse((await bash(lines[2]!)).stdout);
+      expect(answer.data[0].text).toBe('OVER HTTPS');
+      // Without the key: refused before the body is read.
+      const refused = await bash(
+        lines[2]!
+          .replace("-H 'Authorization: Bearer secret-1' ", '')
+          .replace('curl -s', 'curl -s -o /dev/null -w %{http_code}'),
+      );
+      expect(refused.stdout).toBe('401');
+      // --max-docs-per-request 1000: the 1,001st document is one too many.
+      writeFileSync(
+        join(work, 'many.json'),
+        JSON.stringify({ data: Array.from({ length: 1001 }, () => ({ text: 'x' })) }),
+      );
+      const tooMany = await bash(
+        lines[2]!
+          .replace('-d \'{"data":[{"text":"over https"}]}\'', '-d @many.json')
+          .replace('curl -s', 'curl -s -o /dev/null -w %{http_code}'),
+      );
+      expect(tooMany.stdout).toBe('413');
+      const file = join(work, 'client.ts');
+      writeFileSync(file, local(ts));
+      const client = await promisify(execFile)(process.execPath, ['--import', 'tsx', file], {
+        cwd: work,
+        env: { ...process.env, FORCE_COLOR: '0' },
+      });
+      expect(client.stdout.trim()).toBe('OVER GRPCS');
+      expect(client.stderr).toMatch(/\/upper \[.*\] 1\/1 requests/);
+      const metrics = (await bash(lines[3]!)).stdout;
+      expect(metrics).toContain('jina_successful_requests_total{runtime_name="ref"} 2');
+      // --log-format pretty: readable lines, not JSON.
+      expect(marie.stderr()).not.toMatch(/^\{"level"/m);
+      marie.child.kill('SIGTERM');
+      expect(await marie.exited).toEqual({ code: 0, signal: null });
+    } finally {
+      if (marie && marie.child.exitCode === null) marie.child.kill('SIGKILL');
+      rmSync(work, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('names the same test command that .ci/run runs', () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');
