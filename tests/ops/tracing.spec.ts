@@ -37,14 +37,17 @@ describe('tracing', () => {
       yml,
       `jtype: Flow
 with:
-  protocol: grpc
-  port: 0
+  protocol: [grpc, http]
+  port: [0, 0]
   tracing: true
   traces_exporter_host: 127.0.0.1
   traces_exporter_port: ${receiver.port}
 executors:
   - name: ops
     uses: ${join(import.meta.dirname, 'fixtures/ops.yml')}
+jobs:
+  database: "${db.url}"
+  queues: { upper: 1 }
 `,
     );
     const events = join(dir, 'events.jsonl');
@@ -56,7 +59,7 @@ executors:
         MARIE_WORKSPACE: join(dir, 'workspace'),
       },
     });
-    const [ready] = await waitReady(flow, 1, 60_000);
+    const [ready, httpReady] = await waitReady(flow, 2, 60_000);
     const address = ready!.slice('ready '.length);
 
     const posted = await run(
@@ -130,6 +133,27 @@ executors:
       'event ops.completed',
       'event ops.started',
     ]);
+
+    // A job submitted with a traceparent (a caller's trace): its run, on the gateway's worker,
+    // and the executor's work for it join that trace.
+    const traceId = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const submitted = await fetch(`${httpReady!.slice('ready '.length)}/api/v1/jobs`, {
+      method: 'POST',
+      headers: {
+        'content-type': 'application/json',
+        traceparent: `00-${traceId}-00f067aa0ba902b7-01`,
+      },
+      body: JSON.stringify({ endpoint: '/upper', ref_id: 'traced-job', ref_type: 'trace' }),
+    });
+    expect(submitted.status).toBe(202);
+    await receiver.waitFor((spans) =>
+      spans.some((s) => s.traceId === traceId && s.name === 'OpsExecutor /upper'),
+    );
+    const jobTrace = receiver.spans.filter((s) => s.traceId === traceId);
+    const names = new Set(jobTrace.map((s) => s.name));
+    for (const name of ['POST /api/v1/jobs', 'job upper', 'hop ops', 'OpsExecutor /upper'])
+      expect(names, name).toContain(name);
+    expect(jobTrace.find((s) => s.name === 'job upper')!.kind).toBe(5); // consumer
 
     // The executor's log line of that request names the request and the trace.
     flow.child.kill('SIGTERM');

@@ -1,4 +1,4 @@
-import { ErrorCode, MarieError } from '@marie/core';
+import { ErrorCode, extractContext, MarieError, SpanKind, traced } from '@marie/core';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { JOB_STATES, type JobState, type Jobs, type JobView, TERMINAL_STATES } from './jobs.js';
@@ -78,7 +78,21 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
           },
         },
       },
-      async (req, reply) => reply.code(202).send(await jobs.submit(req.body)),
+      // A server span whose parent is the caller's traceparent: the job's run joins this trace.
+      async (req, reply) =>
+        reply.code(202).send(
+          await traced(
+            'POST /api/v1/jobs',
+            {
+              kind: SpanKind.SERVER,
+              parent: extractContext((key) => {
+                const v = req.headers[key];
+                return Array.isArray(v) ? v[0] : v;
+              }),
+            },
+            () => jobs.submit(req.body),
+          ),
+        ),
     );
 
     app.get(
