@@ -133,6 +133,59 @@ export class ApiKeys {
   }
 }
 
+interface Pending {
+  deadline: number;
+  expire: () => void;
+}
+
+/**
+ * Requests under one timeout, in the order they started: with one duration for all of them that
+ * is also the order of their deadlines, so one timer, set for the oldest, serves them all (a
+ * timer per request costs more than the rest of a small request's overhead together).
+ */
+class Deadlines {
+  readonly #ms: number;
+  readonly #pending = new Set<Pending>();
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+
+  add(expire: () => void): Pending {
+    const entry = { deadline: Date.now() + this.#ms, expire };
+    this.#pending.add(entry);
+    if (!this.#timer) this.#arm(entry.deadline);
+    return entry;
+  }
+
+  delete(entry: Pending): void {
+    this.#pending.delete(entry);
+    // The timer stays: when it fires it finds what is still pending (an idle server's timer
+    // fires once more, then stops).
+  }
+
+  #arm(deadline: number): void {
+    this.#timer = setTimeout(() => this.#fire(), Math.max(0, deadline - Date.now()) + 1);
+    this.#timer.unref();
+  }
+
+  #fire(): void {
+    this.#timer = undefined;
+    const now = Date.now();
+    for (const entry of this.#pending) {
+      if (entry.deadline > now) {
+        this.#arm(entry.deadline);
+        return;
+      }
+      this.#pending.delete(entry);
+      entry.expire();
+    }
+  }
+}
+
+const deadlines = new Map<number, Deadlines>();
+
 /**
  * Runs `work` with a deadline: after `ms` it rejects with DEADLINE_EXCEEDED (naming the limit)
  * and the signal `work` was given aborts, so a method that listens stops. `signal` is the
@@ -145,6 +198,11 @@ export function withRequestTimeout<T>(
 ): Promise<T> {
   const never = () => NEVER;
   if (!ms) return work(signal ?? never);
+  let queue = deadlines.get(ms);
+  if (!queue) {
+    queue = new Deadlines(ms);
+    deadlines.set(ms, queue);
+  }
   let expired: MarieError | undefined;
   let controller: AbortController | undefined;
   let combined: AbortSignal | undefined;
@@ -155,26 +213,32 @@ export function withRequestTimeout<T>(
     combined = signal ? AbortSignal.any([signal(), controller.signal]) : controller.signal;
     return combined;
   };
-  return new Promise<T>((resolve, reject) => {
-    const timer = setTimeout(() => {
-      expired = new MarieError(
-        ErrorCode.DeadlineExceeded,
-        `the request ran past ${ms} ms (requestTimeoutMs)`,
-      );
-      controller?.abort(expired);
-      reject(expired);
-    }, ms);
-    work(lazy).then(
-      (v) => {
-        clearTimeout(timer);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(timer);
-        reject(e);
-      },
-    );
+  let resolve!: (v: T) => void;
+  let reject!: (e: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
   });
+  const entry = queue.add(() => {
+    expired = new MarieError(
+      ErrorCode.DeadlineExceeded,
+      `the request ran past ${ms} ms (requestTimeoutMs)`,
+    );
+    controller?.abort(expired);
+    reject(expired);
+  });
+  const q = queue;
+  work(lazy).then(
+    (v) => {
+      q.delete(entry);
+      resolve(v);
+    },
+    (e: unknown) => {
+      q.delete(entry);
+      reject(e);
+    },
+  );
+  return promise;
 }
 
 const NEVER = new AbortController().signal;
