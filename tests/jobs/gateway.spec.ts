@@ -60,6 +60,11 @@ beforeAll(async () => {
     'work=2',
     '--stop-timeout',
     '5000',
+    '--monitoring',
+    '--port-monitoring',
+    '0',
+    '--host',
+    '127.0.0.1',
   ]);
   const started = Date.now();
   while (!worker.stdout().includes('ready worker')) {
@@ -128,6 +133,20 @@ describe('jobs on the gateway (marie flow with jobs:, marie worker, marie job)',
         [ids],
       );
       expect(rows.rows.length).toBe(2);
+      // The worker's own metrics count what it ran (`--monitoring`, Jina's flag).
+      const line = worker
+        .stdout()
+        .split('\n')
+        .find((l) => l.startsWith('monitoring '));
+      expect(line).toMatch(/^monitoring http:\/\/127\.0\.0\.1:\d+\/metrics$/);
+      const metrics = await (await fetch(line!.slice('monitoring '.length))).text();
+      const finished = metrics
+        .split('\n')
+        .filter((l) => l.startsWith('marie_jobs_finished_total{queue="work",outcome="completed"}'))
+        .map((l) => Number(l.split(' ').at(-1)));
+      expect(finished).toHaveLength(1);
+      expect(finished[0]).toBeGreaterThan(0);
+      expect(finished[0]).toBeLessThanOrEqual(40);
       expect(rows.rows.reduce((n, r) => n + r.n, 0)).toBe(40);
       expect(rows.rows.every((r) => r.status === 'SUCCEEDED')).toBe(true);
     } finally {
