@@ -5,6 +5,7 @@ import { type docarray, docListToProto, encodeDataRequest, jina } from '@marie/p
 import { GrpcClient, GrpcServer } from '@marie/transport-grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ReferenceExecutor, TensorDoc, TextIn } from '../conformance/reference-executor.js';
+import { rng } from '../support/fuzz.js';
 
 const PATH = '/jina.JinaSingleDataRequestRPC/process_single_data';
 
@@ -30,18 +31,6 @@ function send(client: grpc.Client, bytes: Uint8Array): Promise<Outcome> {
   });
 }
 
-// A small deterministic PRNG: the same 1,000 messages on every run.
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
-
 describe('gRPC bad input', () => {
   let server: GrpcServer;
   let raw: grpc.Client;
@@ -63,6 +52,7 @@ describe('gRPC bad input', () => {
   });
 
   it('survives 1,000 random and mutated messages, answering each with INVALID_ARGUMENT or a status', async () => {
+    // The same 1,000 messages on every run.
     const random = rng(20261127);
     const int = (n: number) => Math.floor(random() * n);
     const seeds = [

@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { ClientOptions } from '@marie/client';
 import { type Command, Option } from 'commander';
 import { UsageError } from './errors.js';
+import { readPem } from './pem.js';
 
 /** What the commands that call a runtime take to reach a TLS or keyed one. */
 export interface ClientFlags {
@@ -24,22 +24,13 @@ export function addClientOptions(command: Command): Command {
     .option('--key <file>', "the client certificate's private key (PEM)");
 }
 
-function pem(flag: string, file: string | undefined): Buffer | undefined {
-  if (file === undefined) return undefined;
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new UsageError(`${flag}: cannot read ${file}: ${(err as Error).message}`);
-  }
-}
-
 /** Client options from the flags, files read; errors name the flag. */
 export function clientOptionsFrom(flags: ClientFlags): Partial<ClientOptions> {
   if ((flags.cert === undefined) !== (flags.key === undefined))
     throw new UsageError('--cert and --key go together (a client certificate and its key)');
-  const ca = pem('--ca', flags.ca);
-  const cert = pem('--cert', flags.cert);
-  const key = pem('--key', flags.key);
+  const ca = readPem('--ca', flags.ca);
+  const cert = readPem('--cert', flags.cert);
+  const key = readPem('--key', flags.key);
   return {
     ...(flags.apiKey ? { apiKey: flags.apiKey } : {}),
     ...(ca ? { ca } : {}),

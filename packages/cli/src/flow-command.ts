@@ -1,4 +1,3 @@
-import { readFileSync } from 'node:fs';
 import { createLogger } from '@marie/core';
 import { Flow, type GatewayProtocol, loadFlow, type Polling, parseGraph } from '@marie/flow';
 import { JobService, parseJobsConfig, processorTarget } from '@marie/jobs';
@@ -8,7 +7,9 @@ import { exitWith, UsageError } from './errors.js';
 import { keepHeapHeadroom } from './heap-headroom.js';
 import { addOperationsOptions, type OperationsFlags, startOperations } from './operations.js';
 import { integer, jsonObject } from './parse.js';
+import { readPem } from './pem.js';
 import { addServerOptions, type ServerFlags, serverOptionsFrom } from './server-flags.js';
+import { stopOnSignals } from './stop.js';
 
 /**
  * Starts a Flow, prints one `ready` line per gateway address, and stops it on SIGTERM/SIGINT.
@@ -78,26 +79,13 @@ async function runFlow(
     await ops?.close().catch(() => {});
     exitWith(command, err);
   }
-  let stopping = false;
-  const stop = (signal: string) => {
-    if (stopping) process.exit(1);
-    stopping = true;
+  stopOnSignals(log, async (signal) => {
     log.info(`${signal}: shutting down`);
-    (async () => {
-      await jobs?.stopWorkers();
-      await flow.close();
-      await jobs?.stop();
-      await ops?.close();
-    })().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        log.error({ err }, 'shutdown failed');
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
+    await jobs?.stopWorkers();
+    await flow.close();
+    await jobs?.stop();
+    await ops?.close();
+  });
   for (const address of flow.addresses) process.stdout.write(`ready ${address}\n`);
 }
 
@@ -243,17 +231,9 @@ function hopOptionsFrom(flags: HopFlags): {
 } {
   if ((flags.executorsCert === undefined) !== (flags.executorsKey === undefined))
     throw new UsageError('--executors-cert and --executors-key go together');
-  const read = (flag: string, file: string | undefined) => {
-    if (file === undefined) return undefined;
-    try {
-      return readFileSync(file);
-    } catch (err) {
-      throw new UsageError(`${flag}: cannot read ${file}: ${(err as Error).message}`);
-    }
-  };
-  const ca = read('--executors-ca', flags.executorsCa);
-  const cert = read('--executors-cert', flags.executorsCert);
-  const key = read('--executors-key', flags.executorsKey);
+  const ca = readPem('--executors-ca', flags.executorsCa);
+  const cert = readPem('--executors-cert', flags.executorsCert);
+  const key = readPem('--executors-key', flags.executorsKey);
   const tls = {
     ...(ca ? { ca } : {}),
     ...(cert ? { cert } : {}),

@@ -7,6 +7,7 @@ import { addClientOptions, type ClientFlags, clientOptionsFrom } from './client-
 import { exitWith, UsageError } from './errors.js';
 import { addOperationsOptions, type OperationsFlags, startOperations } from './operations.js';
 import { integer, jsonObject } from './parse.js';
+import { stopOnSignals } from './stop.js';
 
 interface WorkerFlags extends OperationsFlags, ClientFlags {
   target: string;
@@ -73,25 +74,12 @@ export function workerCommand(): Command {
       await ops?.close().catch(() => {});
       exitWith(command, err);
     }
-    let stopping = false;
-    const stop = (signal: string) => {
-      if (stopping) process.exit(1);
-      stopping = true;
+    stopOnSignals(log, async (signal) => {
       log.info(`${signal}: stopping (${service.active} jobs running)`);
-      service
-        .stop({ timeoutMs: flags.stopTimeout })
-        .then(() => client.close())
-        .then(() => ops?.close())
-        .then(
-          () => process.exit(0),
-          (err: unknown) => {
-            log.error({ err }, 'shutdown failed');
-            process.exit(1);
-          },
-        );
-    };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
+      await service.stop({ timeoutMs: flags.stopTimeout });
+      client.close();
+      await ops?.close();
+    });
     process.stdout.write(
       `ready worker ${Object.entries(service.config.queues)
         .map(([q, { concurrency }]) => `${q}=${concurrency}`)

@@ -1,8 +1,8 @@
-import { readFileSync } from 'node:fs';
 import { ApiKeys, resolveLimits, type ServerLimits, type TlsServerOptions } from '@marie/core';
 import type { Command } from 'commander';
 import { UsageError } from './errors.js';
 import { integer } from './parse.js';
+import { readPem } from './pem.js';
 
 /** What a serving command takes for TLS, API keys and limits. */
 export interface ServerFlags {
@@ -60,15 +60,6 @@ export function addServerOptions(command: Command): Command {
     );
 }
 
-function pem(flag: string, file: string | undefined): Buffer | undefined {
-  if (file === undefined) return undefined;
-  try {
-    return readFileSync(file);
-  } catch (err) {
-    throw new UsageError(`${flag}: cannot read ${file}: ${(err as Error).message}`);
-  }
-}
-
 export interface ServerSecurity {
   tls?: TlsServerOptions;
   apiKeys?: ApiKeys;
@@ -84,9 +75,9 @@ export function serverOptionsFrom(flags: ServerFlags): ServerSecurity {
     throw new UsageError(
       '--ssl-client-ca needs --ssl-certfile and --ssl-keyfile (mutual TLS is TLS)',
     );
-  const cert = pem('--ssl-certfile', flags.sslCertfile);
-  const key = pem('--ssl-keyfile', flags.sslKeyfile);
-  const clientCa = pem('--ssl-client-ca', flags.sslClientCa);
+  const cert = readPem('--ssl-certfile', flags.sslCertfile);
+  const key = readPem('--ssl-keyfile', flags.sslKeyfile);
+  const clientCa = readPem('--ssl-client-ca', flags.sslClientCa);
   let apiKeys: ApiKeys | undefined;
   try {
     apiKeys = ApiKeys.from({ env: process.env.MARIE_API_KEYS, file: flags.apiKeysFile });

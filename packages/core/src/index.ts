@@ -121,6 +121,7 @@ export {
   type SpanOptions,
   type TraceContext,
   traced,
+  traceServed,
   tracingEnabled,
   withContext,
 } from './tracing.js';

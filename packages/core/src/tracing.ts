@@ -14,6 +14,9 @@ import {
 } from '@opentelemetry/api';
 
 export type { Context as TraceContext, Span } from '@opentelemetry/api';
+
+import { type DataRequest, StatusCode } from './data-request.js';
+
 export { SpanKind } from '@opentelemetry/api';
 
 // Libraries use only OpenTelemetry's API (OpenTelemetry's own advice for instrumented
@@ -125,4 +128,28 @@ export function contextFromTraceparent(traceparent: string | undefined): Context
 /** Runs `fn` with `ctx` active (for code that must carry a caller's context into callbacks). */
 export function withContext<T>(ctx: Context, fn: () => T): T {
   return context.with(ctx, fn);
+}
+
+/**
+ * A server's work on one request inside a SERVER span whose parent is what the caller sent (the
+ * transports read it from metadata or headers); an answer with an ERROR status marks the span
+ * failed. Without tracing, the work runs as it is.
+ */
+export function traceServed(
+  name: string,
+  parent: Context | undefined,
+  attributes: () => Attributes,
+  work: () => Promise<DataRequest<any>>,
+): Promise<DataRequest<any>> {
+  if (!tracingEnabled()) return work();
+  return traced(
+    name,
+    { kind: SpanKind.SERVER, attributes, ...(parent ? { parent } : {}) },
+    async (span) => {
+      const res = await work();
+      if (res.header.status?.code === StatusCode.ERROR)
+        failSpan(span, res.header.status.description);
+      return res;
+    },
+  );
 }

@@ -10,17 +10,15 @@ import {
   type DataRequest,
   DRY_RUN_ENDPOINT,
   extractContext,
-  failSpan,
   type Logger,
   lazySignal,
   MarieError,
   type Processor,
   resolveLimits,
   type ServerLimits,
-  SpanKind,
   StatusCode,
   type TlsServerOptions,
-  traced,
+  traceServed,
   tracingEnabled,
   withRequestTimeout,
 } from '@marie/core';
@@ -202,23 +200,11 @@ export class GrpcServer {
       const v = call.metadata.get(key)[0];
       return typeof v === 'string' ? v : undefined;
     });
-    return traced(
+    return traceServed(
       method,
-      {
-        kind: SpanKind.SERVER,
-        parent,
-        attributes: {
-          'rpc.system': 'grpc',
-          'rpc.method': method,
-          'marie.runtime': this.handler.name,
-        },
-      },
-      async (span) => {
-        const res = await work();
-        if (res.header.status?.code === StatusCode.ERROR)
-          failSpan(span, res.header.status.description);
-        return res;
-      },
+      parent,
+      () => ({ 'rpc.system': 'grpc', 'rpc.method': method, 'marie.runtime': this.handler.name }),
+      work,
     );
   }
 

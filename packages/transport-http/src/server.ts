@@ -10,17 +10,15 @@ import {
   type DataRequest,
   DRY_RUN_ENDPOINT,
   extractContext,
-  failSpan,
   type Logger,
   lazySignal,
   MarieError,
   type Processor,
   resolveLimits,
   type ServerLimits,
-  SpanKind,
   StatusCode,
   type TlsServerOptions,
-  traced,
+  traceServed,
   tracingEnabled,
   withRequestTimeout,
 } from '@marie/core';
@@ -273,23 +271,15 @@ export class HttpServer {
   #traced(http: FastifyRequest, work: () => Promise<DataRequest>): Promise<DataRequest> {
     if (!tracingEnabled()) return work();
     const route = http.routeOptions.url ?? http.url;
-    return traced(
+    return traceServed(
       `${http.method} ${route}`,
-      {
-        kind: SpanKind.SERVER,
-        parent: headerContext(http.headers),
-        attributes: {
-          'http.request.method': http.method,
-          'http.route': route,
-          'marie.runtime': this.handler.name,
-        },
-      },
-      async (span) => {
-        const res = await work();
-        if (res.header.status?.code === StatusCode.ERROR)
-          failSpan(span, res.header.status.description);
-        return res;
-      },
+      headerContext(http.headers),
+      () => ({
+        'http.request.method': http.method,
+        'http.route': route,
+        'marie.runtime': this.handler.name,
+      }),
+      work,
     );
   }
 

@@ -2,16 +2,12 @@ import {
   checkRequestLimits,
   type DataRequest,
   DEFAULT_LIMITS,
-  failSpan,
   type Logger,
   MarieError,
   type Processor,
   type ServerLimits,
-  SpanKind,
-  StatusCode,
   type TraceContext,
-  traced,
-  tracingEnabled,
+  traceServed,
   withRequestTimeout,
 } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
@@ -86,25 +82,11 @@ export function serveWebSocket(
         () => controller.signal,
         (signal) => handler.handle(req, { signal: signal() }),
       );
-    (tracingEnabled()
-      ? traced(
-          'WebSocket request',
-          {
-            kind: SpanKind.SERVER,
-            ...(parent ? { parent } : {}),
-            attributes: {
-              'marie.runtime': handler.name,
-              'websocket.subprotocol': bytes ? 'bytes' : 'json',
-            },
-          },
-          async (span) => {
-            const res = await work();
-            if (res.header.status?.code === StatusCode.ERROR)
-              failSpan(span, res.header.status.description);
-            return res;
-          },
-        )
-      : work()
+    traceServed(
+      'WebSocket request',
+      parent,
+      () => ({ 'marie.runtime': handler.name, 'websocket.subprotocol': bytes ? 'bytes' : 'json' }),
+      work,
     )
       .then((res) => {
         if (socket.readyState === socket.OPEN) socket.send(encode(res));
