@@ -45,4 +45,50 @@ executors:
       /executors\[0\] needs a name and uses \(or external\)/,
     );
   });
+
+  it('reads the operations keys of with: and of each executor, naming a wrong one', async () => {
+    const flow = await loadFlow(
+      flowFile(
+        'jtype: Flow\nwith: { monitoring: true, port_monitoring: "9090", tracing: true, traces_exporter_host: otel, max_docs_per_request: 50, request_timeout: 0 }\nexecutors:\n  - { name: a, uses: A, monitoring: true, port_monitoring: 9100, reload: true }\n',
+      ),
+    );
+    expect(flow.options).toMatchObject({
+      monitoring: true,
+      portMonitoring: 9090,
+      tracing: true,
+      tracesExporterHost: 'otel',
+      limits: { maxDocsPerRequest: 50, requestTimeoutMs: 0, maxRequestBytes: 104857600 },
+    });
+    expect(flow.executors[0]).toMatchObject({
+      monitoring: true,
+      portMonitoring: 9100,
+      reload: true,
+    });
+    await expect(
+      loadFlow(
+        flowFile('jtype: Flow\nexecutors:\n  - { name: a, uses: A, monitoring: yes-please }\n'),
+      ),
+    ).rejects.toThrow(/executors\[0\]\.monitoring: "yes-please" is not true or false/);
+    await expect(
+      loadFlow(
+        flowFile(
+          'jtype: Flow\nwith: { port_monitoring: 70000 }\nexecutors:\n  - { name: a, uses: A }\n',
+        ),
+      ),
+    ).rejects.toThrow(/with\.port_monitoring: 70000 is not a port/);
+    await expect(
+      loadFlow(
+        flowFile(
+          'jtype: Flow\nwith: { max_docs_per_request: 0 }\nexecutors:\n  - { name: a, uses: A }\n',
+        ),
+      ),
+    ).rejects.toThrow(/with\.max_docs_per_request: 0 is not a positive whole number/);
+    await expect(
+      loadFlow(
+        flowFile(
+          'jtype: Flow\nwith: { ssl_certfile: nowhere.pem, ssl_keyfile: k.pem }\nexecutors:\n  - { name: a, uses: A }\n',
+        ),
+      ),
+    ).rejects.toThrow(/with\.ssl_certfile: cannot read nowhere\.pem/);
+  });
 });

@@ -49,6 +49,34 @@ const EXECUTOR_KEYS: Record<string, keyof FlowExecutor> = {
   api_key: 'apiKey',
   apiKey: 'apiKey',
 };
+const flag = (value: unknown, where: string): boolean => {
+  if (typeof value === 'boolean') return value;
+  if (value === 'true' || value === 'false') return value === 'true';
+  throw new ConfigError(`${where}: ${JSON.stringify(value)} is not true or false`);
+};
+const port = (value: unknown, where: string): number => {
+  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535)
+    throw new ConfigError(`${where}: ${JSON.stringify(value)} is not a port (0-65535)`);
+  return n;
+};
+const text = (value: unknown, where: string): string => {
+  if (typeof value !== 'string' || value === '')
+    throw new ConfigError(`${where}: expected a non-empty string`);
+  return value;
+};
+/** The executor keys of operations, checked as they are read (ports written as strings count). */
+const OPERATIONS_KEYS: Partial<Record<keyof FlowExecutor, (v: unknown, where: string) => unknown>> =
+  {
+    monitoring: flag,
+    portMonitoring: port,
+    tracing: flag,
+    tracesExporterHost: text,
+    tracesExporterPort: port,
+    reload: flag,
+    apiKey: text,
+  };
+
 /** Jina's way to name an external executor: `external: true, host: h, port: p`. */
 const EXTERNAL_KEYS = new Set(['host', 'port']);
 
@@ -107,8 +135,13 @@ export async function loadFlow(
             .filter((k) => !/[A-Z]/.test(k))
             .join(', ')})`,
         );
+      const where = `${path}: executors[${i}].${key}`;
       executor[name] =
-        name === 'tls' ? clientTls(value, `${path}: executors[${i}].tls`, dirname(file)) : value;
+        name === 'tls'
+          ? clientTls(value, where, dirname(file))
+          : OPERATIONS_KEYS[name]
+            ? OPERATIONS_KEYS[name](value, where)
+            : value;
     }
     if (executor.external === true && executor.addresses === undefined) {
       if (typeof entry.host !== 'string' || entry.port === undefined)
