@@ -56,6 +56,8 @@ class Worker {
   #wake: (() => void) | undefined;
   #roomWaiters: (() => void)[] = [];
   #closed = false;
+  /** A batch is being delivered (or dead-lettered): its events may have left the spool already. */
+  #busy = false;
   #loop: Promise<void>;
   readonly #deadFile: string;
 
@@ -106,9 +108,10 @@ class Worker {
     );
   }
 
+  /** Until the spool is empty and no batch is on its way (its counts written), or `deadline`. */
   async drain(deadline: number): Promise<boolean> {
-    while (this.spool.size > 0 && Date.now() < deadline) await sleep(20);
-    return this.spool.size === 0;
+    while ((this.spool.size > 0 || this.#busy) && Date.now() < deadline) await sleep(20);
+    return this.spool.size === 0 && !this.#busy;
   }
 
   async close(): Promise<void> {
@@ -143,6 +146,7 @@ class Worker {
         this.#wake = undefined;
         continue;
       }
+      this.#busy = true;
       try {
         await this.handler.deliver(batch);
         await this.spool.ack(batch.map((e) => e.id));
@@ -167,6 +171,7 @@ class Worker {
           await this.#sleepUnlessClosed(delay);
         }
       }
+      this.#busy = false;
       this.stats.pending = this.spool.size;
       while (this.#roomWaiters.length && this.spool.size < this.options.maxQueue)
         this.#roomWaiters.shift()!();
