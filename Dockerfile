@@ -13,11 +13,15 @@ RUN npm ci --no-audit --no-fund \
  && rm -rf .nx tests/node_modules
 
 FROM node:24-bookworm-slim
-ENV MARIE_WORKSPACE=/workspace NX_DAEMON=false
+# A non-root user (the app images' `nonroot`, 65532), writing only to /workspace (and /tmp): what
+# `marie export` runs with a read-only root filesystem; HOME there too, for caches.
+ENV MARIE_WORKSPACE=/workspace HOME=/workspace NX_DAEMON=false
 COPY --from=build /app /app
 ARG FLOW=examples/pipeline
 COPY ${FLOW} /app/flow
-RUN ln -s /app/packages/cli/bin/marie.js /usr/local/bin/marie && mkdir -p /workspace
+RUN ln -s /app/packages/cli/bin/marie.js /usr/local/bin/marie \
+ && mkdir -p /workspace && chown 65532:65532 /workspace
+USER 65532:65532
 WORKDIR /app/flow
 EXPOSE 8080
 STOPSIGNAL SIGTERM

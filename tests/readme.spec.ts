@@ -1,10 +1,21 @@
 import { execFile } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  cpSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import { freePort } from '../packages/storage/test/support/postgres.js';
 import { runMarie, waitReady } from './support/marie-process.js';
+import { composeValidator, validateManifest } from './support/schemas.js';
 
 const root = join(import.meta.dirname, '..');
 
@@ -248,6 +259,65 @@ describe('README', () => {
       rmSync(work, { recursive: true, force: true });
     }
   }, 60_000);
+
+  it('the Deploying example exports as it says: manifests and a compose stack the schemas accept', async () => {
+    const readme = readFileSync(join(root, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Deploying'));
+    const sh = /```sh\n([\s\S]*?)```/.exec(section)![1]!;
+    const exports = sh.split('\n').filter((l) => l.startsWith('npx marie export '));
+    expect(exports).toHaveLength(2);
+    expect(sh).toMatch(/^kubectl apply -f k8s\//m);
+    expect(sh).toMatch(/docker compose up -d/);
+    const work = mkdtempSync(join(tmpdir(), 'marie-readme-deploy-'));
+    try {
+      for (const line of exports) {
+        const args = line
+          .replace(/\s+#.*$/, '')
+          .replace(/^npx marie /, '')
+          .split(/\s+/)
+          .map((a) => (a === 'k8s/' || a === 'deploy/' ? join(work, a) : a));
+        const p = runMarie(args);
+        expect((await p.exited).code, p.stderr()).toBe(0);
+      }
+      const manifests = readdirSync(join(work, 'k8s')).flatMap((f) =>
+        parseAllDocuments(readFileSync(join(work, 'k8s', f), 'utf8')).map(
+          (d) => d.toJS() as { kind: string; metadata: { namespace?: string } },
+        ),
+      );
+      for (const m of manifests) {
+        expect(() => validateManifest(m as never), m.kind).not.toThrow();
+        expect(m.metadata.namespace).toBe('ocr');
+      }
+      expect(new Set(manifests.map((m) => m.kind))).toEqual(
+        // Every variable of this Flow is a credential or a URL: a Secret, no ConfigMap.
+        new Set([
+          'Secret',
+          'Deployment',
+          'Service',
+          'PodDisruptionBudget',
+          'HorizontalPodAutoscaler',
+          'Ingress',
+        ]),
+      );
+      const compose = parseYaml(readFileSync(join(work, 'deploy', 'docker-compose.yml'), 'utf8'));
+      expect(composeValidator()(compose)).toEqual([]);
+      expect(Object.keys(compose.services)).toEqual(
+        expect.arrayContaining([
+          'postgres',
+          's3',
+          'rabbitmq',
+          'text-extraction',
+          'gateway',
+          'worker',
+        ]),
+      );
+      expect(readFileSync(join(work, 'deploy', '.env'), 'utf8')).toMatch(
+        /^MARIE_DATABASE_URL=postgres:\/\/marie:[\w-]+@postgres:5432\/marie$/m,
+      );
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
 
   it('names the same test command that .ci/run runs', () => {
     const readme = readFileSync(join(root, 'README.md'), 'utf8');

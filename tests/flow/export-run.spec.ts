@@ -31,9 +31,21 @@ describe('an exported Flow runs from its own commands', () => {
     const services = parse(readFileSync(join(out, 'docker-compose.yml'), 'utf8'))
       .services as Record<
       string,
-      { command: string[]; deploy?: { replicas: number }; environment?: Record<string, string> }
+      {
+        command: string[];
+        deploy?: { replicas: number };
+        environment?: Record<string, string>;
+        env_file?: string[];
+      }
     >;
 
+    // The env file's variables, which services with `env_file` read.
+    const envFile = Object.fromEntries(
+      readFileSync(join(out, '.env'), 'utf8')
+        .split('\n')
+        .filter((l) => /^[A-Z_]+=/.test(l))
+        .map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]),
+    );
     // Every replica of every executor service, as Docker would start them.
     const ports = new Map<string, string[]>();
     const starting: Promise<void>[] = [];
@@ -41,7 +53,12 @@ describe('an exported Flow runs from its own commands', () => {
       if (name === 'gateway') continue;
       for (let r = 0; r < (s.deploy?.replicas ?? 1); r++) {
         const p = runMarie(local(s.command), {
-          env: { ...s.environment, MARIE_WORKSPACE: mkdtempSync(join(tmpdir(), 'marie-ws-')) },
+          env: {
+            ...(s.env_file ? envFile : {}),
+            ...s.environment,
+            MARIE_WORKSPACE: mkdtempSync(join(tmpdir(), 'marie-ws-')),
+            HOME: mkdtempSync(join(tmpdir(), 'marie-home-')),
+          },
         });
         running.push(p);
         starting.push(

@@ -49,10 +49,32 @@ describe('marie export compose', () => {
       '2000',
     ]);
     expect(services.c.deploy).toEqual({ replicas: 2 });
-    expect(services.c.environment).toEqual({ MARIE_LOG_LEVEL: 'warn' });
+    expect(services.c.environment).toEqual({
+      MARIE_WORKSPACE: '/workspace',
+      HOME: '/workspace',
+      MARIE_LOG_LEVEL: 'warn',
+    });
+    // Security defaults on every service: nonroot, read-only root, a workspace volume, no
+    // capabilities, no privilege escalation.
+    for (const svc of Object.values(services)) {
+      expect(svc).toMatchObject({
+        user: '65532:65532',
+        read_only: true,
+        tmpfs: ['/tmp'],
+        cap_drop: ['ALL'],
+        security_opt: ['no-new-privileges:true'],
+      });
+      expect(svc.volumes).toEqual([expect.stringMatching(/^[a-z0-9-]+-workspace:\/workspace$/)]);
+    }
+    expect(Object.keys(compose.volumes)).toContain('c-workspace');
     expect(services.join.command).toContain('--no-reduce');
     expect(services['sharded-1'].command.slice(-4)).toEqual(['--shard-id', '1', '--shards', '2']);
-    expect(argAfter(services.side.command, '--uses-with')).toBe('{"file":"/tmp/marker.txt"}');
+    // A variable the Flow references stays a reference in the arguments; its value is in .env,
+    // which the service reads (env_file), and only it.
+    expect(argAfter(services.side.command, '--uses-with')).toBe(`{"file":"\${{ ENV.MARKER }}"}`);
+    expect(services.side.env_file).toEqual(['.env']);
+    expect(services.a.env_file).toBeUndefined();
+    expect(readFileSync(join(out, '.env'), 'utf8')).toMatch(/^MARKER=\/tmp\/marker\.txt$/m);
 
     // The gateway: graph, conditions, addresses (every replica through Docker's DNS), polling.
     const g = services.gateway;
@@ -125,7 +147,16 @@ describe('marie export kubernetes', () => {
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     expect(readdirSync(out).sort()).toEqual(
-      ['a.yml', 'b.yml', 'c.yml', 'gateway.yml', 'join.yml', 'sharded.yml', 'side.yml'].sort(),
+      [
+        'a.yml',
+        'b.yml',
+        'c.yml',
+        'config.yml',
+        'gateway.yml',
+        'join.yml',
+        'sharded.yml',
+        'side.yml',
+      ].sort(),
     );
     const manifests = readdirSync(out).flatMap((f) =>
       parseAllDocuments(readFileSync(join(out, f), 'utf8')).map((d) => d.toJS()),
@@ -135,6 +166,7 @@ describe('marie export kubernetes', () => {
       manifests.find((m) => m.kind === kind && m.metadata.name === name);
     expect(manifests.filter((m) => m.kind === 'Deployment')).toHaveLength(8);
     expect(manifests.filter((m) => m.kind === 'Service')).toHaveLength(8);
+    expect(manifests.filter((m) => m.kind === 'PodDisruptionBudget')).toHaveLength(1);
     for (const m of manifests) expect(m.metadata.namespace).toBe('docs');
 
     const c = byKind('Deployment', 'c');
@@ -143,7 +175,25 @@ describe('marie export kubernetes', () => {
     expect(container.image).toBe('marie/runtime:0.1.0');
     expect(container.readinessProbe.grpc).toEqual({ port: 8080 });
     expect(container.livenessProbe.grpc).toEqual({ port: 8080 });
-    expect(container.env).toEqual([{ name: 'MARIE_LOG_LEVEL', value: 'warn' }]);
+    expect(container.env).toEqual([
+      { name: 'MARIE_WORKSPACE', value: '/workspace' },
+      { name: 'HOME', value: '/workspace' },
+      { name: 'MARIE_LOG_LEVEL', value: 'warn' },
+    ]);
+    // Two replicas: at most one away at a time.
+    expect(byKind('PodDisruptionBudget', 'c').spec).toEqual({
+      maxUnavailable: 1,
+      selector: c.spec.selector,
+    });
+    expect(byKind('PodDisruptionBudget', 'a')).toBeUndefined();
+    // The referenced variable comes from the ConfigMap, to the one container that needs it.
+    expect(byKind('ConfigMap', 'docs-pipeline-config').data).toEqual({ MARKER: '/tmp/marker.txt' });
+    const side = byKind('Deployment', 'side').spec.template.spec.containers[0];
+    expect(side.env).toContainEqual({
+      name: 'MARKER',
+      valueFrom: { configMapKeyRef: { name: 'docs-pipeline-config', key: 'MARKER' } },
+    });
+    expect(container.env.some((e: { name: string }) => e.name === 'MARKER')).toBe(false);
     expect(c.spec.selector.matchLabels).toEqual(
       Object.fromEntries(
         Object.entries(c.spec.template.metadata.labels).filter(([k]) => !k.endsWith('component')),
@@ -207,6 +257,7 @@ describe('marie export with jobs', () => {
     expect(worker.depends_on).toEqual({ gateway: { condition: 'service_healthy' } });
     expect(worker.healthcheck).toBeUndefined();
     expect(worker.stop_grace_period).toBe('40s');
+    expect(services['text-extraction'].stop_grace_period).toBe('15s');
   });
 
   it('kubernetes: a worker Deployment (no Service, no probes) beside the gateway', async () => {
@@ -230,6 +281,7 @@ describe('marie export with jobs', () => {
       'grpc://gateway.ocr.svc:8080',
     ]);
     expect(container.readinessProbe).toBeUndefined();
-    expect(d.spec.template.spec.terminationGracePeriodSeconds).toBe(40);
+    // The preStop pause (5 s) and the worker's drain (40 s).
+    expect(d.spec.template.spec.terminationGracePeriodSeconds).toBe(45);
   });
 });

@@ -53,7 +53,20 @@ describe('docker-compose.yml, the whole stack', () => {
       rabbitmq: { condition: 'service_healthy' },
       's3-buckets': { condition: 'service_completed_successfully' },
     });
-    expect(Object.keys(compose.volumes).sort()).toEqual(['pgdata', 'rabbitdata', 's3data']);
+    expect(Object.keys(compose.volumes).sort()).toEqual([
+      'pgdata',
+      'rabbitdata',
+      's3data',
+      'text-extraction-workspace',
+    ]);
+    // The app services run with the export's security defaults.
+    for (const app of ['text-extraction', 'gateway'])
+      expect(services[app], app).toMatchObject({
+        read_only: true,
+        tmpfs: ['/tmp'],
+        cap_drop: ['ALL'],
+        security_opt: ['no-new-privileges:true'],
+      });
     expect(services.postgres.volumes).toEqual(['pgdata:/var/lib/postgresql/data']);
     // The apps' images are built from their own Dockerfiles.
     for (const app of ['text-extraction', 'gateway'])

@@ -1,6 +1,9 @@
 import { createRequire } from 'node:module';
 import { Ajv2019 } from 'ajv/dist/2019.js';
 import * as apps from 'kubernetes-models/apps/v1';
+import * as autoscaling from 'kubernetes-models/autoscaling/v2';
+import * as networking from 'kubernetes-models/networking.k8s.io/v1';
+import * as policy from 'kubernetes-models/policy/v1';
 import * as core from 'kubernetes-models/v1';
 
 const require = createRequire(import.meta.url);
@@ -40,6 +43,11 @@ const KINDS: Record<string, new (data: never) => { validate(): void }> = {
   'apps/v1/Deployment': apps.Deployment as never,
   'v1/Service': core.Service as never,
   'v1/Namespace': core.Namespace as never,
+  'v1/ConfigMap': core.ConfigMap as never,
+  'v1/Secret': core.Secret as never,
+  'policy/v1/PodDisruptionBudget': policy.PodDisruptionBudget as never,
+  'autoscaling/v2/HorizontalPodAutoscaler': autoscaling.HorizontalPodAutoscaler as never,
+  'networking.k8s.io/v1/Ingress': networking.Ingress as never,
 };
 
 /** Validates one manifest against kubernetes-models' published OpenAPI schemas; throws with the reasons. */

@@ -1,3 +1,4 @@
+import { substituteEnvReferences } from '@marie/core';
 import { InvalidArgumentError } from 'commander';
 import { UsageError } from './errors.js';
 
@@ -11,7 +12,11 @@ export function integer(name: string, min: number) {
   };
 }
 
-/** A flag holding a JSON object; a UsageError naming the flag otherwise. */
+/**
+ * A flag holding a JSON object; a UsageError naming the flag otherwise. `${{ ENV.X }}` in its
+ * strings is replaced from the environment: an exported Flow leaves references there, for the
+ * container's Secret, ConfigMap or env file to fill.
+ */
 export function jsonObject(flag: string, text: string | undefined): Record<string, unknown> {
   if (text === undefined) return {};
   let value: unknown;
@@ -22,5 +27,9 @@ export function jsonObject(flag: string, text: string | undefined): Record<strin
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value))
     throw new UsageError(`${flag}: expected a JSON object`);
-  return value as Record<string, unknown>;
+  try {
+    return substituteEnvReferences(value, process.env, flag) as Record<string, unknown>;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
 }

@@ -15,7 +15,13 @@ export {
   registeredExecutors,
   registerLazyExecutor,
 } from './config/registry.js';
-export { type SubstituteOptions, substitute as substituteVariables } from './config/substitute.js';
+export {
+  envReferences,
+  keepEnvReferences,
+  type SubstituteOptions,
+  substitute as substituteVariables,
+  substituteEnvReferences,
+} from './config/substitute.js';
 export {
   createDataRequest,
   type DataRequest,

@@ -14,6 +14,7 @@ import {
 import { isPlainObject } from '@marie/docs';
 import { Gateway } from './gateway.js';
 import { Replica } from './replica.js';
+import { cudaVisibleDevices, type Gpus, parseGpus } from './resources.js';
 import { type Polling, Routed, ShardRouter } from './router.js';
 import { type GatewayProtocol, type Served, serveProcessor } from './serve.js';
 
@@ -58,6 +59,12 @@ export interface DeploymentOptions {
   tracesExporterPort?: number;
   /** Replicas reload their executor when its modules or YAML change (`marie executor --reload`). */
   reload?: boolean;
+  /**
+   * GPUs (Jina's `gpus`): `all`, a count, or device ids (`device=0,1`). Each replica gets
+   * `CUDA_VISIBLE_DEVICES`: listed devices spread one per replica, round robin; a count, the first
+   * that many; `all`, every device.
+   */
+  gpus?: Gpus | string | number | (string | number)[];
   logger?: Logger;
 }
 
@@ -75,6 +82,7 @@ export class Deployment extends Routed implements AsyncDisposable {
   readonly #logger: Logger;
   #closing?: Promise<void>;
   readonly #restartTimers = new Set<NodeJS.Timeout>();
+  readonly #gpus: Gpus | undefined;
   /** Where the deployment is served when `port` or `protocol` is given: `grpc://host:port` each. */
   readonly addresses: string[] = [];
   #served?: Served;
@@ -84,6 +92,12 @@ export class Deployment extends Routed implements AsyncDisposable {
     this.options = options;
     this.name = options.name ?? 'executor';
     this.#logger = options.logger ?? createLogger(`deployment ${this.name}`);
+    this.#gpus =
+      options.gpus === undefined
+        ? undefined
+        : typeof options.gpus === 'object' && !Array.isArray(options.gpus)
+          ? options.gpus
+          : parseGpus(options.gpus, `${this.name}.gpus`);
     const replicas = options.replicas ?? 1;
     const shards = options.shards ?? 1;
     for (const [what, n] of [
@@ -137,6 +151,8 @@ export class Deployment extends Routed implements AsyncDisposable {
 
   #replica(shardId: number, replicaId: number, shards: number, replicas: number): Replica {
     const o = this.options;
+    const index = shardId * replicas + replicaId;
+    const devices = this.#gpus ? cudaVisibleDevices(this.#gpus, index) : undefined;
     const args = [
       'executor',
       '--uses',
@@ -164,7 +180,6 @@ export class Deployment extends Routed implements AsyncDisposable {
     if (o.exitOnExceptions?.length) args.push('--exit-on-exceptions', ...o.exitOnExceptions);
     if (o.noReduce) args.push('--no-reduce');
     if (o.monitoring) {
-      const index = shardId * replicas + replicaId;
       args.push(
         '--monitoring',
         '--port-monitoring',
@@ -182,7 +197,12 @@ export class Deployment extends Routed implements AsyncDisposable {
         args,
         // A Flow's API keys guard its gateway; its replicas listen on loopback, reached only by
         // it, and take keys only when their entry's env gives them some.
-        env: { ...process.env, MARIE_API_KEYS: undefined, ...o.env },
+        env: {
+          ...process.env,
+          MARIE_API_KEYS: undefined,
+          ...(devices === undefined ? {} : { CUDA_VISIBLE_DEVICES: devices }),
+          ...o.env,
+        },
         cwd: o.cwd ?? process.cwd(),
         timeoutReadyMs: o.timeoutReadyMs ?? 60_000,
         logger: this.#logger,

@@ -1,14 +1,23 @@
 import { createRequire } from 'node:module';
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
-import { ConfigError } from '@marie/core';
+import { ConfigError, envReferences } from '@marie/core';
 import type { Flow, FlowExecutor } from './flow.js';
 import type { FlowGraph } from './graph.js';
+import { type Autoscale, type Gpus, parseGpus, type Resources } from './resources.js';
 
 const require = createRequire(import.meta.url);
 const { version } = require('../package.json') as { version: string };
 
 /** The port every executor container listens on (gRPC). */
 export const CONTAINER_PORT = 8080;
+/** Where a container serves `GET /metrics` when monitoring is on. */
+export const METRICS_PORT = 9090;
+/** Where a container writes (a volume: the root filesystem is read-only). */
+export const WORKSPACE = '/workspace';
+/** The user every container runs as (the images' `nonroot`). */
+export const RUN_AS = 65532;
+/** Seconds a pod waits after it is told to stop, before SIGTERM: endpoints stop sending to it. */
+export const PRE_STOP_SECONDS = 5;
 
 export interface ExportOptions {
   /**
@@ -36,6 +45,31 @@ export interface PlannedContainer {
   replicas: number;
   executor: string;
   shard?: number;
+  /**
+   * Environment variables its arguments and env reference (`${{ ENV.X }}`, kept as references by
+   * the export), which a Secret, a ConfigMap or the env file provides: never inlined.
+   */
+  needs: string[];
+  gpus?: Gpus;
+  resources?: Resources;
+  autoscale?: Autoscale;
+  nodeSelector?: Record<string, string>;
+  tolerations?: Record<string, unknown>[];
+  /** Seconds from SIGTERM to a forced stop: the runtime's drain and a margin. */
+  drainSeconds: number;
+  /** `GET /metrics` port (with monitoring). */
+  metricsPort?: number;
+}
+
+/** A variable an exported Flow needs from its environment, and whether it is a secret. */
+export interface PlannedVariable {
+  name: string;
+  secret: boolean;
+}
+
+/** Names that hold credentials (or URLs, which often carry them): Secret rather than ConfigMap. */
+export function isSecretName(name: string): boolean {
+  return /PASS|SECRET|TOKEN|KEY|CREDENTIAL|PRIVATE|AUTH|DSN|_URL$|_URI$|^DATABASE_URL$/i.test(name);
 }
 
 export interface ExportPlan {
@@ -50,6 +84,8 @@ export interface ExportPlan {
   worker?: PlannedContainer;
   graph: FlowGraph;
   imagesToBuild: string[];
+  /** Every variable some container needs, sorted by name. */
+  variables: PlannedVariable[];
 }
 
 export const DEFAULT_IMAGE = `marie/runtime:${version}`;
@@ -88,6 +124,40 @@ function executorArgs(e: FlowExecutor, flowDir: string, hostDir: string): string
   return args;
 }
 
+/** Jina's monitoring and tracing flags for a container, as the Flow (or executor) asks. */
+function operationsArgs(
+  o: {
+    monitoring?: boolean | undefined;
+    tracing?: boolean | undefined;
+    tracesExporterHost?: string | undefined;
+    tracesExporterPort?: number | undefined;
+  },
+  monitor: boolean,
+): string[] {
+  const args: string[] = [];
+  if (monitor) args.push('--monitoring', '--port-monitoring', String(METRICS_PORT));
+  if (o.tracing) {
+    args.push('--tracing');
+    if (o.tracesExporterHost) args.push('--traces-exporter-host', o.tracesExporterHost);
+    if (o.tracesExporterPort) args.push('--traces-exporter-port', String(o.tracesExporterPort));
+  }
+  return args;
+}
+
+/** The limits a Flow's `with:` gave, as the gateway's flags. */
+function limitArgs(flow: Flow): string[] {
+  const l = flow.options.limits;
+  if (!l) return [];
+  const flags: [keyof NonNullable<typeof l>, string][] = [
+    ['maxRequestBytes', '--max-request-bytes'],
+    ['maxDocsPerRequest', '--max-docs-per-request'],
+    ['maxTensorElements', '--max-tensor-elements'],
+    ['requestTimeoutMs', '--request-timeout'],
+    ['maxConcurrentPerConnection', '--max-concurrent-per-connection'],
+  ];
+  return flags.flatMap(([k, flag]) => (l[k] === undefined ? [] : [flag, String(l[k])]));
+}
+
 /**
  * What runs where when a Flow becomes containers: each executor shard as its own service
  * (`name`, or `name-0`, `name-1`... when sharded) listening on 8080, and a gateway container
@@ -107,7 +177,29 @@ export function planExport(flow: Flow, options: ExportOptions = {}): ExportPlan 
     const shards = e.shards ?? 1;
     const own = e.uses?.startsWith('docker://') ? e.uses.slice('docker://'.length) : e.image;
     usesDefault ||= own === undefined;
-    const args = executorArgs(e, flowDir, hostDir);
+    // Monitoring when the Flow or the executor asks, or when its autoscaler reads pending requests.
+    const monitor =
+      (e.monitoring ?? flow.options.monitoring ?? false) ||
+      e.autoscale?.pendingRequests !== undefined;
+    const args = [
+      ...executorArgs(e, flowDir, hostDir),
+      ...operationsArgs(
+        {
+          monitoring: monitor,
+          tracing: e.tracing ?? flow.options.tracing,
+          tracesExporterHost: e.tracesExporterHost ?? flow.options.tracesExporterHost,
+          tracesExporterPort: e.tracesExporterPort ?? flow.options.tracesExporterPort,
+        },
+        monitor,
+      ),
+    ];
+    const env = { ...e.env };
+    const gpus =
+      e.gpus === undefined
+        ? undefined
+        : typeof e.gpus === 'object' && !Array.isArray(e.gpus)
+          ? e.gpus
+          : parseGpus(e.gpus, `${e.name}.gpus`);
     const planned: PlannedContainer[] = [];
     for (let s = 0; s < shards; s++) {
       const service = shards === 1 ? base : `${base}-${s}`;
@@ -118,11 +210,20 @@ export function planExport(flow: Flow, options: ExportOptions = {}): ExportPlan 
         service,
         image: own ?? image,
         args: shards === 1 ? args : [...args, '--shard-id', String(s), '--shards', String(shards)],
-        env: { ...e.env },
+        env,
         ports: [{ protocol: 'grpc', port: CONTAINER_PORT }],
         replicas: e.replicas ?? 1,
         executor: e.name,
         ...(shards === 1 ? {} : { shard: s }),
+        needs: envReferences([args, env]),
+        ...(gpus ? { gpus } : {}),
+        ...(e.resources ? { resources: e.resources } : {}),
+        ...(e.autoscale ? { autoscale: e.autoscale } : {}),
+        ...(e.nodeSelector ? { nodeSelector: e.nodeSelector } : {}),
+        ...(e.tolerations ? { tolerations: e.tolerations } : {}),
+        // `marie executor` drains for --grace-period (10 s) after SIGTERM.
+        drainSeconds: 15,
+        ...(monitor ? { metricsPort: METRICS_PORT } : {}),
       });
     }
     executors.push({ name: e.name, base, shards: planned });
@@ -151,25 +252,42 @@ export function planExport(flow: Flow, options: ExportOptions = {}): ExportPlan 
     gatewayArgs.push('--deployments-polling', JSON.stringify(polling));
   if (flow.options.timeoutSendMs !== undefined)
     gatewayArgs.push('--timeout-send', String(flow.options.timeoutSendMs));
+  gatewayArgs.push(
+    ...limitArgs(flow),
+    ...operationsArgs(flow.options, flow.options.monitoring === true),
+  );
   const worker = flow.options.jobs
     ? planWorker(flow.options.jobs, gatewayArgs, gatewayPorts, image)
     : undefined;
   if (worker) usesDefault = true;
+  // The gateway's API keys come from the Secret too (MARIE_API_KEYS), never from a file in args.
+  const gatewayNeeds = envReferences(gatewayArgs);
+  if (flow.options.apiKeys) gatewayNeeds.push('MARIE_API_KEYS');
+  const gateway: PlannedContainer = {
+    service: 'gateway',
+    image,
+    args: gatewayArgs,
+    env: {},
+    ports: gatewayPorts,
+    replicas: 1,
+    executor: 'gateway',
+    needs: gatewayNeeds,
+    ...(flow.options.resources ? { resources: flow.options.resources } : {}),
+    drainSeconds: 15,
+    ...(flow.options.monitoring ? { metricsPort: METRICS_PORT } : {}),
+  };
+  const all = [...executors.flatMap((e) => e.shards), gateway, ...(worker ? [worker] : [])];
+  const variables = [...new Set(all.flatMap((c) => c.needs))]
+    .sort()
+    .map((name) => ({ name, secret: isSecretName(name) }));
   return {
     ...(worker ? { worker } : {}),
     name: dnsName(flow.options.name ?? 'marie-flow', 'flow name'),
     executors,
     graph,
     imagesToBuild: usesDefault ? [image] : [],
-    gateway: {
-      service: 'gateway',
-      image,
-      args: gatewayArgs,
-      env: {},
-      ports: gatewayPorts,
-      replicas: 1,
-      executor: 'gateway',
-    },
+    gateway,
+    variables,
   };
 }
 
@@ -196,20 +314,24 @@ function planWorker(
   const port =
     gatewayPorts.find((p) => p.protocol === 'grpc') ??
     gatewayPorts.find((p) => p.protocol === 'http')!;
+  const args = [
+    'worker',
+    '--target',
+    `${port.protocol}://{gateway}:${port.port}`,
+    '--jobs',
+    JSON.stringify({ ...api, queues }),
+  ];
   return {
     service: 'worker',
     image,
-    args: [
-      'worker',
-      '--target',
-      `${port.protocol}://{gateway}:${port.port}`,
-      '--jobs',
-      JSON.stringify({ ...api, queues }),
-    ],
+    args,
     env: {},
     ports: [],
     replicas,
     executor: 'worker',
+    needs: envReferences(args),
+    // A worker lets its running jobs finish (marie worker --stop-timeout, 30 s).
+    drainSeconds: 40,
   };
 }
 

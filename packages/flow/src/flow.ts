@@ -14,6 +14,7 @@ import { Deployment, type DeploymentOptions } from './deployment.js';
 import { Gateway } from './gateway.js';
 import { describeGraph, type FlowGraph, graphNodes } from './graph.js';
 import { RemoteDeployment } from './remote.js';
+import type { Autoscale, Resources } from './resources.js';
 import type { Polling } from './router.js';
 import { type GatewayProtocol, serveProcessor } from './serve.js';
 import type { Condition } from './when.js';
@@ -57,6 +58,8 @@ export interface FlowOptions {
   executorTls?: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
   /** The external executors' API key, sent on every hop. */
   executorApiKey?: string;
+  /** The exported gateway's CPU and memory requests and limits. */
+  resources?: Resources;
   /** Wraps the gateway before it is served (metrics count what the servers hand it). */
   instrument?: (gateway: Processor) => Processor;
   /** Told of each hop's start; what it returns, of its end (the gateway's sending metrics). */
@@ -78,6 +81,13 @@ export interface FlowExecutor extends Omit<DeploymentOptions, 'name' | 'uses'> {
   apiKey?: string;
   /** The container image `marie export` runs this executor from (see export). */
   image?: string;
+  /** CPU and memory requests and limits of each exported container (Kubernetes' shape). */
+  resources?: Resources;
+  /** An exported executor's HorizontalPodAutoscaler (Kubernetes): bounds and target. */
+  autoscale?: Autoscale;
+  /** Kubernetes: where the executor's pods may run, and the taints they tolerate. */
+  nodeSelector?: Record<string, string>;
+  tolerations?: Record<string, unknown>[];
   /** Executors this one takes its input from: the previous one unless given; `gateway` is the client. */
   needs?: string | string[];
   when?: Condition;
@@ -176,7 +186,22 @@ export class Flow implements AsyncDisposable {
   }
 
   #deployment(e: FlowExecutor): Deployment | RemoteDeployment {
-    const { needs, when, floating, external, addresses, image, uses, tls, apiKey, ...options } = e;
+    const {
+      needs,
+      when,
+      floating,
+      external,
+      addresses,
+      image,
+      uses,
+      tls,
+      apiKey,
+      resources,
+      autoscale,
+      nodeSelector,
+      tolerations,
+      ...options
+    } = e;
     if (external) {
       if (addresses === undefined)
         throw new MarieError(ErrorCode.InvalidArgument, `${e.name}: external needs addresses`);

@@ -4,11 +4,22 @@ export {
   DEFAULT_IMAGE,
   type ExportOptions,
   type ExportPlan,
+  isSecretName,
   type PlannedContainer,
+  type PlannedVariable,
   planExport,
 } from './export.js';
 export {
+  parseStackServices,
+  STACK_SERVICES,
+  type StackService,
+  stackSettings,
+} from './export-stack.js';
+export {
   type ComposeOptions,
+  composeEnv,
+  type EnvLine,
+  envLines,
   type KubernetesFile,
   type KubernetesOptions,
   toCompose,
@@ -29,5 +40,14 @@ export { loadFlow } from './load-flow.js';
 export { reduceAnswers } from './reduce-answers.js';
 export { parseAddress, RemoteDeployment, type RemoteDeploymentOptions } from './remote.js';
 export { marieBin } from './replica.js';
+export {
+  type Autoscale,
+  cudaVisibleDevices,
+  type Gpus,
+  parseAutoscale,
+  parseGpus,
+  parseResources,
+  type Resources,
+} from './resources.js';
 export { type Polling, type PollingMode, type PostOptions, ShardRouter } from './router.js';
 export { type Condition, matches } from './when.js';

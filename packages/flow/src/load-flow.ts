@@ -9,6 +9,7 @@ import {
 } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
 import { Flow, type FlowExecutor, type FlowOptions, type GatewayProtocol } from './flow.js';
+import { parseAutoscale, parseGpus, parseResources } from './resources.js';
 
 const EXECUTOR_KEYS: Record<string, keyof FlowExecutor> = {
   name: 'name',
@@ -48,6 +49,12 @@ const EXECUTOR_KEYS: Record<string, keyof FlowExecutor> = {
   tls: 'tls',
   api_key: 'apiKey',
   apiKey: 'apiKey',
+  gpus: 'gpus',
+  resources: 'resources',
+  autoscale: 'autoscale',
+  node_selector: 'nodeSelector',
+  nodeSelector: 'nodeSelector',
+  tolerations: 'tolerations',
 };
 const flag = (value: unknown, where: string): boolean => {
   if (typeof value === 'boolean') return value;
@@ -75,6 +82,19 @@ const OPERATIONS_KEYS: Partial<Record<keyof FlowExecutor, (v: unknown, where: st
     tracesExporterPort: port,
     reload: flag,
     apiKey: text,
+    gpus: parseGpus,
+    resources: parseResources,
+    autoscale: parseAutoscale,
+    nodeSelector: (v, where) => {
+      if (!isPlainObject(v) || Object.values(v).some((x) => typeof x !== 'string'))
+        throw new ConfigError(`${where}: expected a mapping of label to value`);
+      return v;
+    },
+    tolerations: (v, where) => {
+      if (!Array.isArray(v) || v.some((t) => !isPlainObject(t)))
+        throw new ConfigError(`${where}: expected a list of tolerations (key, operator, effect)`);
+      return v;
+    },
   };
 
 /** Jina's way to name an external executor: `external: true, host: h, port: p`. */
@@ -269,6 +289,8 @@ function security(w: Record<string, unknown>, path: string, dir: string): Partia
   }
   if (w.executors_tls !== undefined)
     out.executorTls = clientTls(w.executors_tls, `${path}: with.executors_tls`, dir);
+  if (w.resources !== undefined)
+    out.resources = parseResources(w.resources, `${path}: with.resources`);
   return out;
 }
 

@@ -61,3 +61,53 @@ function substituteString(text: string, options: SubstituteOptions, path: string
     },
   );
 }
+
+const ENV_REFERENCE = /\$\{\{\s*ENV\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}/g;
+
+/** The names of the `${{ ENV.X }}` references in every string of a value, in order, once each. */
+export function envReferences(value: unknown): string[] {
+  const found = new Set<string>();
+  const walk = (v: unknown) => {
+    if (typeof v === 'string') for (const m of v.matchAll(ENV_REFERENCE)) found.add(m[1]!);
+    else if (Array.isArray(v)) v.forEach(walk);
+    else if (isPlainObject(v)) Object.values(v).forEach(walk);
+  };
+  walk(value);
+  return [...found];
+}
+
+/**
+ * An environment for `substitute` that answers every variable with its own reference
+ * (`${{ ENV.X }}`): a config read this way keeps its references, for whoever runs it later with
+ * the real values (`marie export`: a Secret, a ConfigMap or an env file provides them).
+ */
+export function keepEnvReferences(): Record<string, string> {
+  return new Proxy({} as Record<string, string>, {
+    get: (_target, name) => (typeof name === 'string' ? `\${{ ENV.${name} }}` : undefined),
+  });
+}
+
+/**
+ * `${{ ENV.X }}` references (only that form) replaced from `env` in every string of a value: what
+ * a runtime does to JSON flags an exported Flow left references in. An unset variable is an
+ * error naming it and `source`.
+ */
+export function substituteEnvReferences(
+  value: unknown,
+  env: Record<string, string | undefined>,
+  source: string,
+): unknown {
+  if (typeof value === 'string')
+    return value.replace(ENV_REFERENCE, (_m, name: string) => {
+      const v = env[name];
+      if (v === undefined)
+        throw new ConfigError(`${source} uses environment variable ${name}, which is not set`);
+      return v;
+    });
+  if (Array.isArray(value)) return value.map((v) => substituteEnvReferences(v, env, source));
+  if (isPlainObject(value))
+    return Object.fromEntries(
+      Object.entries(value).map(([k, v]) => [k, substituteEnvReferences(v, env, source)]),
+    );
+  return value;
+}
