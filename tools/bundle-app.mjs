@@ -120,6 +120,24 @@ const prune = (dir) => {
 prune(join(out, 'node_modules'));
 for (const d of ['build', 'web', 'types', 'image_decoders', 'legacy/web', 'legacy/image_decoders'])
   rmSync(join(out, 'node_modules/pdfjs-dist', d), { recursive: true, force: true });
+// Packages' own test suites (bintrees ships 2.3 MB of them), and OpenTelemetry's ES module
+// builds: Node loads their CommonJS build (`main`, the `default` export condition), never
+// `build/esm` or `build/esnext`.
+const packages = (dir) =>
+  readdirSync(dir, { withFileTypes: true })
+    .filter((e) => e.isDirectory() && !e.name.startsWith('.'))
+    .flatMap((e) =>
+      e.name.startsWith('@')
+        ? readdirSync(join(dir, e.name)).map((n) => join(dir, e.name, n))
+        : [join(dir, e.name)],
+    );
+for (const pkg of packages(join(out, 'node_modules'))) {
+  for (const d of ['test', 'tests', '__tests__'])
+    rmSync(join(pkg, d), { recursive: true, force: true });
+  if (pkg.includes('/@opentelemetry/'))
+    for (const d of ['build/esm', 'build/esnext'])
+      rmSync(join(pkg, d), { recursive: true, force: true });
+}
 
 for (const f of ['dist', 'config.yml', 'stack.yml', 'README.md'])
   if (existsSync(join(app, f))) cpSync(join(app, f), join(out, f), { recursive: true });
