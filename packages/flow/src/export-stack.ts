@@ -4,6 +4,7 @@
 // them filled in by convention.
 import { randomBytes } from 'node:crypto';
 import { ConfigError } from '@marie/core';
+import { isSecretName, type PlannedVariable } from './export.js';
 
 export type StackService = 'postgres' | 's3' | 'rabbitmq';
 export const STACK_SERVICES: readonly StackService[] = ['postgres', 's3', 'rabbitmq'];
@@ -152,4 +153,47 @@ export function stackCompose(services: readonly StackService[]): {
     dependsOn.rabbitmq = { condition: 'service_healthy' };
   }
   return { services: out, volumes, dependsOn };
+}
+
+/** One line of an env file: a variable, its value, and why it is empty when it is. */
+export interface EnvLine {
+  name: string;
+  value: string;
+  secret: boolean;
+  note?: string;
+}
+
+/**
+ * The variables an exported Flow needs, with values: a stack service's (fresh credentials,
+ * URLs pointing at it), else `values` (the exporting environment: configuration always, secrets
+ * only when asked), else empty with a note to fill it in.
+ */
+export function envLines(
+  variables: readonly PlannedVariable[],
+  options: {
+    values?: Record<string, string | undefined>;
+    secretValues?: boolean;
+    stack?: Record<string, string>;
+  } = {},
+): EnvLine[] {
+  const stack = options.stack ?? {};
+  const lines: EnvLine[] = Object.entries(stack)
+    .filter(([name]) => !variables.some((v) => v.name === name))
+    .map(([name, value]) => ({ name, value, secret: isSecretName(name), note: 'stack service' }));
+  for (const v of variables) {
+    const fromStack = stackValue(v.name, stack);
+    const given = v.secret && !options.secretValues ? undefined : options.values?.[v.name];
+    const value = fromStack ?? given;
+    lines.push({
+      name: v.name,
+      value: value ?? '',
+      secret: v.secret,
+      ...(value === undefined
+        ? { note: v.secret ? 'secret: set it (not copied from the environment)' : 'set it' }
+        : fromStack !== undefined
+          ? { note: 'stack service' }
+          : {}),
+    });
+  }
+  return lines;
 }

@@ -336,6 +336,11 @@ function planWorker(
 }
 
 /** The gateway's arguments with each executor's addresses, as `address(container, replica)` names them. */
+/** A worker's `--target` with the gateway's host name of a target (compose or Kubernetes). */
+export function withGateway(c: PlannedContainer, host: string): PlannedContainer {
+  return { ...c, args: c.args.map((a) => a.replace('{gateway}', host)) };
+}
+
 export function gatewayArgs(
   plan: ExportPlan,
   flow: Flow,

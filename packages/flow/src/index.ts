@@ -10,21 +10,19 @@ export {
   planExport,
 } from './export.js';
 export {
+  type ComposeOptions,
+  composeEnv,
+  toCompose,
+} from './export-compose.js';
+export { type KubernetesFile, type KubernetesOptions, toKubernetes } from './export-kubernetes.js';
+export {
+  type EnvLine,
+  envLines,
   parseStackServices,
   STACK_SERVICES,
   type StackService,
   stackSettings,
 } from './export-stack.js';
-export {
-  type ComposeOptions,
-  composeEnv,
-  type EnvLine,
-  envLines,
-  type KubernetesFile,
-  type KubernetesOptions,
-  toCompose,
-  toKubernetes,
-} from './export-targets.js';
 export { Flow, type FlowExecutor, type FlowOptions, type GatewayProtocol } from './flow.js';
 export { Gateway, type GatewayNode, type GatewayOptions, type NodeTarget } from './gateway.js';
 export {
