@@ -187,15 +187,17 @@ export class GrpcServer {
   }
 
   /**
-   * Runs a call's work inside a server span whose parent is the caller's context (W3C
-   * `traceparent` in the call's metadata). Without tracing, the work runs as it is.
+   * Runs a call's work under the request timeout, inside a server span whose parent is the
+   * caller's context (W3C `traceparent` in the call's metadata) when tracing is on.
    */
-  #traced(
+  #serve(
     call: { metadata: grpc.Metadata },
     method: string,
-    work: () => Promise<DataRequest<any>>,
+    signal: () => AbortSignal,
+    work: (signal: () => AbortSignal) => Promise<DataRequest<any>>,
   ): Promise<DataRequest<any>> {
-    if (!tracingEnabled()) return work();
+    const timed = () => withRequestTimeout(this.#limits.requestTimeoutMs, signal, work);
+    if (!tracingEnabled()) return timed();
     const parent = extractContext((key) => {
       const v = call.metadata.get(key)[0];
       return typeof v === 'string' ? v : undefined;
@@ -204,7 +206,7 @@ export class GrpcServer {
       method,
       parent,
       () => ({ 'rpc.system': 'grpc', 'rpc.method': method, 'marie.runtime': this.handler.name }),
-      work,
+      timed,
     );
   }
 
@@ -293,10 +295,11 @@ export class GrpcServer {
           return;
         }
         this.#reply(
-          this.#traced(call, 'jina.JinaSingleDataRequestRPC/process_single_data', () =>
-            withRequestTimeout(this.#limits.requestTimeoutMs, this.#signal(call), (signal) =>
-              handler.handle(req, { signal, docsBytes: true }),
-            ),
+          this.#serve(
+            call,
+            'jina.JinaSingleDataRequestRPC/process_single_data',
+            this.#signal(call),
+            (signal) => handler.handle(req, { signal, docsBytes: true }),
           ),
           callback,
         );
@@ -318,10 +321,8 @@ export class GrpcServer {
           return;
         }
         this.#reply(
-          this.#traced(call, 'jina.JinaDataRequestRPC/process_data', () =>
-            withRequestTimeout(this.#limits.requestTimeoutMs, this.#signal(call), (signal) =>
-              handler.handleMany(reqs, { signal }),
-            ),
+          this.#serve(call, 'jina.JinaDataRequestRPC/process_data', this.#signal(call), (signal) =>
+            handler.handleMany(reqs, { signal }),
           ),
           callback,
         );
@@ -348,10 +349,8 @@ export class GrpcServer {
           }
           // Requests in flight on this stream are bounded: reading waits until one is answered.
           if (++pending >= most) call.pause();
-          this.#traced(call, 'jina.JinaRPC/Call', () =>
-            withRequestTimeout(this.#limits.requestTimeoutMs, signal, (s) =>
-              handler.handle(req, { signal: s, docsBytes: true }),
-            ),
+          this.#serve(call, 'jina.JinaRPC/Call', signal, (s) =>
+            handler.handle(req, { signal: s, docsBytes: true }),
           )
             .then((res) => {
               if (!call.destroyed) call.write(this.#answer(res).answer);
