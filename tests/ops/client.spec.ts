@@ -7,6 +7,7 @@ import { Client } from '@marie/client';
 import { afterAll, describe, expect, it } from 'vitest';
 import { freePort } from '../../packages/storage/test/support/postgres.js';
 import {
+  executorArgs,
   MARIE_BIN,
   type MarieProcess,
   ROOT,
@@ -49,19 +50,9 @@ describe('client retries', () => {
     );
     // The runtime comes up a moment later.
     await new Promise((r) => setTimeout(r, 600));
-    const p = runMarie([
-      'executor',
-      '--uses',
-      REFERENCE,
-      '--host',
-      '127.0.0.1',
-      '--protocol',
-      'grpc',
-      'http',
-      'websocket',
-      '--port',
-      ...ports.map(String),
-    ]);
+    const p = runMarie(
+      executorArgs(REFERENCE, { protocols: ['grpc', 'http', 'websocket'], ports }),
+    );
     started.push(p);
     const answers = await Promise.all(posts);
     for (const [i, docs] of answers.entries()) expect(docs[0]!.text, hosts[i]).toBe('EVENTUALLY');
@@ -125,20 +116,9 @@ describe('progress and logs on the command line', () => {
   });
 
   it('--log-format pretty writes readable lines; a bad --log-level or --log-format is a usage error', async () => {
-    const pretty = runMarie(
-      [
-        'executor',
-        '--uses',
-        REFERENCE,
-        '--host',
-        '127.0.0.1',
-        '--port',
-        '0',
-        '--log-format',
-        'pretty',
-      ],
-      { env: { MARIE_LOG_LEVEL: 'info' } },
-    );
+    const pretty = runMarie(executorArgs(REFERENCE, {}, '--log-format', 'pretty'), {
+      env: { MARIE_LOG_LEVEL: 'info' },
+    });
     started.push(pretty);
     await waitReady(pretty);
     pretty.child.kill('SIGTERM');

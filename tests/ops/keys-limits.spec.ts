@@ -13,7 +13,13 @@ import { NdArray } from '@marie/docs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type TestDatabase, testDatabase } from '../../packages/storage/test/support/postgres.js';
-import { type MarieProcess, ROOT, runMarie, waitReady } from '../support/marie-process.js';
+import {
+  executorArgs,
+  type MarieProcess,
+  ROOT,
+  runMarie,
+  waitReady,
+} from '../support/marie-process.js';
 
 const REFERENCE = join(ROOT, 'tests/conformance/reference.yml');
 const FILE_KEY = 'file-key-8f3a9c21d7e64b05';
@@ -251,20 +257,9 @@ describe('limits on an executor', () => {
   });
 
   it('tensor elements: a 1,000-element tensor passes, 1,001 are refused naming the field and the limit', async () => {
-    executor = runMarie([
-      'executor',
-      '--uses',
-      REFERENCE,
-      '--host',
-      '127.0.0.1',
-      '--protocol',
-      'grpc',
-      'http',
-      '--port',
-      '0',
-      '--max-tensor-elements',
-      '1000',
-    ]);
+    executor = runMarie(
+      executorArgs(REFERENCE, { protocols: ['grpc', 'http'] }, '--max-tensor-elements', '1000'),
+    );
     const [g, h] = (await waitReady(executor, 2)).map((l) => l.slice('ready '.length));
     const c = new Client({ host: g! });
     const ok = await c.post('/tensor', [

@@ -7,7 +7,7 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { join } from 'node:path';
 import { Client } from '@marie/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MarieProcess, runMarie, waitReady } from '../support/marie-process.js';
+import { executorArgs, type MarieProcess, runMarie, waitReady } from '../support/marie-process.js';
 
 let dir: string;
 const started: MarieProcess[] = [];
@@ -99,16 +99,7 @@ describe('hot reload', () => {
     writeMark(folder, '');
     writeExecutor(folder, 'v1');
     writeFileSync(join(folder, 'config.yml'), 'jtype: Greeter\npy_modules: [greeter.ts]\n');
-    const p = runMarie([
-      'executor',
-      '--uses',
-      join(folder, 'config.yml'),
-      '--reload',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-    ]);
+    const p = runMarie(executorArgs(join(folder, 'config.yml'), {}, '--reload'));
     started.push(p);
     const [ready] = await waitReady(p);
     const traffic = load(ready!.slice('ready '.length));

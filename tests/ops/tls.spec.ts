@@ -5,7 +5,13 @@ import { join } from 'node:path';
 import { Client } from '@marie/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { makeCerts, type TestCerts } from '../support/certs.js';
-import { type MarieProcess, ROOT, runMarie, waitReady } from '../support/marie-process.js';
+import {
+  executorArgs,
+  type MarieProcess,
+  ROOT,
+  runMarie,
+  waitReady,
+} from '../support/marie-process.js';
 
 const REFERENCE = join(ROOT, 'tests/conformance/reference.yml');
 let certs: TestCerts;
@@ -25,6 +31,15 @@ async function serve(args: string[], count: number): Promise<string[]> {
   return (await waitReady(p, count, 30_000)).map((l) => l.slice('ready '.length));
 }
 
+const ALL = ['grpc', 'http', 'websocket'];
+/** The server certificate's flags. */
+const serverTls = () => [
+  '--ssl-certfile',
+  certs.files.serverCert,
+  '--ssl-keyfile',
+  certs.files.serverKey,
+];
+
 const local = (address: string) => address.replace('0.0.0.0', '127.0.0.1');
 
 describe('TLS', () => {
@@ -32,26 +47,7 @@ describe('TLS', () => {
 
   it('serves grpcs, https and wss; a client trusting the CA gets answers, one without it is refused', async () => {
     tlsAddresses = (
-      await serve(
-        [
-          'executor',
-          '--uses',
-          REFERENCE,
-          '--host',
-          '127.0.0.1',
-          '--protocol',
-          'grpc',
-          'http',
-          'websocket',
-          '--port',
-          '0',
-          '--ssl-certfile',
-          certs.files.serverCert,
-          '--ssl-keyfile',
-          certs.files.serverKey,
-        ],
-        3,
-      )
+      await serve(executorArgs(REFERENCE, { protocols: ALL }, ...serverTls()), 3)
     ).map(local);
     expect(tlsAddresses.map((a) => a.split('://')[0])).toEqual(['grpcs', 'https', 'wss']);
     for (const host of tlsAddresses) {
@@ -78,25 +74,13 @@ describe('TLS', () => {
   it('mutual TLS: a certificate the CA signed gets in; none, or one another CA signed, does not', async () => {
     const addresses = (
       await serve(
-        [
-          'executor',
-          '--uses',
+        executorArgs(
           REFERENCE,
-          '--host',
-          '127.0.0.1',
-          '--protocol',
-          'grpc',
-          'http',
-          'websocket',
-          '--port',
-          '0',
-          '--ssl-certfile',
-          certs.files.serverCert,
-          '--ssl-keyfile',
-          certs.files.serverKey,
+          { protocols: ALL },
+          ...serverTls(),
           '--ssl-client-ca',
           certs.files.ca,
-        ],
+        ),
         3,
       )
     ).map(local);
@@ -139,10 +123,7 @@ describe('TLS', () => {
         'http',
         '--port',
         '0',
-        '--ssl-certfile',
-        certs.files.serverCert,
-        '--ssl-keyfile',
-        certs.files.serverKey,
+        ...serverTls(),
         '--timeout-ready',
         '10000',
       ],

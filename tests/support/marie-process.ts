@@ -39,6 +39,28 @@ export function runMarie(
   return { child, ready, stdout: () => out, stderr: () => err, exited };
 }
 
+/**
+ * `marie executor` on loopback: `--uses`, the protocols (the runtime's default: gRPC) and their
+ * ports (0: free ones), then `extra`.
+ */
+export function executorArgs(
+  uses: string,
+  options: { protocols?: readonly string[]; ports?: readonly (number | string)[] } = {},
+  ...extra: string[]
+): string[] {
+  return [
+    'executor',
+    '--uses',
+    uses,
+    '--host',
+    '127.0.0.1',
+    ...(options.protocols ? ['--protocol', ...options.protocols] : []),
+    '--port',
+    ...(options.ports ?? [0]).map(String),
+    ...extra,
+  ];
+}
+
 /** Waits for `count` ready lines; rejects with the process's stderr if it exits or takes too long. */
 export async function waitReady(p: MarieProcess, count = 1, timeoutMs = 20_000): Promise<string[]> {
   const started = Date.now();
