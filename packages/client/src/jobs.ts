@@ -1,4 +1,4 @@
-import { ErrorCode, MarieError } from '@marie/core';
+import { ErrorCode, MarieError, type TlsClientOptions } from '@marie/core';
 import { Agent, fetch } from 'undici';
 
 /** A job as the gateway's job API answers it (`GET /api/v1/jobs/:id`). */
@@ -54,7 +54,7 @@ export class JobsClient {
     origin: string,
     options: {
       apiKey?: string;
-      tls?: { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
+      tls?: TlsClientOptions;
     } = {},
   ) {
     this.origin = origin.replace(/\/+$/, '');

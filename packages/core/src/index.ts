@@ -110,9 +110,11 @@ export {
 export {
   ApiKeys,
   checkRequestLimits,
+  checkTlsClient,
   DEFAULT_LIMITS,
   resolveLimits,
   type ServerLimits,
+  type TlsClientOptions,
   type TlsServerOptions,
   withRequestTimeout,
 } from './server-options.js';

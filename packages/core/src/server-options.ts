@@ -70,6 +70,27 @@ export interface TlsServerOptions {
   clientCa?: Buffer | string;
 }
 
+/**
+ * What a TLS client trusts and presents (PEM): `ca` instead of the system's roots; `cert` and
+ * `key`, both or neither, for servers that ask for a client certificate (mutual TLS).
+ */
+export interface TlsClientOptions {
+  ca?: Buffer | string;
+  cert?: Buffer | string;
+  key?: Buffer | string;
+}
+
+/** The options as given, or an InvalidArgument naming `tls` when only one of cert and key is. */
+export function checkTlsClient(tls: TlsClientOptions): TlsClientOptions {
+  if ((tls.cert === undefined) !== (tls.key === undefined))
+    throw new MarieError(
+      ErrorCode.InvalidArgument,
+      'tls: a client certificate needs both cert and key',
+      { field: 'tls' },
+    );
+  return tls;
+}
+
 const digest = (s: string) => createHash('sha256').update(s, 'utf8').digest();
 
 /**

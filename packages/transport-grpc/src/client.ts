@@ -1,5 +1,6 @@
 import * as grpc from '@grpc/grpc-js';
 import {
+  checkTlsClient,
   createDataRequest,
   type DataRequest,
   ErrorCode,
@@ -9,6 +10,7 @@ import {
   type SingleDocumentRequest,
   StatusCode,
   splitDocs,
+  type TlsClientOptions,
   throwIfError,
 } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, newDocId, type TSchema } from '@marie/docs';
@@ -31,7 +33,7 @@ export interface GrpcClientOptions {
    * TLS: true for the system roots, or `ca` (PEM) to trust instead; `cert` and `key` (PEM) present
    * a client certificate to servers that ask for one (mutual TLS).
    */
-  tls?: boolean | { ca?: Buffer | string; cert?: Buffer | string; key?: Buffer | string };
+  tls?: boolean | TlsClientOptions;
   /** Sent as `authorization: Bearer <key>` metadata on every call (a gateway's API keys). */
   apiKey?: string;
   /** Channels (separate connections) requests are spread over; 2 unless given. */
@@ -71,13 +73,7 @@ export class GrpcClient {
     this.target = `${options.allAddresses ? 'dns:///' : ''}${host}:${options.port}`;
     this.#apiKey = options.apiKey;
     const pem = (v: Buffer | string | undefined) => (v === undefined ? null : Buffer.from(v));
-    const tls = typeof options.tls === 'object' ? options.tls : {};
-    if ((tls.cert === undefined) !== (tls.key === undefined))
-      throw new MarieError(
-        ErrorCode.InvalidArgument,
-        'tls: a client certificate needs both cert and key',
-        { field: 'tls' },
-      );
+    const tls = checkTlsClient(typeof options.tls === 'object' ? options.tls : {});
     const credentials = options.tls
       ? grpc.credentials.createSsl(pem(tls.ca), pem(tls.key), pem(tls.cert))
       : grpc.credentials.createInsecure();

@@ -1,4 +1,5 @@
 import {
+  checkTlsClient,
   createDataRequest,
   type DataRequest,
   ErrorCode,
@@ -7,6 +8,7 @@ import {
   type PostOptions,
   StatusCode,
   splitDocs,
+  type TlsClientOptions,
 } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, type TSchema } from '@marie/docs';
 import { Agent, request } from 'undici';
@@ -27,27 +29,9 @@ export interface HttpClientOptions {
   apiKey?: string;
 }
 
-/** What a TLS client trusts and presents (PEM). */
-export interface TlsClientOptions {
-  ca?: Buffer | string;
-  cert?: Buffer | string;
-  key?: Buffer | string;
-}
-
 /** Node's TLS connect options from ours; errors name the field. */
-export function tlsConnectOptions(tls: TlsClientOptions): {
-  ca?: Buffer | string;
-  cert?: Buffer | string;
-  key?: Buffer | string;
-} {
-  if ((tls.cert === undefined) !== (tls.key === undefined))
-    throw new MarieError(
-      ErrorCode.InvalidArgument,
-      'tls: a client certificate needs both cert and key',
-      {
-        field: 'tls',
-      },
-    );
+export function tlsConnectOptions(tls: TlsClientOptions): TlsClientOptions {
+  checkTlsClient(tls);
   return {
     ...(tls.ca !== undefined ? { ca: tls.ca } : {}),
     ...(tls.cert !== undefined ? { cert: tls.cert, key: tls.key! } : {}),

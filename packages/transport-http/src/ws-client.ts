@@ -9,12 +9,13 @@ import {
   type PostOptions,
   StatusCode,
   splitDocs,
+  type TlsClientOptions,
 } from '@marie/core';
 import { type AnyDoc, type AnyDocType, DocList, newDocId, type TSchema } from '@marie/docs';
 import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
 import WebSocket from 'ws';
 import { bodyOf, collect } from './client-common.js';
-import { type TlsClientOptions, tlsConnectOptions } from './http-client.js';
+import { tlsConnectOptions } from './http-client.js';
 import { answerFromJson } from './json-wire.js';
 
 export interface WsClientOptions {
@@ -32,7 +33,7 @@ export interface WsClientOptions {
 export class WsClient {
   readonly url: string;
   readonly subprotocol: 'json' | 'bytes';
-  readonly #tls: ReturnType<typeof tlsConnectOptions>;
+  readonly #tls: TlsClientOptions;
   readonly #apiKey: string | undefined;
 
   constructor(options: WsClientOptions) {
