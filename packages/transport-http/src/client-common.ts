@@ -1,8 +1,14 @@
-import { type DataRequest, type MarieError, type PostOptions, throwIfError } from '@marie/core';
+import {
+  type DataRequest,
+  injectContext,
+  type MarieError,
+  type PostOptions,
+  throwIfError,
+} from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, type TSchema } from '@marie/docs';
 import { docsJson } from './json-wire.js';
 
-// What the HTTP and WebSocket clients share: answers to DocLists, request bodies.
+// What the HTTP and WebSocket clients share: answers to DocLists, request bodies and headers.
 
 export type { PostOptions } from '@marie/core';
 
@@ -47,4 +53,17 @@ export function bodyOf(req: DataRequest<any>, schema?: TSchema): Record<string, 
     header,
     exec_endpoint: req.header.execEndpoint ?? '/default',
   };
+}
+
+/** A request's headers: `base`, the active trace context (W3C traceparent) and the API key, if any. */
+export function requestHeaders(
+  apiKey: string | undefined,
+  base: Record<string, string> = {},
+): Record<string, string> {
+  const headers = { ...base };
+  injectContext((key, value) => {
+    headers[key] = value;
+  });
+  if (apiKey !== undefined) headers.authorization = `Bearer ${apiKey}`;
+  return headers;
 }

@@ -3,7 +3,6 @@ import {
   createDataRequest,
   type DataRequest,
   ErrorCode,
-  injectContext,
   MarieError,
   type PostOptions,
   StatusCode,
@@ -12,7 +11,7 @@ import {
 } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, type TSchema } from '@marie/docs';
 import { Agent, request } from 'undici';
-import { bodyOf, collect } from './client-common.js';
+import { bodyOf, collect, requestHeaders } from './client-common.js';
 import { answerFromJson } from './json-wire.js';
 
 export interface HttpClientOptions {
@@ -57,12 +56,7 @@ export class HttpClient {
 
   /** Headers of every request: the active trace context and the API key, if any. */
   #headers(json: boolean): Record<string, string> {
-    const headers: Record<string, string> = json ? { 'content-type': 'application/json' } : {};
-    injectContext((key, value) => {
-      headers[key] = value;
-    });
-    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
-    return headers;
+    return requestHeaders(this.#apiKey, json ? { 'content-type': 'application/json' } : {});
   }
 
   async #call(

@@ -4,7 +4,6 @@ import {
   createDataRequest,
   type DataRequest,
   ErrorCode,
-  injectContext,
   MarieError,
   type PostOptions,
   StatusCode,
@@ -14,7 +13,7 @@ import {
 import { type AnyDoc, type AnyDocType, DocList, newDocId, type TSchema } from '@marie/docs';
 import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
 import WebSocket from 'ws';
-import { bodyOf, collect } from './client-common.js';
+import { bodyOf, collect, requestHeaders } from './client-common.js';
 import { tlsConnectOptions } from './http-client.js';
 import { answerFromJson } from './json-wire.js';
 
@@ -44,16 +43,6 @@ export class WsClient {
     this.#apiKey = options.apiKey;
   }
 
-  /** The upgrade request's headers: the active trace context and the API key, if any. */
-  #headers(): Record<string, string> {
-    const headers: Record<string, string> = {};
-    injectContext((key, value) => {
-      headers[key] = value;
-    });
-    if (this.#apiKey !== undefined) headers.authorization = `Bearer ${this.#apiKey}`;
-    return headers;
-  }
-
   /** Sends requests over one socket and resolves to the answers, in request order. */
   exchange(
     requests: DataRequest<any>[],
@@ -68,7 +57,7 @@ export class WsClient {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(this.url, this.subprotocol, {
         maxPayload: 1 << 30,
-        headers: this.#headers(),
+        headers: requestHeaders(this.#apiKey),
         ...this.#tls,
       });
       const answers = new Map<string, DataRequest>();
