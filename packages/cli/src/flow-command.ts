@@ -45,16 +45,8 @@ async function runFlow(
     if (flags.tracing) o.tracing = true;
     if (flags.tracesExporterHost) o.tracesExporterHost = flags.tracesExporterHost;
     if (flags.tracesExporterPort) o.tracesExporterPort = flags.tracesExporterPort;
-    ops = startOperations(
-      {
-        ...(o.monitoring ? { monitoring: true } : {}),
-        ...(o.portMonitoring !== undefined ? { portMonitoring: o.portMonitoring } : {}),
-        ...(o.tracing ? { tracing: true } : {}),
-        ...(o.tracesExporterHost ? { tracesExporterHost: o.tracesExporterHost } : {}),
-        ...(o.tracesExporterPort ? { tracesExporterPort: o.tracesExporterPort } : {}),
-      },
-      'gateway',
-    );
+    // The Flow's options carry the operations settings under the flags' names.
+    ops = startOperations(o, 'gateway');
     const metrics = ops.metrics;
     if (metrics) {
       o.instrument = (gateway) => metrics.instrument(gateway);
