@@ -80,7 +80,6 @@ export {
   type MetricSample,
   type MetricSource,
   type MetricType,
-  metricFamily,
   registerMetricSource,
 } from './metric-source.js';
 export { acquirePidLock } from './pid-lock.js';

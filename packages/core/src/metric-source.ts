@@ -52,14 +52,3 @@ export async function collectMetricSources(): Promise<MetricFamily[]> {
   }
   return [...byName.values()];
 }
-
-/** One family from label-keyed values, for sources that keep their numbers in maps. */
-export function metricFamily(
-  name: string,
-  help: string,
-  type: MetricType,
-  labelNames: readonly string[],
-  samples: MetricSample[],
-): MetricFamily {
-  return { name, help, type, labelNames, samples };
-}
