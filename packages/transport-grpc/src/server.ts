@@ -3,7 +3,7 @@ import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import {
-  ApiKeys,
+  type ApiKeys,
   checkRequestLimits,
   createDataRequest,
   createLogger,
@@ -35,6 +35,7 @@ import {
   singleDocRequestToProto,
   statusToProto,
 } from '@marie/proto';
+import { apiKeyInterceptor } from './api-keys.js';
 import { serviceError, toGrpcStatus } from './codes.js';
 import { SERVICES, serverDefinition, WireAnswer } from './definitions.js';
 import { HealthService } from './health.js';
@@ -60,9 +61,6 @@ export interface GrpcServerOptions {
   limits?: Partial<ServerLimits>;
   logger?: Logger;
 }
-
-/** Calls that need no key: health checks (orchestrators probe without one). */
-const OPEN_METHODS = new Set(['/grpc.health.v1.Health/Check', '/grpc.health.v1.Health/Watch']);
 
 export const DEFAULT_PORT = 54321;
 
@@ -502,31 +500,4 @@ export class GrpcServer {
     const pkg = loadSync(files, { includeDirs: [PROTO_ROOT], keepCase: true });
     new ReflectionService(pkg).addToServer(s);
   }
-}
-
-/**
- * Refuses a call without one of the keys (`authorization: Bearer <key>` metadata) as soon as its
- * metadata arrives, before its message is read; health checks stay open.
- */
-function apiKeyInterceptor(keys: ApiKeys): grpc.ServerInterceptor {
-  return (method, call) =>
-    new grpc.ServerInterceptingCall(call, {
-      start: (next) =>
-        next({
-          onReceiveMetadata: (metadata, pass) => {
-            const header = metadata.get('authorization')[0];
-            if (
-              OPEN_METHODS.has(method.path) ||
-              keys.accepts(
-                ApiKeys.fromAuthorization(typeof header === 'string' ? header : undefined),
-              )
-            )
-              return pass(metadata);
-            call.sendStatus({
-              code: grpc.status.UNAUTHENTICATED,
-              details: 'missing or unknown API key (send authorization: Bearer <key>)',
-            });
-          },
-        }),
-    });
 }

@@ -3,7 +3,7 @@ import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import {
-  ApiKeys,
+  type ApiKeys,
   checkRequestLimits,
   createDataRequest,
   createLogger,
@@ -24,6 +24,7 @@ import {
 } from '@marie/core';
 import { DocValidationError, setTensorElementLimit } from '@marie/docs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { requireApiKeys } from './api-keys.js';
 import { answerJson, requestFromJson } from './json-wire.js';
 import { ERROR_SCHEMA, openApiModels } from './openapi.js';
 import { serveWebSocket } from './websocket.js';
@@ -130,7 +131,7 @@ export class HttpServer {
           }
         : {}),
     }) as unknown as FastifyInstance;
-    if (options.apiKeys) this.#requireKeys(options.apiKeys);
+    if (options.apiKeys) requireApiKeys(this.app, options.apiKeys);
     // Documents are validated by @marie/docs (errors name `docs[i].field`); route schemas only
     // describe the API for OpenAPI, and answers are serialized by their own toJSON.
     this.app.setValidatorCompiler(() => () => true);
@@ -175,34 +176,6 @@ export class HttpServer {
       }
     })();
     return this.#stopping;
-  }
-
-  /**
-   * Checks the key of every request as soon as its head arrives (fastify's onRequest runs before
-   * the body is read): 401 with `WWW-Authenticate: Bearer` without one. Health and the API's
-   * description stay open, so do /ui's static files (its calls carry the key).
-   */
-  #requireKeys(keys: ApiKeys): void {
-    this.app.addHook('onRequest', async (req, reply) => {
-      const path = req.url.split('?')[0]!;
-      const upgrade = req.headers.upgrade?.toLowerCase() === 'websocket';
-      const open =
-        req.method === 'GET' &&
-        !upgrade &&
-        (path === '/' ||
-          path === '/openapi.json' ||
-          path === '/docs' ||
-          path.startsWith('/docs/') ||
-          path === '/ui' ||
-          path === '/ui/' ||
-          /^\/ui\/app\.(js|css)$/.test(path));
-      if (open || keys.accepts(ApiKeys.fromAuthorization(req.headers.authorization))) return;
-      reply
-        .code(401)
-        .header('www-authenticate', 'Bearer')
-        .send({ detail: 'missing or unknown API key (send Authorization: Bearer <key>)' });
-      return reply;
-    });
   }
 
   #health(reply: FastifyReply): void {
@@ -304,7 +277,7 @@ export class HttpServer {
           description: `Marie executor: one POST per endpoint. Documents carry tensors as nested number lists and bytes as base64.${keyed ? ' Requests need an API key: Authorization: Bearer <key>.' : ''}`,
           version: VERSION,
         },
-        // The scheme every route but health and this description needs (see #requireKeys).
+        // The scheme every route but health and this description needs (see requireApiKeys).
         ...(keyed
           ? {
               components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
