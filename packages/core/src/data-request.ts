@@ -1,4 +1,4 @@
-import { type DocList, newDocId } from '@marie/docs';
+import { type DocList, newDocId, type TSchema } from '@marie/docs';
 import { ErrorCode, MarieError, type RemoteException } from './errors.js';
 
 /** StatusProto.StatusCode (spec/wire.md). */
@@ -52,6 +52,11 @@ export interface SingleDocumentRequest<D extends object = Record<string, unknown
   parameters: Record<string, unknown>;
   routes: Route[];
   document: D | Record<string, unknown>;
+  /**
+   * The document's type, where the processor that answered knows it (an executor's endpoint): a
+   * transport encodes by it. Local only, never on the wire.
+   */
+  docType?: TSchema;
 }
 
 export interface DataRequestInit<D extends object = Record<string, unknown>> {

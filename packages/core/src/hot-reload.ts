@@ -2,9 +2,8 @@ import { type FSWatcher, watch } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import type { BatchEvent } from './batcher.js';
 import type { DataRequest, SingleDocumentRequest } from './data-request.js';
-import type { EndpointListing } from './endpoints.js';
 import { createLogger, type Logger } from './logger.js';
-import type { Processor } from './processor.js';
+import { DelegatingProcessor, type Processor } from './processor.js';
 import type { HandleOptions } from './request-context.js';
 
 type Health = Readonly<{ serving: boolean; reason: string }>;
@@ -35,7 +34,7 @@ export interface HotReloaderOptions {
  * Endpoints added by a reload are served over gRPC, WebSocket and HTTP `POST /post`; the HTTP
  * server's per-endpoint routes and OpenAPI document are those of the first load.
  */
-export class HotReloader implements Processor {
+export class HotReloader extends DelegatingProcessor {
   #current: Processor;
   #files: readonly string[];
   readonly #options: HotReloaderOptions;
@@ -55,6 +54,7 @@ export class HotReloader implements Processor {
   generation = 0;
 
   private constructor(first: Loaded, options: HotReloaderOptions) {
+    super();
     this.#current = first.processor;
     this.#files = first.files;
     this.#options = options;
@@ -74,24 +74,21 @@ export class HotReloader implements Processor {
     return this.#current;
   }
 
+  protected get target(): Processor {
+    return this.#current;
+  }
+
   get files(): readonly string[] {
     return this.#files;
   }
 
-  get name(): string {
-    return this.#current.name;
-  }
-
-  get kind(): string {
-    return this.#current.kind;
-  }
-
-  handle(request: DataRequest<any>, options?: HandleOptions): Promise<DataRequest<any>> {
+  // Requests are counted per version: the old one closes once its last request is answered.
+  override handle(request: DataRequest<any>, options?: HandleOptions): Promise<DataRequest<any>> {
     const p = this.#enter();
     return p.handle(request, options).finally(() => this.#leave(p));
   }
 
-  handleMany(
+  override handleMany(
     requests: readonly DataRequest<any>[],
     options?: HandleOptions,
   ): Promise<DataRequest<any>> {
@@ -99,7 +96,7 @@ export class HotReloader implements Processor {
     return p.handleMany(requests, options).finally(() => this.#leave(p));
   }
 
-  async *streamDoc(
+  override async *streamDoc(
     request: SingleDocumentRequest<any>,
     options?: HandleOptions,
   ): AsyncGenerator<SingleDocumentRequest<any>> {
@@ -111,42 +108,23 @@ export class HotReloader implements Processor {
     }
   }
 
-  endpoints(): EndpointListing {
-    return this.#current.endpoints();
-  }
-
-  endpointFor(name: string | undefined) {
-    return this.#current.endpointFor(name);
-  }
-
-  health(): Health {
-    return this.#current.health?.() ?? { serving: true, reason: '' };
-  }
-
-  onHealthChange(fn: (h: Health) => void): () => void {
+  // Listeners follow the version serving now, across reloads.
+  override onHealthChange(fn: (h: Health) => void): () => void {
     this.#healthListeners.add(fn);
     return () => {
       this.#healthListeners.delete(fn);
     };
   }
 
-  onBatch(fn: (e: BatchEvent) => void): () => void {
+  override onBatch(fn: (e: BatchEvent) => void): () => void {
     this.#batchListeners.add(fn);
     return () => {
       this.#batchListeners.delete(fn);
     };
   }
 
-  batchQueues(): { endpoint: string; documents: number }[] {
-    return this.#current.batchQueues?.() ?? [];
-  }
-
-  flush(): Promise<void> {
-    return this.#current.flush();
-  }
-
   /** Stops watching, waits for a reload under way, and closes the handler serving now. */
-  async close(): Promise<void> {
+  override async close(): Promise<void> {
     this.#closed = true;
     clearTimeout(this.#timer);
     for (const w of this.#watchers.values()) w.close();

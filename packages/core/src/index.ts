@@ -1,8 +1,10 @@
 import './metadata.js';
 
-export { type BatchEvent, type BatchOutcome, canonicalJson } from './batcher.js';
+// ---------------------------------------------------------------------------------------------
+// What users import: write an executor, load it from YAML, call it, handle its errors.
+// ---------------------------------------------------------------------------------------------
+
 export { ConfigError } from './config/config-error.js';
-export { freshImporter } from './config/import-module.js';
 export {
   executorFromConfig,
   type LoadExecutorOptions,
@@ -16,17 +18,9 @@ export {
   registerLazyExecutor,
 } from './config/registry.js';
 export {
-  envReferences,
-  keepEnvReferences,
-  type SubstituteOptions,
-  substitute as substituteVariables,
-  substituteEnvReferences,
-} from './config/substitute.js';
-export {
   createDataRequest,
   type DataRequest,
   type DataRequestInit,
-  errorStatus,
   type RequestHeader,
   type Route,
   type SingleDocumentRequest,
@@ -45,16 +39,7 @@ export {
   type Metas,
   type RuntimeArgs,
 } from './executor.js';
-export {
-  EXIT_FATAL,
-  type FaultMarker,
-  fallbackFaultDir,
-  faultDir,
-  findFaultMarkers,
-  removeFaultMarker,
-  writeFaultMarker,
-} from './fault-marker.js';
-export { HotReloader, type HotReloaderOptions, type Loaded } from './hot-reload.js';
+export { EXIT_FATAL } from './fault-marker.js';
 export {
   type EndpointAnswer,
   type EndpointCall,
@@ -62,42 +47,20 @@ export {
   registerInterceptor,
   useInterceptor,
 } from './interceptor.js';
-export { lazySignal } from './lazy-signal.js';
 export {
-  checkLogLevel,
   configureLogging,
   createLogger,
-  currentLogContext,
   type LogContext,
   type Logger,
   type LoggingOptions,
-  rootLogger,
-  withLogContext,
 } from './logger.js';
-export {
-  collectMetricSources,
-  type MetricFamily,
-  type MetricSample,
-  type MetricSource,
-  type MetricType,
-  registerMetricSource,
-} from './metric-source.js';
-export { acquirePidLock } from './pid-lock.js';
-export {
-  backoffDelay,
-  type PostOptions,
-  type PostResponse,
-  retryPolicy,
-  splitDocs,
-} from './post-options.js';
-export type { Processor } from './processor.js';
-export { reduceDocs } from './reduce.js';
+export type { PostOptions, PostResponse } from './post-options.js';
 export {
   createRequestContext,
   type HandleOptions,
   type RequestContext,
 } from './request-context.js';
-export { logContextOf, RequestHandler, type RequestHandlerOptions } from './request-handler.js';
+export { RequestHandler, type RequestHandlerOptions } from './request-handler.js';
 export {
   type BatchingOptions,
   DEFAULT_ENDPOINT,
@@ -106,6 +69,23 @@ export {
   type RequestsOptions,
   requests,
 } from './requests.js';
+
+// ---------------------------------------------------------------------------------------------
+// What sibling packages import: the seams of serving, routing, operating and supervising (the
+// transports, flow, client, storage, events, gpu, metrics, tracing, cli). Stable for them, not a
+// promise to users.
+// ---------------------------------------------------------------------------------------------
+
+// Serving: what every transport serves and enforces.
+
+export { type BatchEvent, type BatchOutcome, canonicalJson } from './batcher.js';
+export { freshImporter } from './config/import-module.js';
+export { errorStatus } from './data-request.js';
+export { HotReloader, type HotReloaderOptions, type Loaded } from './hot-reload.js';
+export { lazySignal, NEVER_ABORTED } from './lazy-signal.js';
+export { DelegatingProcessor, type Processor } from './processor.js';
+export { reduceDocs } from './reduce.js';
+export { logContextOf } from './request-handler.js';
 export {
   ApiKeys,
   checkRequestLimits,
@@ -117,6 +97,41 @@ export {
   type TlsServerOptions,
   withRequestTimeout,
 } from './server-options.js';
+
+// Clients: retries and request splitting.
+
+export { backoffDelay, retryPolicy, splitDocs } from './post-options.js';
+
+// Configuration: `${{ ENV.X }}` and `${{ VAR }}` substitution (Flows, exports, CLI flags).
+
+export {
+  envReferences,
+  keepEnvReferences,
+  type SubstituteOptions,
+  substitute as substituteVariables,
+  substituteEnvReferences,
+} from './config/substitute.js';
+
+// Operating: fault markers, logs, metric sources, single-instance locks, traces.
+
+export {
+  type FaultMarker,
+  fallbackFaultDir,
+  faultDir,
+  findFaultMarkers,
+  removeFaultMarker,
+  writeFaultMarker,
+} from './fault-marker.js';
+export { checkLogLevel, currentLogContext, rootLogger, withLogContext } from './logger.js';
+export {
+  collectMetricSources,
+  type MetricFamily,
+  type MetricSample,
+  type MetricSource,
+  type MetricType,
+  registerMetricSource,
+} from './metric-source.js';
+export { acquirePidLock } from './pid-lock.js';
 export {
   contextFromTraceparent,
   currentTraceparent,

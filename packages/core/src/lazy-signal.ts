@@ -14,3 +14,6 @@ export function lazySignal(watch: (abort: (reason: Error) => void) => void): () 
     return made.signal;
   };
 }
+
+/** A signal that never aborts: what a call nobody can cancel is handed (one for the process). */
+export const NEVER_ABORTED: AbortSignal = new AbortController().signal;

@@ -1,5 +1,6 @@
 import type { DocList } from '@marie/docs';
 import type { RequestHeader } from './data-request.js';
+import { NEVER_ABORTED } from './lazy-signal.js';
 
 /** What an endpoint method gets beside its documents. */
 export interface RequestContext<P = Record<string, unknown>> {
@@ -24,8 +25,6 @@ export interface HandleOptions {
   docsBytes?: boolean;
 }
 
-const NEVER = new AbortController().signal;
-
 /**
  * A context for calling an endpoint method directly (unit tests, scripts):
  * `executor.process(docs, createRequestContext({ parameters: { job_id: 'j1' } }))`.
@@ -37,7 +36,7 @@ export function createRequestContext<P = Record<string, unknown>>(
     parameters: init.parameters ?? ({} as P),
     docsMatrix: init.docsMatrix ?? [],
     header: init.header ?? { requestId: 'local' },
-    signal: init.signal ?? NEVER,
+    signal: init.signal ?? NEVER_ABORTED,
     endpoint: init.endpoint ?? '/default',
   };
 }

@@ -20,6 +20,7 @@ import {
 import { ErrorCode, MarieError } from './errors.js';
 import type { Executor } from './executor.js';
 import { type EndpointAnswer, interceptorsOf, runIntercepted } from './interceptor.js';
+import { NEVER_ABORTED } from './lazy-signal.js';
 import { createLogger, type LogContext, withLogContext } from './logger.js';
 import { Mutex } from './mutex.js';
 import type { Processor } from './processor.js';
@@ -37,8 +38,6 @@ export interface RequestHandlerOptions {
    */
   noReduce?: boolean;
 }
-
-const NEVER = new AbortController().signal;
 
 /**
  * The transport-agnostic core of serving: a DataRequest in, a DataRequest out, following the
@@ -76,7 +75,7 @@ export class RequestHandler implements Processor {
       this.#invoke(
         endpoint,
         docs,
-        this.#context(endpoint, docs, parameters, { requestId: 'batch' }, NEVER),
+        this.#context(endpoint, docs, parameters, { requestId: 'batch' }, NEVER_ABORTED),
       ),
     );
   }
@@ -128,7 +127,11 @@ export class RequestHandler implements Processor {
     return res.docs as DocList<D>;
   }
 
-  /** Serves one request. Never throws: failures come back as `header.status` ERROR. */
+  /**
+   * Serves one request (Processor's contract): the executor's failures, bad documents and bad
+   * parameters included, come back as answers whose `header.status` is ERROR; it rejects (with a
+   * MarieError) only on a fault of its own.
+   */
   handle(request: DataRequest<any>, options: HandleOptions = {}): Promise<DataRequest<any>> {
     return withLogContext(logContextOf(request), () => this.#serve([request], options));
   }
@@ -155,16 +158,19 @@ export class RequestHandler implements Processor {
     const answer = (
       document: object,
       header: RequestHeader = { requestId: request.header.requestId },
-    ) => ({
+      docType?: AnyDocType,
+    ): SingleDocumentRequest<any> => ({
       header,
       parameters: request.parameters,
       routes: [...request.routes, { executor: this.name }],
       document,
+      ...(docType ? { docType } : {}),
     });
     if (!endpoint?.isGenerator) {
       const res = await this.handle({ ...request, docs: [request.document] }, options);
+      const type = res.docs instanceof DocList ? (res.docs.docType as AnyDocType) : undefined;
       if (res.header.status?.code) yield answer({}, res.header);
-      else for (const doc of res.docs as object[]) yield answer(doc);
+      else for (const doc of res.docs as object[]) yield answer(doc, undefined, type);
       return;
     }
     try {
@@ -174,10 +180,10 @@ export class RequestHandler implements Processor {
         docs,
         this.#parameters(endpoint, request.parameters),
         request.header,
-        options.signal ?? NEVER,
+        options.signal ?? NEVER_ABORTED,
       );
       const stream = this.#generate(endpoint, docs[0]!, ctx);
-      for await (const doc of stream) yield answer(doc);
+      for await (const doc of stream) yield answer(doc, undefined, endpoint.responseSchema);
     } catch (err) {
       yield answer(
         {},
@@ -230,7 +236,19 @@ export class RequestHandler implements Processor {
     return this.#closing;
   }
 
+  /** The answer; a fault outside the executor's call (none is expected) rejects as internal. */
   async #serve(
+    requests: readonly DataRequest<any>[],
+    options: HandleOptions,
+  ): Promise<DataRequest<any>> {
+    try {
+      return await this.#answer(requests, options);
+    } catch (err) {
+      throw err instanceof MarieError ? err : MarieError.from(err, ErrorCode.Internal);
+    }
+  }
+
+  async #answer(
     requests: readonly DataRequest<any>[],
     options: HandleOptions,
   ): Promise<DataRequest<any>> {
@@ -284,7 +302,7 @@ export class RequestHandler implements Processor {
         docs,
         parameters,
         first.header,
-        options.signal ?? NEVER,
+        options.signal ?? NEVER_ABORTED,
         matrix,
       );
       if (this.#opened !== true) await this.open();

@@ -2,6 +2,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { DataRequest } from './data-request.js';
 import { ErrorCode, MarieError } from './errors.js';
+import { NEVER_ABORTED } from './lazy-signal.js';
 
 /**
  * What every front door (gRPC, HTTP, WebSocket, the job API) accepts at most. Each transport
@@ -206,6 +207,7 @@ class Deadlines {
 }
 
 const deadlines = new Map<number, Deadlines>();
+const never = () => NEVER_ABORTED;
 
 /**
  * Runs `work` with a deadline: after `ms` it rejects with DEADLINE_EXCEEDED (naming the limit)
@@ -217,7 +219,6 @@ export function withRequestTimeout<T>(
   signal: (() => AbortSignal) | undefined,
   work: (signal: () => AbortSignal) => Promise<T>,
 ): Promise<T> {
-  const never = () => NEVER;
   if (!ms) return work(signal ?? never);
   let queue = deadlines.get(ms);
   if (!queue) {
@@ -261,5 +262,3 @@ export function withRequestTimeout<T>(
   );
   return promise;
 }
-
-const NEVER = new AbortController().signal;

@@ -86,6 +86,11 @@ export class Gateway implements Processor {
     this.#logger = options.logger ?? createLogger(GATEWAY);
   }
 
+  /**
+   * Walks the graph for one request (Processor's contract): an executor's error answer is the
+   * answer; a hop with no answer (nobody reachable, past its deadline, cancelled) or a request it
+   * cannot route rejects with a MarieError saying which.
+   */
   handle(request: DataRequest<any>, options: HandleOptions = {}): Promise<DataRequest<any>> {
     return withLogContext({ request_id: request.header.requestId }, () =>
       this.#handle(request, options),
@@ -93,6 +98,14 @@ export class Gateway implements Processor {
   }
 
   async #handle(request: DataRequest<any>, options: HandleOptions): Promise<DataRequest<any>> {
+    try {
+      return await this.#walk(request, options);
+    } catch (err) {
+      throw err instanceof MarieError ? err : MarieError.from(err, ErrorCode.Internal);
+    }
+  }
+
+  async #walk(request: DataRequest<any>, options: HandleOptions): Promise<DataRequest<any>> {
     const started = new Date();
     const target = request.header.targetExecutor
       ? targetPattern(request.header.targetExecutor)
@@ -220,10 +233,6 @@ export class Gateway implements Processor {
     return (
       this.#options.endpoints ?? { endpoints: [DRY_RUN_ENDPOINT], writeEndpoints: [], schemas: {} }
     );
-  }
-
-  endpointFor(): undefined {
-    return undefined;
   }
 
   /** Waits for floating work still running. */

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import {
   collectMetricSources,
   type DataRequest,
+  DelegatingProcessor,
   type HandleOptions,
   type MetricFamily,
   type Processor,
@@ -136,9 +137,9 @@ export class Metrics {
 
   /**
    * The processor, measured: every request it handles (one at a time, joined, or streamed) is
-   * counted and timed under this runtime's name. Everything else passes through.
+   * counted and timed under this runtime's name. Everything else is the processor's own.
    */
-  instrument<P extends Processor>(processor: P): P {
+  instrument(processor: Processor): Processor {
     const runtime = { runtime_name: this.runtimeName };
     const executor = processor.kind === 'Gateway' ? undefined : processor.kind;
     if (processor.onBatch && processor.batchQueues) {
@@ -176,22 +177,9 @@ export class Metrics {
         this.#pending.dec(runtime);
       }
     };
-    const measured = {
-      handle: (req: DataRequest<any>, options?: HandleOptions) =>
-        measure(req.header.execEndpoint, () => processor.handle(req, options)),
-      handleMany: (reqs: readonly DataRequest<any>[], options?: HandleOptions) =>
-        measure(reqs[0]?.header.execEndpoint, () => processor.handleMany(reqs, options)),
-      streamDoc: (req: SingleDocumentRequest<any>, options?: HandleOptions) =>
-        this.#stream(processor, req, options),
-    };
-    // Everything else is the processor's own, bound to it (its private fields stay reachable).
-    return new Proxy(processor, {
-      get(target, key, receiver) {
-        if (key in measured) return measured[key as keyof typeof measured];
-        const value = Reflect.get(target, key, receiver);
-        return typeof value === 'function' ? value.bind(target) : value;
-      },
-    });
+    return new Measured(processor, measure, (req, options) =>
+      this.#stream(processor, req, options),
+    );
   }
 
   async *#stream(
@@ -286,5 +274,48 @@ export class Metrics {
           server.close(() => resolve());
         }),
     };
+  }
+}
+
+type Measure = (
+  endpoint: string | undefined,
+  run: () => Promise<DataRequest<any>>,
+) => Promise<DataRequest<any>>;
+
+/** A processor whose requests are counted and timed (`Metrics.instrument`). */
+class Measured extends DelegatingProcessor {
+  readonly #target: Processor;
+  readonly #measure: Measure;
+  readonly #stream: Processor['streamDoc'];
+
+  constructor(target: Processor, measure: Measure, stream: Processor['streamDoc']) {
+    super();
+    this.#target = target;
+    this.#measure = measure;
+    this.#stream = stream;
+  }
+
+  protected get target(): Processor {
+    return this.#target;
+  }
+
+  override handle(req: DataRequest<any>, options?: HandleOptions): Promise<DataRequest<any>> {
+    return this.#measure(req.header.execEndpoint, () => this.#target.handle(req, options));
+  }
+
+  override handleMany(
+    reqs: readonly DataRequest<any>[],
+    options?: HandleOptions,
+  ): Promise<DataRequest<any>> {
+    return this.#measure(reqs[0]?.header.execEndpoint, () =>
+      this.#target.handleMany(reqs, options),
+    );
+  }
+
+  override streamDoc(
+    req: SingleDocumentRequest<any>,
+    options?: HandleOptions,
+  ): AsyncGenerator<SingleDocumentRequest<any>> {
+    return this.#stream(req, options);
   }
 }

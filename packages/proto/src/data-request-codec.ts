@@ -9,9 +9,6 @@ import { DocListProto } from './generated/docarray.js';
 import type { DataRequestProto, SingleDocumentRequestProto } from './generated/jina.js';
 import { StrictReader } from './strict-reader.js';
 
-/** Picks the document type of the endpoint a request names (a handler's `endpointFor`). */
-export type SchemaFor = (endpoint: string | undefined) => TSchema | undefined;
-
 /** A DataRequest as its protobuf message; documents always go as `data.docs`. */
 export function dataRequestToProto(req: DataRequest<any>, schema?: TSchema): DataRequestProto {
   return {

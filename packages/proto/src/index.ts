@@ -13,7 +13,6 @@ export {
   dataRequestToProto,
   decodeDataRequest,
   encodeDataRequest,
-  type SchemaFor,
   singleDocRequestFromProto,
   singleDocRequestToProto,
   withDocsRead,

@@ -1,14 +1,11 @@
-import { createRequire } from 'node:module';
 import * as grpc from '@grpc/grpc-js';
 import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import {
   type ApiKeys,
   checkRequestLimits,
-  createDataRequest,
   createLogger,
   type DataRequest,
-  DRY_RUN_ENDPOINT,
   extractContext,
   type Logger,
   lazySignal,
@@ -22,7 +19,7 @@ import {
   tracingEnabled,
   withRequestTimeout,
 } from '@marie/core';
-import { setTensorElementLimit, type TSchema } from '@marie/docs';
+import { setTensorElementLimit } from '@marie/docs';
 import {
   countDocListBytes,
   dataRequestFromProto,
@@ -33,12 +30,13 @@ import {
   PROTO_ROOT,
   singleDocRequestFromProto,
   singleDocRequestToProto,
-  statusToProto,
 } from '@marie/proto';
 import { apiKeyInterceptor } from './api-keys.js';
 import { serviceError, toGrpcStatus } from './codes.js';
 import { SERVICES, serverDefinition, WireAnswer } from './definitions.js';
 import { HealthService } from './health.js';
+import { addInfoServices } from './info.js';
+import { addSnapshotServices } from './snapshot.js';
 
 export interface GrpcServerOptions {
   /** Interface to listen on; all of them (`0.0.0.0`) unless given. */
@@ -63,17 +61,6 @@ export interface GrpcServerOptions {
 }
 
 export const DEFAULT_PORT = 54321;
-
-const require = createRequire(import.meta.url);
-const VERSION: string = require('../package.json').version;
-
-const SNAPSHOT = jina.SnapshotStatusProto_Status;
-const RESTORE = jina.RestoreSnapshotStatusProto_Status;
-
-interface SnapshotCapable {
-  snapshot?: () => Promise<string> | string;
-  restore?: (file: string) => Promise<void> | void;
-}
 
 /**
  * Serves one executor over gRPC with every service of spec/wire.md: process_single_data,
@@ -222,19 +209,15 @@ export class GrpcServer {
     return this.handler.passesDocsThrough ? { docsBytes: true } : {};
   }
 
-  #schemaOf(res: DataRequest<any>): TSchema | undefined {
-    return this.handler.endpointFor(res.header.execEndpoint)?.responseSchema;
-  }
-
   /**
    * An answer, encoded when grpc-js serializes it; an error status gets trailing metadata
    * `is-error: true` (spec/wire.md).
    */
   #answer(res: DataRequest<any>): { answer: WireAnswer; trailer?: grpc.Metadata } {
-    const schema = this.#schemaOf(res);
+    // The answer's documents carry their type (Processor's contract): nothing to look up.
     const answer = new WireAnswer((lend) => {
       try {
-        return encodeDataRequest(res, schema, lend);
+        return encodeDataRequest(res, undefined, lend);
       } catch (err) {
         this.#logger.error({ err }, 'gRPC answer could not be encoded');
         throw err;
@@ -277,6 +260,19 @@ export class GrpcServer {
 
   #addServices(): void {
     const s = this.#server;
+    this.#addRequestServices(s);
+    this.#addStreamDoc(s);
+    addInfoServices(s, this.handler, (err) => this.#failure(err));
+    addSnapshotServices(s, this.handler, this.#logger);
+    s.addService(serverDefinition(SERVICES.health), this.#health.implementation);
+
+    const files = PROTO_FILES.map((f) => `${PROTO_ROOT}${f}`);
+    const pkg = loadSync(files, { includeDirs: [PROTO_ROOT], keepCase: true });
+    new ReflectionService(pkg).addToServer(s);
+  }
+
+  /** process_single_data, process_data and JinaRPC/Call: DataRequests in, answers out. */
+  #addRequestServices(s: grpc.Server): void {
     const handler = this.handler;
 
     s.addService(serverDefinition(SERVICES.singleData), {
@@ -365,7 +361,11 @@ export class GrpcServer {
         });
       },
     });
+  }
 
+  /** stream_doc: one document in, one answer per document a generator endpoint yields. */
+  #addStreamDoc(s: grpc.Server): void {
+    const handler = this.handler;
     s.addService(serverDefinition(SERVICES.streamDoc), {
       stream_doc: async (call: grpc.ServerWritableStream<Buffer, Uint8Array>) => {
         let req: ReturnType<typeof singleDocRequestFromProto>;
@@ -376,12 +376,11 @@ export class GrpcServer {
           return;
         }
         try {
-          const schema = handler.endpointFor(req.header.execEndpoint)?.responseSchema;
           for await (const part of handler.streamDoc(req, { signal: this.#signal(call) })) {
             if (call.cancelled) break;
             call.write(
               jina.SingleDocumentRequestProto.encode(
-                singleDocRequestToProto(part, part.header.status ? undefined : schema),
+                singleDocRequestToProto(part, part.header.status ? undefined : part.docType),
               ).finish(),
             );
           }
@@ -391,113 +390,5 @@ export class GrpcServer {
         }
       },
     });
-
-    s.addService(serverDefinition(SERVICES.discovery), {
-      endpoint_discovery: (_call: unknown, callback: grpc.sendUnaryData<jina.EndpointsProto>) => {
-        const { endpoints, writeEndpoints, schemas } = handler.endpoints();
-        callback(null, { endpoints, writeEndpoints, schemas: schemas as Record<string, unknown> });
-      },
-    });
-
-    s.addService(serverDefinition(SERVICES.dryRun), {
-      dry_run: (_call: unknown, callback: grpc.sendUnaryData<jina.StatusProto>) => {
-        handler.handle(createDataRequest({ endpoint: DRY_RUN_ENDPOINT })).then(
-          (res) =>
-            callback(
-              null,
-              statusToProto(res.header.status ?? { code: StatusCode.SUCCESS, description: '' }),
-            ),
-          (err) => callback(this.#internal(err)),
-        );
-      },
-    });
-
-    s.addService(serverDefinition(SERVICES.info), {
-      _status: (_call: unknown, callback: grpc.sendUnaryData<jina.JinaInfoProto>) => {
-        const envs: Record<string, string> = {};
-        for (const [k, v] of Object.entries(process.env))
-          if (/^(MARIE|JINA)_/.test(k) && v !== undefined) envs[k] = v;
-        callback(null, {
-          jina: {
-            marie: VERSION,
-            'marie-runtime': 'typescript',
-            node: process.version,
-            'grpc-js': (require('@grpc/grpc-js/package.json') as { version: string }).version,
-            executor: handler.kind,
-            name: handler.name,
-          },
-          envs,
-        });
-      },
-    });
-
-    const runtime: SnapshotCapable = handler;
-    let lastSnapshot: jina.SnapshotStatusProto | undefined;
-    let lastRestore: jina.RestoreSnapshotStatusProto | undefined;
-    s.addService(serverDefinition(SERVICES.snapshot), {
-      snapshot: async (_call: unknown, callback: grpc.sendUnaryData<jina.SnapshotStatusProto>) => {
-        const id = { value: `snapshot-${Date.now()}` };
-        if (typeof runtime.snapshot !== 'function')
-          return callback(null, { id, status: SNAPSHOT.NOT_FOUND, snapshotFile: '' });
-        try {
-          lastSnapshot = {
-            id,
-            status: SNAPSHOT.SUCCEEDED,
-            snapshotFile: await runtime.snapshot(),
-          };
-        } catch (err) {
-          this.#logger.error({ err }, 'snapshot failed');
-          lastSnapshot = { id, status: SNAPSHOT.FAILED, snapshotFile: '' };
-        }
-        callback(null, lastSnapshot);
-      },
-    });
-    s.addService(serverDefinition(SERVICES.snapshotProgress), {
-      snapshot_status: (
-        call: grpc.ServerUnaryCall<jina.SnapshotId, unknown>,
-        callback: grpc.sendUnaryData<jina.SnapshotStatusProto>,
-      ) => {
-        const known = lastSnapshot && lastSnapshot.id?.value === call.request.value;
-        callback(
-          null,
-          known
-            ? lastSnapshot!
-            : { id: call.request, status: SNAPSHOT.NOT_FOUND, snapshotFile: '' },
-        );
-      },
-    });
-    s.addService(serverDefinition(SERVICES.restore), {
-      restore: async (
-        call: grpc.ServerUnaryCall<jina.RestoreSnapshotCommand, unknown>,
-        callback: grpc.sendUnaryData<jina.RestoreSnapshotStatusProto>,
-      ) => {
-        const id = { value: `restore-${Date.now()}` };
-        if (typeof runtime.restore !== 'function')
-          return callback(null, { id, status: RESTORE.FAILED });
-        try {
-          await runtime.restore(call.request.snapshotFile);
-          lastRestore = { id, status: RESTORE.SUCCEEDED };
-        } catch (err) {
-          this.#logger.error({ err }, 'restore failed');
-          lastRestore = { id, status: RESTORE.FAILED };
-        }
-        callback(null, lastRestore);
-      },
-    });
-    s.addService(serverDefinition(SERVICES.restoreProgress), {
-      restore_status: (
-        call: grpc.ServerUnaryCall<jina.RestoreId, unknown>,
-        callback: grpc.sendUnaryData<jina.RestoreSnapshotStatusProto>,
-      ) => {
-        const known = lastRestore && lastRestore.id?.value === call.request.value;
-        callback(null, known ? lastRestore! : { id: call.request, status: RESTORE.NOT_FOUND });
-      },
-    });
-
-    s.addService(serverDefinition(SERVICES.health), this.#health.implementation);
-
-    const files = PROTO_FILES.map((f) => `${PROTO_ROOT}${f}`);
-    const pkg = loadSync(files, { includeDirs: [PROTO_ROOT], keepCase: true });
-    new ReflectionService(pkg).addToServer(s);
   }
 }

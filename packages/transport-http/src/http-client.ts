@@ -12,6 +12,7 @@ import {
 import { AnyDoc, type AnyDocType, DocList, type TSchema } from '@marie/docs';
 import { Agent, request } from 'undici';
 import { bodyOf, collect, requestHeaders } from './client-common.js';
+import { fromHttpStatus } from './codes.js';
 import { answerFromJson } from './json-wire.js';
 
 export interface HttpClientOptions {
@@ -123,19 +124,7 @@ export class HttpClient {
       }
       return answer;
     }
-    const code =
-      status === 413 || status === 429
-        ? ErrorCode.ResourceExhausted
-        : status === 401
-          ? ErrorCode.Unauthenticated
-          : status === 503
-            ? ErrorCode.Unavailable
-            : status === 504
-              ? ErrorCode.DeadlineExceeded
-              : status === 404
-                ? ErrorCode.NotFound
-                : ErrorCode.InvalidArgument;
-    throw new MarieError(code, `HTTP ${status}: ${String(json.detail ?? '')}`);
+    throw new MarieError(fromHttpStatus(status), `HTTP ${status}: ${String(json.detail ?? '')}`);
   }
 
   async post<R extends AnyDocType = typeof AnyDoc>(
@@ -190,7 +179,7 @@ export class HttpClient {
     });
     if (res.statusCode !== 200)
       throw new MarieError(
-        ErrorCode.InvalidArgument,
+        fromHttpStatus(res.statusCode),
         `HTTP ${res.statusCode}: ${await res.body.text()}`,
       );
     const schema = (options.responseSchema ?? AnyDoc) as R & { static: object };

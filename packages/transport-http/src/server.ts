@@ -22,9 +22,10 @@ import {
   tracingEnabled,
   withRequestTimeout,
 } from '@marie/core';
-import { DocValidationError, setTensorElementLimit } from '@marie/docs';
+import { setTensorElementLimit, type TSchema } from '@marie/docs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { requireApiKeys } from './api-keys.js';
+import { toHttpStatus } from './codes.js';
 import { answerJson, requestFromJson } from './json-wire.js';
 import { ERROR_SCHEMA, openApiModels } from './openapi.js';
 import { serveWebSocket } from './websocket.js';
@@ -63,16 +64,6 @@ export type HttpPlugin = (app: FastifyInstance) => Promise<void>;
 
 const require = createRequire(import.meta.url);
 const VERSION: string = require('../package.json').version;
-
-/** Errors a handler may throw that are the request's fault or a peer's state, not ours. */
-const HTTP_STATUS: Partial<Record<string, number>> = {
-  deadline_exceeded: 504,
-  unavailable: 503,
-  invalid_argument: 422,
-  resource_exhausted: 413,
-  unauthenticated: 401,
-  not_found: 404,
-};
 
 /** The trace context a caller sent in its headers (`traceparent`, `tracestate`). */
 export function headerContext(headers: Record<string, string | string[] | undefined>) {
@@ -216,15 +207,9 @@ export class HttpServer {
         ),
       );
     } catch (err) {
-      // A gateway's hop failing below the executor (504 for a deadline, 503 for nobody there),
-      // or input it could not carry on (422: nested too deeply to encode).
-      const e = MarieError.from(err);
-      const status = HTTP_STATUS[e.code];
-      if (status) {
-        reply.code(status).send({ detail: e.message });
-        return;
-      }
-      throw err;
+      // No answer (Processor's contract): a gateway's hop failing below the executor (504 for a
+      // deadline, 503 for nobody there), or input it could not carry on (422).
+      return this.#refuse(err, reply);
     }
     const status = res.header.status;
     if (status?.code === StatusCode.ERROR) {
@@ -236,8 +221,7 @@ export class HttpServer {
         .send({ detail: description, exception: status.exception, ...answerJson(res) });
       return;
     }
-    const schema = this.handler.endpointFor(res.header.execEndpoint)?.responseSchema;
-    reply.send(answerJson(res, schema));
+    reply.send(answerJson(res));
   }
 
   /** The work inside a server span whose parent is the caller's `traceparent` header. */
@@ -256,11 +240,15 @@ export class HttpServer {
     );
   }
 
-  #badInput(err: unknown, reply: FastifyReply): void {
-    if (err instanceof DocValidationError) reply.code(422).send({ detail: err.message });
-    else if ((err as { code?: string }).code === 'resource_exhausted')
-      reply.code(413).send({ detail: (err as Error).message });
-    else throw err;
+  /**
+   * A request that gets no answer, in the status its code maps to (codes.ts) with its message;
+   * an error of ours (500) goes to the error handler, which logs it and keeps its message back.
+   */
+  #refuse(err: unknown, reply: FastifyReply): void {
+    const e = MarieError.from(err);
+    const status = toHttpStatus(e.code);
+    if (status === 500) throw err;
+    reply.code(status).send({ detail: e.message, ...(e.field ? { field: e.field } : {}) });
   }
 
   async #http(): Promise<void> {
@@ -332,7 +320,7 @@ export class HttpServer {
             request = requestFromJson(req.body, endpoint);
             checkRequestLimits(request, this.#limits);
           } catch (err) {
-            return this.#badInput(err, reply);
+            return this.#refuse(err, reply);
           }
           await this.#answer(request, req, this.#signalOf(req, reply), reply);
         },
@@ -372,7 +360,7 @@ export class HttpServer {
           request = requestFromJson(req.body);
           checkRequestLimits(request, this.#limits);
         } catch (err) {
-          return this.#badInput(err, reply);
+          return this.#refuse(err, reply);
         }
         await this.#answer(request, req, this.#signalOf(req, reply), reply);
       },
@@ -402,9 +390,8 @@ export class HttpServer {
       'cache-control': 'no-cache',
       connection: 'keep-alive',
     });
-    const schema = this.handler.endpointFor(endpoint)?.responseSchema;
-    const toJson = (doc: object) =>
-      answerJson({ header: { requestId: '' }, parameters: {}, routes: [], docs: [doc] }, schema)
+    const toJson = (doc: object, type: TSchema | undefined) =>
+      answerJson({ header: { requestId: '' }, parameters: {}, routes: [], docs: [doc] }, type)
         .data as unknown[];
     for await (const part of this.handler.streamDoc(
       {
@@ -422,7 +409,9 @@ export class HttpServer {
         );
         break;
       }
-      out.write(`event: update\ndata: ${JSON.stringify(toJson(part.document as object)[0])}\n\n`);
+      out.write(
+        `event: update\ndata: ${JSON.stringify(toJson(part.document as object, part.docType)[0])}\n\n`,
+      );
     }
     if (!out.destroyed) out.end('event: end\ndata: {}\n\n');
   }

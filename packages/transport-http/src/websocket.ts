@@ -116,8 +116,7 @@ export function serveWebSocket(
         maybeEnd();
       });
   };
-  const schemaOf = (res: DataRequest) =>
-    handler.endpointFor(res.header.execEndpoint)?.responseSchema;
+  // Answers' documents carry their type (Processor's contract): nothing is looked up here.
 
   socket.on('message', (data: Buffer, isBinary: boolean) => {
     if (ended || failed) return;
@@ -133,7 +132,7 @@ export function serveWebSocket(
       } catch (err) {
         return fail((err as Error).message);
       }
-      return run(req, (res) => encodeDataRequest(res, schemaOf(res)));
+      return run(req, (res) => encodeDataRequest(res));
     }
     if (isBinary) return fail('the json sub-protocol takes text frames');
     let body: unknown;
@@ -152,6 +151,6 @@ export function serveWebSocket(
     } catch (err) {
       return fail((err as Error).message);
     }
-    run(req, (res) => JSON.stringify(answerJson(res, schemaOf(res))));
+    run(req, (res) => JSON.stringify(answerJson(res)));
   });
 }
