@@ -39,6 +39,7 @@ const PACKAGES = [
   'events',
   'executor',
   'ocr',
+  'jobs-contract',
   'jobs',
   'metrics',
   'tracing',
@@ -126,7 +127,8 @@ import { Nvml } from '@marie/gpu';
 import { Toast, JsonlHandler } from '@marie/events';
 import { MarieExecutor } from '@marie/executor';
 import { OcrEngine } from '@marie/ocr';
-import { jobUi, parseSubmission, queueOf } from '@marie/jobs';
+import { jobUi } from '@marie/jobs';
+import { isTerminalState, parseSubmission, queueOf } from '@marie/jobs-contract';
 import Fastify from 'fastify';
 import { Metrics } from '@marie/metrics';
 import { startTracing } from '@marie/tracing';
@@ -165,8 +167,9 @@ const status = await new RequestHandler(new MarieExecutor()).post('/status');
 // @marie/ocr: the PP-OCRv4 models load from the installed packages; a blank image has no lines.
 const engine = await OcrEngine.create({ threads: 1 });
 const blank = await engine.ocr({ data: new Uint8Array(96 * 64 * 3).fill(255), width: 96, height: 64 });
-// @marie/jobs: a submission checked (the queue needs Postgres: the jobs tests run it).
-const queue = queueOf(parseSubmission({ endpoint: '/document/extract', retry_limit: 1 }));
+// @marie/jobs-contract: a submission checked as the job API checks it (the queue needs Postgres:
+// the jobs tests run it), and the states a job ends in.
+const queue = queueOf(parseSubmission({ endpoint: '/document/extract', retry_limit: 1 })) + (isTerminalState('expired') ? '' : '?');
 // ...and /ui's page, script and styles, served from the files the tarball ships.
 const web = Fastify();
 await web.register(jobUi(/** @type {any} */ ({ config: {} })));

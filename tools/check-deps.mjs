@@ -25,7 +25,13 @@ const ARROWS = {
     '@marie/client',
   ],
   // One Client whatever the protocol: it sits above the transports (a transport never imports another).
-  '@marie/client': ['@marie/core', '@marie/docs', '@marie/transport-grpc', '@marie/transport-http'],
+  '@marie/client': [
+    '@marie/core',
+    '@marie/docs',
+    '@marie/jobs-contract',
+    '@marie/transport-grpc',
+    '@marie/transport-http',
+  ],
   '@marie/gpu': ['@marie/core', '@marie/docs'],
   '@marie/storage': ['@marie/core', '@marie/docs'],
   '@marie/executor': [
@@ -37,7 +43,16 @@ const ARROWS = {
   ],
   '@marie/events': ['@marie/core', '@marie/docs', '@marie/storage'],
   '@marie/ocr': ['@marie/core', '@marie/docs', '@marie/gpu'],
-  '@marie/jobs': ['@marie/core', '@marie/docs', '@marie/storage', '@marie/events', '@marie/flow'],
+  '@marie/jobs-contract': ['@marie/core'],
+  '@marie/jobs': [
+    '@marie/core',
+    '@marie/docs',
+    '@marie/storage',
+    '@marie/events',
+    '@marie/flow',
+    '@marie/jobs-contract',
+    '@marie/transport-http',
+  ],
   '@marie/metrics': ['@marie/core'],
   '@marie/tracing': ['@marie/core'],
   '@marie/cli': '*',
@@ -54,6 +69,24 @@ const FORBIDDEN_IN_CORE = [
   'undici',
   '@aws-sdk/',
 ];
+
+// What a package must never import, and why.
+const FORBIDDEN = {
+  '@marie/core': {
+    list: FORBIDDEN_IN_CORE,
+    why: 'core and docs never import a transport, driver or native runtime',
+  },
+  '@marie/docs': {
+    list: FORBIDDEN_IN_CORE,
+    why: 'core and docs never import a transport, driver or native runtime',
+  },
+  // What a client installs to know the job API: schemas, never the server's queue or database.
+  '@marie/jobs-contract': {
+    list: ['pg', 'pg-boss', 'fastify', 'undici'],
+    why: 'the job contract is schemas only',
+  },
+  '@marie/client': { list: ['pg', 'pg-boss'], why: 'a client never pulls in the job server' },
+};
 
 const builtins = new Set(builtinModules.flatMap((m) => [m, `node:${m}`]));
 const problems = [];
@@ -119,14 +152,9 @@ for (const dir of projects) {
         else if (allowed !== '*' && !allowed?.includes(name))
           problems.push(`${where} (${pkg.name} may not import ${name})`);
       }
-      if (
-        ['@marie/docs', '@marie/core'].includes(pkg.name) &&
-        FORBIDDEN_IN_CORE.some((f) => spec === f || (f.endsWith('/') && spec.startsWith(f)))
-      ) {
-        problems.push(
-          `${where} (core and docs never import a transport, driver or native runtime)`,
-        );
-      }
+      const never = FORBIDDEN[pkg.name];
+      if (never?.list.some((f) => spec === f || (f.endsWith('/') && spec.startsWith(f))))
+        problems.push(`${where} (${never.why})`);
       const declared = isSpec ? allDeps.has(name) || name === 'vitest' : runtimeDeps.has(name);
       if (!declared)
         problems.push(

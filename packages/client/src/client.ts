@@ -9,10 +9,18 @@ import {
   traced,
 } from '@marie/core';
 import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
+import type {
+  JobCreated,
+  JobListQuery,
+  JobPage,
+  JobSubmission,
+  JobView,
+} from '@marie/jobs-contract';
 import { GrpcClient } from '@marie/transport-grpc';
 import { HttpClient, WsClient } from '@marie/transport-http';
 import { SingleBar } from 'cli-progress';
-import { type Job, type JobRequest, JobsClient } from './jobs.js';
+import { JobsClient } from './jobs.js';
+import { sleep } from './sleep.js';
 
 export type { PostOptions, PostResponse } from '@marie/core';
 
@@ -245,30 +253,27 @@ export class Client {
   }
 
   /** Submits a job to the gateway's job API: `{ job_id, created }` (the same `idempotency_key`, the same job). */
-  submitJob(
-    job: JobRequest,
-    options?: { signal?: AbortSignal },
-  ): Promise<{ job_id: string; created: boolean }> {
+  submitJob(job: JobSubmission, options?: { signal?: AbortSignal }): Promise<JobCreated> {
     return this.#jobsApi().submit(job, options);
   }
 
   /** A job: state, attempts, times, result or error (a MarieError not_found when there is none). */
-  job(id: string, options?: { signal?: AbortSignal }): Promise<Job> {
+  job(id: string, options?: { signal?: AbortSignal }): Promise<JobView> {
     return this.#jobsApi().job(id, options);
   }
 
   /** Jobs, newest first, by state and queue, a page at a time (`after`: the previous page's `next`). */
-  jobs(query?: Parameters<JobsClient['list']>[0]): Promise<{ jobs: Job[]; next: string | null }> {
+  jobs(query?: JobListQuery): Promise<JobPage> {
     return this.#jobsApi().list(query);
   }
 
   /** Cancels a job; a running one's method sees its signal fire. */
-  cancelJob(id: string): Promise<Job> {
+  cancelJob(id: string): Promise<JobView> {
     return this.#jobsApi().cancel(id);
   }
 
   /** The job once it has ended, with `onProgress` told of each change of state on the way. */
-  waitForJob(id: string, options?: Parameters<JobsClient['wait']>[1]): Promise<Job> {
+  waitForJob(id: string, options?: Parameters<JobsClient['wait']>[1]): Promise<JobView> {
     return this.#jobsApi().wait(id, options);
   }
 
@@ -296,20 +301,6 @@ const log = () => {
   logger ??= createLogger('client');
   return logger;
 };
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const timer = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(timer);
-        reject(new MarieError(ErrorCode.Canceled, 'the call was aborted'));
-      },
-      { once: true },
-    );
-  });
-}
 
 /** A progress bar on stderr (cli-progress): redrawn on a terminal, a line now and then otherwise. */
 function progressBar(on: string): SingleBar {

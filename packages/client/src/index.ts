@@ -1,3 +1,11 @@
+// The job API's contract, as the job methods take and answer it (@marie/jobs-contract).
+export type {
+  JobCreated,
+  JobListQuery,
+  JobPage,
+  JobSubmission,
+  JobView,
+} from '@marie/jobs-contract';
 export {
   Client,
   type ClientOptions,
@@ -5,4 +13,4 @@ export {
   type Protocol,
   resolveAddress,
 } from './client.js';
-export { type Job, type JobRequest, JobsClient } from './jobs.js';
+export { JobsClient } from './jobs.js';

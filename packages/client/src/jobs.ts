@@ -1,44 +1,15 @@
 import { ErrorCode, MarieError, type TlsClientOptions } from '@marie/core';
+import {
+  isTerminalState,
+  type JobCreated,
+  type JobListQuery,
+  type JobPage,
+  type JobSubmission,
+  type JobView,
+} from '@marie/jobs-contract';
+import { fromHttpStatus } from '@marie/transport-http';
 import { Agent, fetch } from 'undici';
-
-/** A job as the gateway's job API answers it (`GET /api/v1/jobs/:id`). */
-export interface Job {
-  job_id: string;
-  queue: string;
-  state: 'created' | 'retry' | 'active' | 'completed' | 'expired' | 'cancelled' | 'failed';
-  attempts: number;
-  retry_limit: number;
-  priority: number;
-  endpoint: string | null;
-  asset_key: string | null;
-  ref_id: string | null;
-  ref_type: string | null;
-  created_on: string;
-  start_after: string;
-  started_on: string | null;
-  completed_on: string | null;
-  result?: unknown;
-  error?: { name?: string; message: string };
-}
-
-/** What `submitJob` takes: the body of `POST /api/v1/jobs`. */
-export interface JobRequest {
-  endpoint?: string;
-  queue?: string;
-  asset_key?: string;
-  ref_id?: string;
-  ref_type?: string;
-  parameters?: Record<string, unknown>;
-  priority?: number;
-  retry_limit?: number;
-  retry_delay?: number;
-  retry_backoff?: boolean;
-  expire_in?: number;
-  start_after?: string | number;
-  idempotency_key?: string;
-}
-
-const TERMINAL = new Set(['completed', 'expired', 'cancelled', 'failed']);
+import { sleep } from './sleep.js';
 
 /**
  * The gateway's job API over HTTP (fetch): submit, look up, list, cancel, and wait on a job's
@@ -79,20 +50,15 @@ export class JobsClient {
     });
   }
 
-  async submit(
-    job: JobRequest,
-    options: { signal?: AbortSignal } = {},
-  ): Promise<{ job_id: string; created: boolean }> {
+  async submit(job: JobSubmission, options: { signal?: AbortSignal } = {}): Promise<JobCreated> {
     return this.#call('POST', '/api/v1/jobs', job, options.signal);
   }
 
-  job(id: string, options: { signal?: AbortSignal } = {}): Promise<Job> {
+  job(id: string, options: { signal?: AbortSignal } = {}): Promise<JobView> {
     return this.#call('GET', `/api/v1/jobs/${encodeURIComponent(id)}`, undefined, options.signal);
   }
 
-  list(
-    query: { state?: Job['state']; queue?: string; limit?: number; after?: string } = {},
-  ): Promise<{ jobs: Job[]; next: string | null }> {
+  list(query: JobListQuery = {}): Promise<JobPage> {
     const q = new URLSearchParams(
       Object.entries(query)
         .filter(([, v]) => v !== undefined)
@@ -101,7 +67,7 @@ export class JobsClient {
     return this.#call('GET', `/api/v1/jobs${q.size ? `?${q}` : ''}`);
   }
 
-  cancel(id: string): Promise<Job> {
+  cancel(id: string): Promise<JobView> {
     return this.#call('DELETE', `/api/v1/jobs/${encodeURIComponent(id)}`);
   }
 
@@ -113,19 +79,19 @@ export class JobsClient {
   async wait(
     id: string,
     options: {
-      onProgress?: (job: Job) => void;
+      onProgress?: (job: JobView) => void;
       timeoutMs?: number;
       signal?: AbortSignal;
       pollMs?: number;
     } = {},
-  ): Promise<Job> {
+  ): Promise<JobView> {
     const signals = [
       options.signal,
       options.timeoutMs ? AbortSignal.timeout(options.timeoutMs) : undefined,
     ].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length ? AbortSignal.any(signals) : undefined;
-    let last: Job | undefined;
-    const seen = (j: Job) => {
+    let last: JobView | undefined;
+    const seen = (j: JobView) => {
       if (!last || last.state !== j.state || last.attempts !== j.attempts) options.onProgress?.(j);
       last = j;
     };
@@ -150,7 +116,7 @@ export class JobsClient {
               .map((l) => l.slice(6))
               .join('\n');
             buffer = buffer.slice(end + 2);
-            if (data) seen(JSON.parse(data) as Job);
+            if (data) seen(JSON.parse(data) as JobView);
             end = buffer.indexOf('\n\n');
           }
         }
@@ -159,7 +125,7 @@ export class JobsClient {
       if (err instanceof MarieError || signal?.aborted) throw abortedOr(err, id, signal);
       // The stream broke: polling below.
     }
-    while (!last || !TERMINAL.has(last.state)) {
+    while (!last || !isTerminalState(last.state)) {
       if (signal?.aborted) throw abortedOr(undefined, id, signal);
       if (last) await sleep(options.pollMs ?? 500, signal).catch(() => {});
       if (signal?.aborted) throw abortedOr(undefined, id, signal);
@@ -192,17 +158,11 @@ export class JobsClient {
     if (res.ok) return json as T;
     const detail =
       typeof json.detail === 'string' ? json.detail : `${res.status} ${res.statusText}`;
-    const code =
-      res.status === 422 || res.status === 400
-        ? ErrorCode.InvalidArgument
-        : res.status === 404
-          ? ErrorCode.NotFound
-          : res.status === 401
-            ? ErrorCode.Unauthenticated
-            : res.status === 503
-              ? ErrorCode.Unavailable
-              : ErrorCode.Internal;
-    throw new MarieError(code, detail, typeof json.field === 'string' ? { field: json.field } : {});
+    throw new MarieError(
+      fromHttpStatus(res.status),
+      detail,
+      typeof json.field === 'string' ? { field: json.field } : {},
+    );
   }
 }
 
@@ -222,18 +182,4 @@ function abortedOr(err: unknown, id: string, signal: AbortSignal | undefined): u
     reason?.name === 'TimeoutError' ? ErrorCode.DeadlineExceeded : ErrorCode.Canceled,
     `waiting for job ${id}: ${reason?.message ?? 'aborted'}`,
   );
-}
-
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener(
-      'abort',
-      () => {
-        clearTimeout(t);
-        reject(signal.reason);
-      },
-      { once: true },
-    );
-  });
 }

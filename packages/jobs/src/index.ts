@@ -1,15 +1,24 @@
 // @marie/jobs: document jobs on Postgres with pg-boss.
+
+// The job API's contract (@marie/jobs-contract), for users of this package alone.
+export {
+  isTerminalState,
+  JOB_STATES,
+  JobState,
+  JobSubmission,
+  JobView,
+  parseSubmission,
+  queueOf,
+  SUBMIT_DEFAULTS,
+  TERMINAL_STATES,
+} from '@marie/jobs-contract';
 export {
   CANCEL_CHANNEL,
-  JOB_STATES,
   type JobData,
   type JobEvent,
-  type JobState,
   Jobs,
   type JobsOptions,
-  type JobView,
   SUBMIT_CHANNEL,
-  TERMINAL_STATES,
 } from './jobs.js';
 export { type JobRoutesOptions, jobRoutes } from './routes.js';
 export {
@@ -19,7 +28,6 @@ export {
   parseQueues,
   processorTarget,
 } from './service.js';
-export { JobSubmission, parseSubmission, queueOf, SUBMIT_DEFAULTS } from './submission.js';
 export { jobUi } from './ui.js';
 export {
   type JobOutcome,

@@ -1,12 +1,12 @@
 // A submit's writes: pg-boss's job row, the job index row (ids and idempotency keys), the job
 // record where it shares the database, and the NOTIFY that wakes a worker.
 import { currentTraceparent } from '@marie/core';
+import { type JobSubmission, SUBMIT_DEFAULTS } from '@marie/jobs-contract';
 import type { JobRecords } from '@marie/storage';
 import pg from 'pg';
 import type { PgBoss } from 'pg-boss';
 import type { JobData } from './jobs.js';
 import { SUBMIT_CHANNEL } from './jobs.js';
-import { type JobSubmission, SUBMIT_DEFAULTS } from './submission.js';
 
 /** Where a submit writes. */
 export interface InsertContext {

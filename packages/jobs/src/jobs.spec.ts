@@ -1,9 +1,10 @@
 import { Executor, type RequestContext, RequestHandler, requests } from '@marie/core';
+import type { JobView } from '@marie/jobs-contract';
 import { Database, JobRecords, PageDoc, parsePsqlConfig } from '@marie/storage';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../storage/test/support/postgres.js';
-import { type JobEvent, Jobs, type JobView } from './jobs.js';
+import { type JobEvent, Jobs } from './jobs.js';
 import { processorTarget } from './service.js';
 import { JobWorker } from './worker.js';
 

@@ -7,30 +7,19 @@ import {
   type MetricFamily,
   registerMetricSource,
 } from '@marie/core';
+import {
+  JOB_STATES,
+  type JobState,
+  type JobView,
+  parseSubmission,
+  queueOf,
+  TERMINAL_STATES,
+} from '@marie/jobs-contract';
 import type { JobRecords } from '@marie/storage';
 import pg from 'pg';
 import { PgBoss } from 'pg-boss';
 import { infoOf, insertInOneTrip, insertInTransaction, NOT_ONE_STATEMENT } from './insert.js';
-import { parseSubmission, queueOf } from './submission.js';
 import { isUuid, type JobRow, view } from './view.js';
-
-/** pg-boss's job states, and `expired`: a run that outlived `expire_in` (Marie's enum). */
-export const JOB_STATES = [
-  'created',
-  'retry',
-  'active',
-  'completed',
-  'expired',
-  'cancelled',
-  'failed',
-] as const;
-export type JobState = (typeof JOB_STATES)[number];
-export const TERMINAL_STATES: ReadonlySet<JobState> = new Set([
-  'completed',
-  'expired',
-  'cancelled',
-  'failed',
-]);
 
 /** What a job carries to its worker (pg-boss's `data`). */
 export interface JobData {
@@ -41,29 +30,6 @@ export interface JobData {
   parameters: Record<string, unknown>;
   /** The submitter's W3C trace context: the run's spans join that trace. */
   traceparent?: string;
-}
-
-/** A job as the API answers it. */
-export interface JobView {
-  job_id: string;
-  queue: string;
-  state: JobState;
-  /** Runs started so far (pg-boss counts retries: attempts = retries + 1 once it ran). */
-  attempts: number;
-  retry_limit: number;
-  priority: number;
-  endpoint: string | null;
-  asset_key: string | null;
-  ref_id: string | null;
-  ref_type: string | null;
-  created_on: string;
-  start_after: string;
-  started_on: string | null;
-  completed_on: string | null;
-  /** What the run answered (completed). */
-  result?: unknown;
-  /** Why it failed (failed, expired). */
-  error?: { name?: string; message: string };
 }
 
 /** A job event as Marie sends it: `<queue>.<scheduled|started|completed|failed|cancelled>`. */

@@ -1,34 +1,19 @@
-import { ErrorCode, extractContext, MarieError, SpanKind, traced } from '@marie/core';
+import { extractContext, MarieError, SpanKind, traced } from '@marie/core';
+import {
+  JobApiError,
+  JobCreated,
+  JobListQuery,
+  JobPage,
+  JobSubmission,
+  JobView,
+  TERMINAL_STATES,
+} from '@marie/jobs-contract';
+import { toHttpStatus } from '@marie/transport-http';
 import { Type } from '@sinclair/typebox';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { JOB_STATES, type JobState, type Jobs, type JobView, TERMINAL_STATES } from './jobs.js';
-import { JobSubmission } from './submission.js';
+import type { Jobs } from './jobs.js';
 
 const JobId = Type.Object({ id: Type.String({ description: 'a job id (uuid)' }) });
-const Detail = Type.Object({ detail: Type.String(), field: Type.Optional(Type.String()) });
-const View = Type.Object(
-  {
-    job_id: Type.String(),
-    queue: Type.String(),
-    state: Type.Union(JOB_STATES.map((s) => Type.Literal(s))),
-    attempts: Type.Integer(),
-    retry_limit: Type.Integer(),
-    priority: Type.Integer(),
-    endpoint: Type.Union([Type.String(), Type.Null()]),
-    asset_key: Type.Union([Type.String(), Type.Null()]),
-    ref_id: Type.Union([Type.String(), Type.Null()]),
-    ref_type: Type.Union([Type.String(), Type.Null()]),
-    created_on: Type.String(),
-    start_after: Type.String(),
-    started_on: Type.Union([Type.String(), Type.Null()]),
-    completed_on: Type.Union([Type.String(), Type.Null()]),
-    result: Type.Optional(Type.Unknown()),
-    error: Type.Optional(
-      Type.Object({ name: Type.Optional(Type.String()), message: Type.String() }),
-    ),
-  },
-  { $id: 'JobView' },
-);
 
 export interface JobRoutesOptions {
   /** How often an events stream looks at its job (ms, 250). */
@@ -46,14 +31,18 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
     // The schemas document the API; Jobs checks the input itself (422 with the field).
     app.setValidatorCompiler(() => () => true);
     app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-      if (err instanceof MarieError && err.code === ErrorCode.InvalidArgument)
-        return reply
-          .code(422)
-          .send({ detail: err.message, ...(err.field ? { field: err.field } : {}) });
-      const status = err.statusCode && err.statusCode < 500 ? err.statusCode : 500;
-      return reply
-        .code(status)
-        .send({ detail: status >= 500 ? `internal error: ${err.message}` : err.message });
+      // A MarieError answers by its code (transport-http's table: 422 naming the field for bad
+      // input, 503 with the database gone), fastify's own errors by their status, the rest 500.
+      const marie = err instanceof MarieError ? err : undefined;
+      const status = marie
+        ? toHttpStatus(marie.code)
+        : err.statusCode && err.statusCode < 500
+          ? err.statusCode
+          : 500;
+      return reply.code(status).send({
+        detail: status === 500 ? `internal error: ${err.message}` : err.message,
+        ...(marie?.field ? { field: marie.field } : {}),
+      });
     });
     // GET and DELETE of one job: its view, or 404 naming the id.
     const byId =
@@ -72,10 +61,7 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
           summary: 'Submit a job',
           tags: ['jobs'],
           body: JobSubmission,
-          response: {
-            202: Type.Object({ job_id: Type.String(), created: Type.Boolean() }),
-            422: Detail,
-          },
+          response: { 202: JobCreated, 422: JobApiError },
         },
       },
       // A server span whose parent is the caller's traceparent: the job's run joins this trace.
@@ -101,28 +87,15 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
         schema: {
           summary: 'List jobs, newest first',
           tags: ['jobs'],
-          querystring: Type.Object({
-            state: Type.Optional(Type.Union(JOB_STATES.map((s) => Type.Literal(s)))),
-            queue: Type.Optional(Type.String()),
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 1000, default: 50 })),
-            after: Type.Optional(
-              Type.String({ description: 'the last job_id of the previous page' }),
-            ),
-          }),
-          response: {
-            200: Type.Object({
-              jobs: Type.Array(View),
-              next: Type.Union([Type.String(), Type.Null()]),
-            }),
-            422: Detail,
-          },
+          querystring: JobListQuery,
+          response: { 200: JobPage, 422: JobApiError },
         },
       },
       async (req) => {
         const q = req.query as Record<string, string | undefined>;
         const limit = q.limit === undefined ? 50 : Number(q.limit);
         const list = await jobs.list({
-          ...(q.state ? { state: q.state as JobState } : {}),
+          ...(q.state ? { state: q.state as JobListQuery['state'] } : {}),
           ...(q.queue ? { queue: q.queue } : {}),
           ...(q.after ? { after: q.after } : {}),
           limit,
@@ -138,7 +111,7 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
           summary: 'A job: state, attempts, times, result or error',
           tags: ['jobs'],
           params: JobId,
-          response: { 200: View, 404: Detail },
+          response: { 200: JobView, 404: JobApiError },
         },
       },
       byId((id) => jobs.get(id)),
@@ -151,7 +124,7 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
           summary: 'Cancel a job (a running one sees its signal fire)',
           tags: ['jobs'],
           params: JobId,
-          response: { 200: View, 404: Detail },
+          response: { 200: JobView, 404: JobApiError },
         },
       },
       byId((id) => jobs.cancel(id)),
@@ -165,7 +138,7 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
           tags: ['jobs'],
           params: JobId,
           produces: ['text/event-stream'],
-          response: { 404: Detail },
+          response: { 404: JobApiError },
         },
       },
       async (req, reply) => {

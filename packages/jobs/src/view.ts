@@ -1,5 +1,6 @@
+import type { JobState, JobView } from '@marie/jobs-contract';
 import type { JobWithMetadata } from 'pg-boss';
-import type { JobData, JobState, JobView } from './jobs.js';
+import type { JobData } from './jobs.js';
 
 /** The columns of pg-boss's job row that a JobView is made of. */
 export type JobRow = Pick<

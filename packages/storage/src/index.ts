@@ -26,7 +26,7 @@ export {
 } from './document-store.js';
 export { StorageError } from './errors.js';
 export {
-  isTerminal,
+  isTerminalStatus,
   type JobError,
   type JobInfo,
   type JobRecord,
@@ -34,7 +34,7 @@ export {
   JobStateError,
   JobStatus,
   jobTracking,
-  TERMINAL,
+  TERMINAL_JOB_STATUSES,
 } from './job-records.js';
 export { FileHandler, type FileHandlerOptions } from './objects/file-handler.js';
 export type { Body, StorageHandler } from './objects/handler.js';

@@ -14,14 +14,18 @@ export const JobStatus = {
 } as const;
 export type JobStatus = (typeof JobStatus)[keyof typeof JobStatus];
 
-export const TERMINAL: ReadonlySet<JobStatus> = new Set<JobStatus>([
+/**
+ * The job record statuses that end a record (Marie's JobStatus, upper case). Not the job queue's
+ * states (`TERMINAL_STATES` of @marie/jobs-contract, pg-boss's lower-case `completed`, `failed`...).
+ */
+export const TERMINAL_JOB_STATUSES: ReadonlySet<JobStatus> = new Set<JobStatus>([
   'STOPPED',
   'SUCCEEDED',
   'FAILED',
 ]);
 
-export function isTerminal(status: JobStatus): boolean {
-  return TERMINAL.has(status);
+export function isTerminalStatus(status: JobStatus): boolean {
+  return TERMINAL_JOB_STATUSES.has(status);
 }
 
 export interface JobError {
@@ -181,7 +185,7 @@ export class JobRecords {
         code: 'invalid_argument',
       });
     if (status === 'RUNNING') return this.start(jobId, {}, options);
-    if (isTerminal(status)) return this.#end(jobId, status, {}, options.force);
+    if (isTerminalStatus(status)) return this.#end(jobId, status, {}, options.force);
     const res = await this.db.query(
       `UPDATE ${this.table} SET status = $2, updated_at = now()
        WHERE job_id = $1 AND ($3 OR status NOT IN ('STOPPED', 'SUCCEEDED', 'FAILED')) RETURNING *`,
