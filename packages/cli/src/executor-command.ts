@@ -4,6 +4,7 @@ import { Client } from '@marie/client';
 import {
   createLogger,
   type DataRequest,
+  DelegatingProcessor,
   freshImporter,
   type HandleOptions,
   HotReloader,
@@ -11,14 +12,15 @@ import {
   type Processor,
   RequestHandler,
 } from '@marie/core';
-import { DEFAULT_PORT, GrpcServer } from '@marie/transport-grpc';
-import { HttpServer } from '@marie/transport-http';
+import { parsePorts, parseProtocols, type Served, schemeOf, serveProcessor } from '@marie/flow';
+import { DEFAULT_PORT } from '@marie/transport-grpc';
 import { Command, Option } from 'commander';
-import { exitWith, UsageError } from './errors.js';
+import { exitWith } from './errors.js';
 import { keepHeapHeadroom } from './heap-headroom.js';
 import { addOperationsOptions, type OperationsFlags, startOperations } from './operations.js';
 import { integer, jsonObject as json } from './parse.js';
 import { addServerOptions, type ServerFlags, serverOptionsFrom } from './server-flags.js';
+import { type Stop, stopOnSignals } from './stop.js';
 
 interface ExecutorFlags extends OperationsFlags, ServerFlags {
   uses: string;
@@ -61,9 +63,10 @@ export function executorCommand(): Command {
       `one port per protocol; 0 picks a free one (default ${DEFAULT_PORT})`,
     )
     .addOption(
-      new Option('--protocol <protocols...>', 'protocols to serve: grpc, http, websocket').default([
-        'grpc',
-      ]),
+      new Option(
+        '--protocol <protocols...>',
+        'protocols to serve: grpc, http, websocket (ws)',
+      ).default(['grpc']),
     )
     .option('--workspace <dir>', 'workspace root of the executor')
     .option('--shard-id <n>', 'shard id', integer('--shard-id', 0), 0)
@@ -98,43 +101,42 @@ export function executorCommand(): Command {
   });
 }
 
-const PROTOCOLS: Record<string, 'grpc' | 'http' | 'websocket'> = {
-  grpc: 'grpc',
-  http: 'http',
-  websocket: 'websocket',
-  ws: 'websocket',
-};
-const SCHEME = { grpc: 'grpc', http: 'http', websocket: 'ws' } as const;
+/** Watches answers; after one carrying an error named in `names`, calls `fatal` with the name. */
+class ExitOnExceptions extends DelegatingProcessor {
+  readonly #target: Processor;
+  readonly #names: ReadonlySet<string>;
+  readonly #fatal: (name: string) => void;
 
-interface Served {
-  protocol: 'grpc' | 'http' | 'websocket';
-  shutdown: (graceMs: number) => Promise<void>;
-  address: { host: string; port: number };
+  constructor(target: Processor, names: ReadonlySet<string>, fatal: (name: string) => void) {
+    super();
+    this.#target = target;
+    this.#names = names;
+    this.#fatal = fatal;
+  }
+
+  protected get target(): Processor {
+    return this.#target;
+  }
+
+  override async handle(req: DataRequest<any>, options?: HandleOptions) {
+    return this.#watch(await this.#target.handle(req, options));
+  }
+
+  override async handleMany(reqs: readonly DataRequest<any>[], options?: HandleOptions) {
+    return this.#watch(await this.#target.handleMany(reqs, options));
+  }
+
+  #watch(res: DataRequest<any>): DataRequest<any> {
+    const name = res.header.status?.exception?.name;
+    if (name && this.#names.has(name)) this.#fatal(name);
+    return res;
+  }
 }
 
 async function serve(flags: ExecutorFlags): Promise<void> {
   keepHeapHeadroom();
-  const unknown = flags.protocol.filter((p) => !(p in PROTOCOLS));
-  if (unknown.length)
-    throw new UsageError(`--protocol ${unknown.join(' ')}: unknown (grpc, http, websocket)`);
-  const protocols = [...new Set(flags.protocol.map((p) => PROTOCOLS[p]!))];
-  let ports = (flags.port ?? [String(DEFAULT_PORT)]).map((p) => {
-    try {
-      return integer('--port', 0)(p);
-    } catch (err) {
-      throw new UsageError((err as Error).message);
-    }
-  });
-  if (ports.length === 1 && protocols.length > 1) {
-    if (ports[0] !== 0)
-      throw new UsageError(
-        `--port: give one port per protocol (${protocols.length} protocols, 1 port)`,
-      );
-    ports = protocols.map(() => 0);
-  }
-  if (ports.length !== protocols.length)
-    throw new UsageError(`--port: ${ports.length} ports for ${protocols.length} protocols`);
-
+  const protocols = parseProtocols(flags.protocol, '--protocol');
+  const ports = parsePorts(flags.port, protocols, { where: '--port', defaultPort: DEFAULT_PORT });
   const security = serverOptionsFrom(flags);
   const metas = json('--uses-metas', flags.usesMetas);
   const runtimeArgs = {
@@ -146,14 +148,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     ...(flags.workspace ? { workspace: flags.workspace } : {}),
   };
   const log = createLogger('marie executor');
-  const exitOn = new Set(flags.exitOnExceptions ?? []);
-  let fatal: ((name: string) => void) | undefined;
-  let terminated: ((reason: string, code: number) => void) | undefined;
-  const watch = (res: DataRequest<any>) => {
-    const name = res.header.status?.exception?.name;
-    if (name && exitOn.has(name)) fatal?.(name);
-    return res;
-  };
+  let stop: Stop | undefined;
   const handlerOptions = { noReduce: !flags.reduce };
   /** The executor, loaded (afresh, with `importer`), its handler made and opened. */
   const load = async (importer?: (file: string) => Promise<Record<string, unknown>>) => {
@@ -164,19 +159,16 @@ async function serve(flags: ExecutorFlags): Promise<void> {
       ...(flags.pyModules ? { modules: flags.pyModules } : {}),
       ...(importer ? { importer } : {}),
     });
-    // An executor's fatal failure (a lost GPU) stops the runtime (below).
-    executor.onTerminate((reason, code) => terminated?.(reason, code));
-    // With --exit-on-exceptions the answer goes out first; then the runtime stops with exit code 1.
-    const handler = exitOn.size
-      ? new (class extends RequestHandler {
-          override async handle(req: DataRequest<any>, options?: HandleOptions) {
-            return watch(await super.handle(req, options));
-          }
-          override async handleMany(reqs: readonly DataRequest<any>[], options?: HandleOptions) {
-            return watch(await super.handleMany(reqs, options));
-          }
-        })(executor, handlerOptions)
-      : new RequestHandler(executor, handlerOptions);
+    // An executor's fatal failure (a lost GPU): stop taking requests, drain briefly (at most 3 s:
+    // work on a lost GPU will not finish), exit with its code.
+    executor.onTerminate((reason, code) => {
+      log.error({ reason, exitCode: code }, 'executor terminated');
+      stop?.(`terminate: ${reason}`, {
+        exitCode: code,
+        graceMs: Math.min(flags.gracePeriod, 3000),
+      });
+    });
+    const handler = new RequestHandler(executor, handlerOptions);
     try {
       await handler.open();
     } catch (err) {
@@ -190,7 +182,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
   // --reload: the executor's modules (and whatever they import) and its YAML are watched; a change
   // loads a new version, switches traffic to it and drains the old one.
   const config = existsSync(flags.uses) ? resolve(flags.uses) : undefined;
-  const handler: Processor = flags.reload
+  let processor: Processor = flags.reload
     ? await HotReloader.start({
         load: async () => {
           const files = new Set<string>(config ? [config] : []);
@@ -203,102 +195,54 @@ async function serve(flags: ExecutorFlags): Promise<void> {
         logger: log,
       })
     : await load();
-  // --monitoring: every server serves the measured handler; /metrics on its own port.
-  const ops = startOperations(flags, handler.name);
-  const servedHandler = ops.metrics ? ops.metrics.instrument(handler) : handler;
-  const served: Served[] = [];
+  // --exit-on-exceptions: the answer goes out first; then the runtime stops with exit code 1.
+  const exitOn = new Set(flags.exitOnExceptions ?? []);
+  if (exitOn.size)
+    processor = new ExitOnExceptions(processor, exitOn, (name) =>
+      setTimeout(() => stop?.(`${name} (--exit-on-exceptions)`, { exitCode: 1 }), 50).unref(),
+    );
+  // --monitoring: every server serves the measured processor; /metrics on its own port.
+  const ops = startOperations(flags, processor.name);
+  if (ops.metrics) processor = ops.metrics.instrument(processor);
+  let served: Served;
   try {
-    for (const [i, protocol] of protocols.entries()) {
-      if (protocol === 'grpc') {
-        const server = new GrpcServer(servedHandler, {
-          host: flags.host,
-          port: ports[i]!,
-          ...security,
-        });
-        served.push({
-          protocol,
-          shutdown: (ms) => server.shutdown(ms),
-          address: await server.start(),
-        });
-      } else {
-        const server = new HttpServer(servedHandler, {
-          protocol,
-          host: flags.host,
-          port: ports[i]!,
-          ...security,
-        });
-        served.push({
-          protocol,
-          shutdown: (ms) => server.shutdown(ms),
-          address: await server.start(),
-        });
-      }
-    }
+    served = await serveProcessor(processor, {
+      protocol: protocols,
+      port: ports,
+      host: flags.host,
+      ...security,
+    });
   } catch (err) {
-    await Promise.all(served.map((s) => s.shutdown(0)));
     await ops.close();
-    await handler.close();
-    throw new Error(`cannot listen on ${flags.host}:${ports.join('/')}: ${(err as Error).message}`);
+    await processor.close();
+    throw err;
   }
-
-  let stopping = false;
-  const stop = (signal: string, code = 0, graceMs = flags.gracePeriod) => {
-    if (stopping) {
-      log.warn(`${signal} again: exiting without waiting`);
-      process.exit(1);
-    }
-    stopping = true;
-    log.info(`${signal}: shutting down`);
-    Promise.all(served.map((s) => s.shutdown(graceMs)))
-      .then(() => handler.close())
-      .then(() => ops.close())
-      .then(
-        () => process.exit(code),
-        (err: unknown) => {
-          log.error({ err }, 'shutdown failed');
-          process.exit(1);
-        },
-      );
-  };
-  fatal = (name) => setTimeout(() => stop(`${name} (--exit-on-exceptions)`, 1), 50).unref();
-  // An executor's fatal failure (a lost GPU): stop taking requests, drain briefly (at most 3 s:
-  // work on a lost GPU will not finish), exit with its code.
-  terminated = (reason, code) => {
-    log.error({ reason, exitCode: code }, 'executor terminated');
-    stop(`terminate: ${reason}`, code, Math.min(flags.gracePeriod, 3000));
-  };
-  process.on('SIGTERM', () => stop('SIGTERM'));
-  process.on('SIGINT', () => stop('SIGINT'));
-  // Started by a supervisor (Deployment) with an IPC channel: when the supervisor dies, even by
-  // SIGKILL, the channel closes and this runtime stops too, so no orphan is left behind.
-  if (process.channel) {
-    process.on('disconnect', () => stop('supervisor gone'));
-    process.channel.unref();
-  }
+  stop = stopOnSignals(log, async (reason, graceMs = flags.gracePeriod) => {
+    log.info(`${reason}: shutting down`);
+    await served.shutdown(graceMs);
+    await processor.close();
+    await ops.close();
+  });
 
   // The metrics address first: a supervisor reading `ready` has it by then.
   await ops.serveMetrics(flags.host);
   // `ready` means a health check through each port answers, not merely that it is bound. (With
   // TLS the certificate may name another host, or want a client's: bound is taken as ready.)
-  const secure = security.tls ? 's' : '';
-  for (const s of served) {
-    const host =
-      s.address.host === '0.0.0.0' || s.address.host === '::' ? '127.0.0.1' : s.address.host;
+  for (const s of served.servers) {
     if (!security.tls) {
+      const host = s.host === '0.0.0.0' || s.host === '::' ? '127.0.0.1' : s.host;
       const probe = new Client({
-        host: `${SCHEME[s.protocol]}://${host}:${s.address.port}`,
+        host: `${schemeOf(s.protocol)}://${host}:${s.port}`,
         poolSize: 1,
       });
       const healthy = await probe.isReady({ timeoutMs: 5000 });
       probe.close();
       if (!healthy)
         throw new Error(
-          `the ${s.protocol} server on ${s.address.host}:${s.address.port} does not answer its health check`,
+          `the ${s.protocol} server on ${s.host}:${s.port} does not answer its health check`,
         );
     }
-    process.stdout.write(
-      `ready ${SCHEME[s.protocol]}${secure}://${s.address.host}:${s.address.port}\n`,
-    );
+    process.stdout.write(`ready ${s.address}\n`);
   }
-  log.info({ executor: handler.kind, protocols, reload: flags.reload === true }, 'serving');
+  log.info({ executor: processor.kind, protocols, reload: flags.reload === true }, 'serving');
 }

@@ -1,5 +1,5 @@
 import { createLogger } from '@marie/core';
-import { Flow, type GatewayProtocol, loadFlow, type Polling, parseGraph } from '@marie/flow';
+import { Flow, loadFlow, type Polling, parseGraph, parsePorts, parseProtocols } from '@marie/flow';
 import { JobService, parseJobsConfig, processorTarget } from '@marie/jobs';
 import { DEFAULT_PORT } from '@marie/transport-grpc';
 import { Command, Option } from 'commander';
@@ -108,8 +108,6 @@ interface GatewayFlags extends OperationsFlags, ServerFlags, HopFlags {
   jobs?: string;
 }
 
-const PROTOCOLS = new Set(['grpc', 'http', 'websocket']);
-
 /**
  * `marie gateway`: a Flow's gateway alone, in front of executors that run elsewhere (the
  * containers of an exported Flow). The flags are Jina's: the graph as JSON and each node's
@@ -129,9 +127,10 @@ export function gatewayCommand(): Command {
     )
     .option('--deployments-polling <json>', 'polling by node: {"a":"ALL"}')
     .addOption(
-      new Option('--protocol <protocols...>', 'protocols to serve: grpc, http, websocket').default([
-        'grpc',
-      ]),
+      new Option(
+        '--protocol <protocols...>',
+        'protocols to serve: grpc, http, websocket (ws)',
+      ).default(['grpc']),
     )
     .option('--port <ports...>', `one port per protocol (default ${DEFAULT_PORT})`)
     .option('--host <host>', 'interface to listen on', '0.0.0.0')
@@ -154,17 +153,8 @@ export function gatewayCommand(): Command {
 }
 
 function gatewayFlow(flags: GatewayFlags): Flow {
-  const unknown = flags.protocol.filter((p) => !PROTOCOLS.has(p));
-  if (unknown.length)
-    throw new UsageError(`--protocol ${unknown.join(' ')}: unknown (grpc, http, websocket)`);
-  const ports = (flags.port ?? flags.protocol.map((_, i) => String(DEFAULT_PORT + i))).map((p) => {
-    const n = Number(p);
-    if (!Number.isInteger(n) || n < 0 || n > 65535)
-      throw new UsageError(`--port: "${p}" is not a port`);
-    return n;
-  });
-  if (ports.length !== flags.protocol.length)
-    throw new UsageError(`--port: ${ports.length} ports for ${flags.protocol.length} protocols`);
+  const protocol = parseProtocols(flags.protocol, '--protocol');
+  const port = parsePorts(flags.port, protocol, { where: '--port', defaultPort: DEFAULT_PORT });
   let graph: ReturnType<typeof parseGraph>;
   try {
     graph = parseGraph(
@@ -181,12 +171,12 @@ function gatewayFlow(flags: GatewayFlags): Flow {
       throw new UsageError(`--deployments-addresses: "${name}" must list address strings`);
   }
   const jobs = flags.jobs === undefined ? undefined : jsonObject('--jobs', flags.jobs);
-  if (jobs && !flags.protocol.includes('http'))
+  if (jobs && !protocol.includes('http'))
     throw new UsageError('--jobs: the job API is served over HTTP; add http to --protocol');
   return Flow.fromGraph(graph, addresses as Record<string, string[]>, {
     ...(jobs ? { jobs } : {}),
-    protocol: flags.protocol as GatewayProtocol[],
-    port: ports,
+    protocol,
+    port,
     host: flags.host,
     polling: jsonObject('--deployments-polling', flags.deploymentsPolling) as Record<
       string,

@@ -16,7 +16,7 @@ import { Gateway } from './gateway.js';
 import { Replica } from './replica.js';
 import { cudaVisibleDevices, type Gpus, parseGpus } from './resources.js';
 import { type Polling, Routed, ShardRouter } from './router.js';
-import { type GatewayProtocol, type Served, serveProcessor } from './serve.js';
+import { type Served, type ServeProtocol, serveProcessor } from './serve.js';
 
 export interface DeploymentOptions {
   /** YAML config or executor class name, as `marie executor --uses` takes it. */
@@ -39,7 +39,7 @@ export interface DeploymentOptions {
   graceMs?: number;
   cwd?: string;
   /** Serve the deployment on its own address (a gateway in front of it): protocol(s) and port(s). */
-  protocol?: GatewayProtocol | GatewayProtocol[];
+  protocol?: ServeProtocol | ServeProtocol[];
   port?: number | number[];
   host?: string;
   /** Error names after which a replica answers, then exits, and is restarted (a GPU fault, say). */

@@ -11,8 +11,7 @@ import {
 import { type EnvLine, interpolate, type StackService, stackCompose } from './export-stack.js';
 import type { Flow } from './flow.js';
 import { dockerCpus, dockerMemory, type ResourceAmounts } from './resources.js';
-
-const SCHEME = { grpc: 'grpc', http: 'http', websocket: 'ws' } as const;
+import { schemeOf } from './serve.js';
 
 /** `marie ping` through a container's first port, from inside the container (none: no port). */
 const ping = (c: PlannedContainer) => {
@@ -22,7 +21,7 @@ const ping = (c: PlannedContainer) => {
     'CMD',
     'marie',
     'ping',
-    `${SCHEME[p.protocol]}://127.0.0.1:${p.port}`,
+    `${schemeOf(p.protocol)}://127.0.0.1:${p.port}`,
     '--timeout',
     '2000',
   ];

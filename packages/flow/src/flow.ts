@@ -16,16 +16,14 @@ import { describeGraph, type FlowGraph, graphNodes } from './graph.js';
 import { RemoteDeployment } from './remote.js';
 import type { Autoscale, Resources } from './resources.js';
 import type { Polling } from './router.js';
-import { type GatewayProtocol, serveProcessor } from './serve.js';
+import { type Served, type ServeProtocol, serveProcessor } from './serve.js';
 import type { Condition } from './when.js';
-
-export type { GatewayProtocol } from './serve.js';
 
 export interface FlowOptions {
   /** Names the Flow's exported objects (compose project, Kubernetes labels); `marie-flow` unless given. */
   name?: string;
   /** Protocols the gateway serves; gRPC unless given. */
-  protocol?: GatewayProtocol | GatewayProtocol[];
+  protocol?: ServeProtocol | ServeProtocol[];
   /** One port per protocol; 0 (the default) picks free ones. */
   port?: number | number[];
   host?: string;
@@ -106,7 +104,7 @@ export class Flow implements AsyncDisposable {
   /** `grpc://127.0.0.1:PORT` etc., one per protocol, once started. */
   readonly addresses: string[] = [];
   gateway?: Gateway;
-  readonly #servers: { shutdown: () => Promise<void> }[] = [];
+  readonly #servers: Served[] = [];
   readonly #logger: Logger;
   #closing?: Promise<void>;
 

@@ -23,7 +23,7 @@ export {
   type StackService,
   stackSettings,
 } from './export-stack.js';
-export { Flow, type FlowExecutor, type FlowOptions, type GatewayProtocol } from './flow.js';
+export { Flow, type FlowExecutor, type FlowOptions } from './flow.js';
 export { Gateway, type GatewayNode, type GatewayOptions, type NodeTarget } from './gateway.js';
 export {
   describeGraph,
@@ -48,4 +48,15 @@ export {
   type Resources,
 } from './resources.js';
 export { type Polling, type PollingMode, type PostOptions, ShardRouter } from './router.js';
+export {
+  parsePort,
+  parsePorts,
+  parseProtocols,
+  type Served,
+  type ServedAddress,
+  type ServeOptions,
+  type ServeProtocol,
+  schemeOf,
+  serveProcessor,
+} from './serve.js';
 export { type Condition, matches } from './when.js';

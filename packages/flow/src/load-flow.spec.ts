@@ -20,7 +20,7 @@ executors:
   - { name: merge, uses: Merge, needs: [gateway, ocr], no_reduce: true, image: acme/merge:2 }
 `),
     );
-    expect(flow.options).toMatchObject({ name: 'ocr-flow', protocol: 'http', port: 8080 });
+    expect(flow.options).toMatchObject({ name: 'ocr-flow', protocol: ['http'], port: [8080] });
     expect(flow.executors[0]).toMatchObject({
       name: 'ocr',
       external: true,
@@ -32,6 +32,27 @@ executors:
       ocr: ['merge'],
       merge: ['end-gateway'],
     });
+  });
+
+  it('takes the protocol spellings every command takes, one port per protocol', async () => {
+    const flow = await loadFlow(
+      flowFile(
+        'jtype: Flow\nwith: { protocol: [GRPC, ws, http, grpc] }\nexecutors: [{ name: a, uses: A }]\n',
+      ),
+    );
+    expect(flow.options.protocol).toEqual(['grpc', 'websocket', 'http']);
+    await expect(
+      loadFlow(
+        flowFile('jtype: Flow\nwith: { protocol: smtp }\nexecutors: [{ name: a, uses: A }]\n'),
+      ),
+    ).rejects.toThrow(/with\.protocol smtp: unknown \(grpc, http, websocket\)/);
+    await expect(
+      loadFlow(
+        flowFile(
+          'jtype: Flow\nwith: { protocol: [grpc, http], port: [8080] }\nexecutors: [{ name: a, uses: A }]\n',
+        ),
+      ),
+    ).rejects.toThrow(/with\.port: give one port per protocol \(2 protocols, 1 port\)/);
   });
 
   it('names the executor and the key that is wrong', async () => {

@@ -8,8 +8,9 @@ import {
   substituteVariables,
 } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
-import { Flow, type FlowExecutor, type FlowOptions, type GatewayProtocol } from './flow.js';
+import { Flow, type FlowExecutor, type FlowOptions } from './flow.js';
 import { parseAutoscale, parseGpus, parseResources } from './resources.js';
+import { parsePort, parsePorts, parseProtocols } from './serve.js';
 
 const EXECUTOR_KEYS: Record<string, keyof FlowExecutor> = {
   name: 'name',
@@ -61,12 +62,6 @@ const flag = (value: unknown, where: string): boolean => {
   if (value === 'true' || value === 'false') return value === 'true';
   throw new ConfigError(`${where}: ${JSON.stringify(value)} is not true or false`);
 };
-const port = (value: unknown, where: string): number => {
-  const n = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value;
-  if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535)
-    throw new ConfigError(`${where}: ${JSON.stringify(value)} is not a port (0-65535)`);
-  return n;
-};
 const text = (value: unknown, where: string): string => {
   if (typeof value !== 'string' || value === '')
     throw new ConfigError(`${where}: expected a non-empty string`);
@@ -76,10 +71,10 @@ const text = (value: unknown, where: string): string => {
 const OPERATIONS_KEYS: Partial<Record<keyof FlowExecutor, (v: unknown, where: string) => unknown>> =
   {
     monitoring: flag,
-    portMonitoring: port,
+    portMonitoring: parsePort,
     tracing: flag,
     tracesExporterHost: text,
-    tracesExporterPort: port,
+    tracesExporterPort: parsePort,
     reload: flag,
     apiKey: text,
     gpus: parseGpus,
@@ -120,13 +115,15 @@ export async function loadFlow(
   if (!isPlainObject(raw) || raw.jtype !== 'Flow')
     throw new ConfigError(`${path}: expected "jtype: Flow"`);
   const w = isPlainObject(raw.with) ? raw.with : {};
-  const protocol = (w.protocol ?? 'grpc') as GatewayProtocol | GatewayProtocol[];
+  const protocol = parseProtocols(w.protocol ?? 'grpc', `${path}: with.protocol`);
   const timeout = w.timeout_send ?? w.timeoutSendMs;
   const name = w.name ?? raw.name;
   const flow = new Flow({
     ...(typeof name === 'string' ? { name } : {}),
     protocol,
-    ...(w.port === undefined ? {} : { port: ports(w.port, path) }),
+    ...(w.port === undefined
+      ? {}
+      : { port: parsePorts(w.port, protocol, { where: `${path}: with.port`, defaultPort: 0 }) }),
     ...(typeof w.host === 'string' ? { host: w.host } : {}),
     ...(timeout === undefined ? {} : { timeoutSendMs: Number(timeout) }),
     ...operations(w, path),
@@ -135,7 +132,7 @@ export async function loadFlow(
   if (raw.jobs !== undefined) {
     if (!isPlainObject(raw.jobs))
       throw new ConfigError(`${path}: jobs must be a mapping (database, queues, uploads)`);
-    if (![protocol].flat().includes('http'))
+    if (!protocol.includes('http'))
       throw new ConfigError(
         `${path}: jobs: the job API is served over HTTP; add http to with.protocol`,
       );
@@ -181,30 +178,19 @@ export async function loadFlow(
 /** `with.monitoring`, `port_monitoring`, `tracing`, `traces_exporter_host`, `traces_exporter_port`. */
 function operations(w: Record<string, unknown>, path: string): Partial<FlowOptions> {
   const out: Partial<FlowOptions> = {};
-  const flag = (key: string) => {
-    const v = w[key];
-    if (v === undefined) return undefined;
-    if (typeof v === 'boolean') return v;
-    if (v === 'true' || v === 'false') return v === 'true';
-    throw new ConfigError(`${path}: with.${key}: ${JSON.stringify(v)} is not true or false`);
-  };
-  const port = (key: string) => {
-    const v = w[key];
-    if (v === undefined) return undefined;
-    const n = ports(v, path, `with.${key}`);
-    if (Array.isArray(n)) throw new ConfigError(`${path}: with.${key}: one port`);
-    return n;
-  };
-  if (flag('monitoring')) out.monitoring = true;
-  const pm = port('port_monitoring');
+  const on = (key: string) => w[key] !== undefined && flag(w[key], `${path}: with.${key}`);
+  const onePort = (key: string) =>
+    w[key] === undefined ? undefined : parsePort(w[key], `${path}: with.${key}`);
+  if (on('monitoring')) out.monitoring = true;
+  const pm = onePort('port_monitoring');
   if (pm !== undefined) out.portMonitoring = pm;
-  if (flag('tracing')) out.tracing = true;
+  if (on('tracing')) out.tracing = true;
   if (w.traces_exporter_host !== undefined) {
     if (typeof w.traces_exporter_host !== 'string' || w.traces_exporter_host === '')
       throw new ConfigError(`${path}: with.traces_exporter_host must be a host name`);
     out.tracesExporterHost = w.traces_exporter_host;
   }
-  const tp = port('traces_exporter_port');
+  const tp = onePort('traces_exporter_port');
   if (tp !== undefined) out.tracesExporterPort = tp;
   return out;
 }
@@ -292,15 +278,4 @@ function security(w: Record<string, unknown>, path: string, dir: string): Partia
   if (w.resources !== undefined)
     out.resources = parseResources(w.resources, `${path}: with.resources`);
   return out;
-}
-
-/** `with.port`: a port or one per protocol; numbers written as strings (`${{ ENV.PORT }}`) count. */
-function ports(raw: unknown, path: string, what = 'with.port'): number | number[] {
-  const one = (v: unknown) => {
-    const n = typeof v === 'string' && /^\d+$/.test(v.trim()) ? Number(v) : v;
-    if (typeof n !== 'number' || !Number.isInteger(n) || n < 0 || n > 65535)
-      throw new ConfigError(`${path}: ${what}: ${JSON.stringify(v)} is not a port (0-65535)`);
-    return n;
-  };
-  return Array.isArray(raw) ? raw.map(one) : one(raw);
 }
