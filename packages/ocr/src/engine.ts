@@ -3,14 +3,13 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { dirname, join } from 'node:path';
 import { createSession, type Provider } from '@marie/gpu';
-import type { InferenceSession } from 'onnxruntime-node';
-import { directions } from './classify.js';
-import { type DetectOptions, detect } from './detect.js';
+import type { DetectOptions } from './detect.js';
 import type { Quad } from './geometry.js';
-import { cropQuad, type RgbImage, rotate180 } from './image.js';
+import { type RgbImage, rotate180 } from './image.js';
 import { type Box, readingOrder } from './layout.js';
+import { LocalModels, type Models, PooledModels } from './models.js';
 import { ModelPool } from './pool.js';
-import { RecognitionQueue, type RecognitionStats, type Recognized } from './recognize.js';
+import type { RecognitionStats } from './recognize.js';
 import { toLine } from './words.js';
 
 export interface OcrWord {
@@ -80,14 +79,6 @@ export function modelPaths(): { det: string; rec: string; cls: string; keys: str
   };
 }
 
-/** The models on this thread: sessions, and a queue that batches recognition across pages. */
-interface Local {
-  det: InferenceSession;
-  cls: InferenceSession;
-  rec: InferenceSession;
-  recognition: RecognitionQueue;
-}
-
 /** The recognition model's characters, in class order (class 0 is CTC's blank, not listed). */
 export function dictionary(): string[] {
   const keys = readFileSync(modelPaths().keys, 'utf8').split('\n');
@@ -97,31 +88,13 @@ export function dictionary(): string[] {
 
 /** PP-OCRv4 on onnxruntime-node: detection, direction, recognition, words, reading order. */
 export class OcrEngine {
-  readonly provider: Provider;
-  /** Model worker threads (0: the models run on this thread). */
-  readonly workers: number;
-  readonly #ort: typeof import('onnxruntime-node');
-  readonly #local: Local | undefined;
-  readonly #pool: ModelPool | undefined;
+  readonly #models: Models;
   readonly #options: OcrEngineOptions;
   readonly #detectOptions: DetectOptions;
-  readonly #batchSize: number;
-  readonly #poolStats: RecognitionStats = { rounds: 0, runs: 0, crops: 0 };
 
-  private constructor(
-    ort: typeof import('onnxruntime-node'),
-    models: { local: Local; pool?: undefined } | { pool: ModelPool; local?: undefined },
-    provider: Provider,
-    options: OcrEngineOptions,
-    batchSize: number,
-  ) {
-    this.#ort = ort;
-    this.#local = models.local;
-    this.#pool = models.pool;
-    this.workers = models.pool?.size ?? 0;
-    this.provider = provider;
+  private constructor(models: Models, options: OcrEngineOptions) {
+    this.#models = models;
     this.#options = options;
-    this.#batchSize = batchSize;
     const { maxSide, threshold, boxThreshold, unclipRatio } = options;
     this.#detectOptions = Object.fromEntries(
       Object.entries({ maxSide, threshold, boxThreshold, unclipRatio }).filter(
@@ -165,42 +138,46 @@ export class OcrEngine {
         ...(options.providers ? { providers: options.providers } : {}),
         threads: options.threads ?? 1,
       });
-      return new OcrEngine(ort, { pool }, pool.provider, options, batchFor(pool.provider));
+      return new OcrEngine(new PooledModels(pool, batchFor(pool.provider)), options);
     }
     const [det, rec, c] = await Promise.all([
       createSession(paths.det, so(options.threads)),
       createSession(paths.rec, so(options.threads)),
       cls ?? createSession(paths.cls, so(options.threads)),
     ]);
-    const batchSize = batchFor(det.provider);
-    const recognition = new RecognitionQueue(ort, rec.session, keys, { batchSize });
+    const sessions = { det: det.session, rec: rec.session, cls: c.session };
     return new OcrEngine(
-      ort,
-      { local: { det: det.session, rec: rec.session, cls: c.session, recognition } },
-      det.provider,
+      new LocalModels(ort, sessions, det.provider, keys, batchFor(det.provider)),
       options,
-      batchSize,
     );
+  }
+
+  /** Where the models run: `cuda` or `cpu`. */
+  get provider(): Provider {
+    return this.#models.provider;
+  }
+
+  /** Model worker threads (0: the models run on this thread). */
+  get workers(): number {
+    return this.#models.workers;
   }
 
   /** Recognition so far: rounds (batches formed from the pages in flight), model runs, crops. */
   get recognitionStats(): Readonly<RecognitionStats> {
-    return this.#local?.recognition.stats ?? this.#poolStats;
+    return this.#models.stats;
   }
 
   /** Stops the model workers (or releases the sessions); calls after it fail. */
-  async close(): Promise<void> {
-    if (this.#pool) return this.#pool.close();
-    const l = this.#local!;
-    await Promise.all([l.det.release(), l.rec.release(), l.cls.release()]);
+  close(): Promise<void> {
+    return this.#models.close();
   }
 
   /** OCR of one page. */
   async ocr(img: RgbImage): Promise<OcrPage> {
-    const { found, crops: raw } = await this.#detect(img);
+    const { found, crops: raw } = await this.#models.detect(img, this.#detectOptions);
     let crops = raw;
     if (this.#options.angleClassifier === true && crops.length) crops = await this.#upright(crops);
-    const texts = await this.#recognize(crops);
+    const texts = await this.#models.recognize(crops);
     const lines: OcrLine[] = [];
     found.forEach(({ quad }, i) => {
       const r = texts[i]!;
@@ -221,7 +198,7 @@ export class OcrEngine {
    * lines weighted by their length. `confidence` is the winning share of that weight.
    */
   async orientation(img: RgbImage): Promise<PageOrientation> {
-    const { crops } = await this.#detect(img);
+    const { crops } = await this.#models.detect(img, this.#detectOptions);
     if (!crops.length) return { rotation: 0, confidence: 0, lines: 0 };
     const p = await this.#directions(crops);
     let flipped = 0;
@@ -237,44 +214,6 @@ export class OcrEngine {
       : { rotation: 0, confidence: 1 - share, lines: crops.length };
   }
 
-  /** The page's text boxes and their upright crops (48 rows high). */
-  async #detect(
-    img: RgbImage,
-  ): Promise<{ found: { quad: Quad; score: number }[]; crops: RgbImage[] }> {
-    if (this.#pool)
-      return this.#pool.run({ op: 'detect', image: own(img), options: this.#detectOptions });
-    const found = await detect(this.#ort, this.#local!.det, img, this.#detectOptions);
-    return { found, crops: found.map(({ quad }) => cropQuad(img, quad, 48)) };
-  }
-
-  /**
-   * With workers: the crops sorted by width and cut into runs of about equal total width, two per
-   * worker, so that a page's lines are read in parallel (a chunk's crops are batched by width
-   * when batchSize > 1). On this thread: the RecognitionQueue, shared by every page in flight.
-   */
-  async #recognize(crops: RgbImage[]): Promise<Recognized[]> {
-    if (!this.#pool) return this.#local!.recognition.recognize(crops);
-    if (!crops.length) return [];
-    const stats = this.#poolStats;
-    stats.rounds++;
-    stats.crops += crops.length;
-    const out: Recognized[] = new Array(crops.length);
-    await Promise.all(
-      chunks(crops, this.#pool.size * 2).map(async (indices) => {
-        const part = indices.map((i) => crops[i]!);
-        const { results, runs } = await this.#pool!.run<{ results: Recognized[]; runs: number }>(
-          { op: 'recognize', crops: part, batchSize: this.#batchSize },
-          part.map((c) => c.data.buffer as ArrayBuffer),
-        );
-        stats.runs += runs;
-        indices.forEach((i, k) => {
-          out[i] = results[k]!;
-        });
-      }),
-    );
-    return out;
-  }
-
   async #upright(crops: RgbImage[]): Promise<RgbImage[]> {
     const p = await this.#directions(crops);
     return crops.map((c, k) => (p[k * 2 + 1]! > 0.9 ? rotate180(c) : c));
@@ -284,49 +223,9 @@ export class OcrEngine {
   async #directions(crops: RgbImage[]): Promise<Float32Array> {
     const out = new Float32Array(crops.length * 2);
     const runs = [];
-    for (let i = 0; i < crops.length; i += 32) {
-      const part = crops.slice(i, i + 32);
-      runs.push(
-        (this.#pool
-          ? this.#pool.run<Float32Array>({ op: 'directions', crops: part })
-          : directions(this.#ort, this.#local!.cls, part)
-        ).then((p) => out.set(p, i * 2)),
-      );
-    }
+    for (let i = 0; i < crops.length; i += 32)
+      runs.push(this.#models.directions(crops.slice(i, i + 32)).then((p) => out.set(p, i * 2)));
     await Promise.all(runs);
     return out;
   }
-}
-
-/**
- * The image as a worker can take it: structured cloning copies a typed array's whole buffer, so a
- * view into a larger one (a tensor inside a request's bytes) is copied out first.
- */
-function own(img: RgbImage): RgbImage {
-  const d = img.data;
-  if (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength) return img;
-  return { data: d.slice(), width: img.width, height: img.height };
-}
-
-/**
- * Indices of the crops, sorted by width and cut into at most `n` contiguous runs of about equal
- * total width (a run's crops are alike in width, so its batches pad little).
- */
-export function chunks(crops: readonly RgbImage[], n: number): number[][] {
-  const order = crops.map((_, i) => i).sort((a, b) => crops[a]!.width - crops[b]!.width);
-  const total = crops.reduce((s, c) => s + c.width, 0);
-  const parts = Math.max(1, Math.min(n, crops.length));
-  const out: number[][] = [];
-  let current: number[] = [];
-  let acc = 0;
-  for (const i of order) {
-    current.push(i);
-    acc += crops[i]!.width;
-    if (out.length < parts - 1 && acc >= (total * (out.length + 1)) / parts) {
-      out.push(current);
-      current = [];
-    }
-  }
-  if (current.length) out.push(current);
-  return out;
 }
