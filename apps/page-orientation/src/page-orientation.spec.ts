@@ -96,6 +96,6 @@ describe('PageOrientationExecutor', () => {
     const txt = await post([{ asset_key: join(dir, 'note.txt') }]);
     expect(txt.header.status?.description).toContain('note.txt: not a PNG, JPEG, TIFF or PDF');
     const bad = await post([{ asset_key: tiff }], { correct: 'yes' });
-    expect(bad.header.status?.description).toContain('parameters.correct: expected true or false');
+    expect(bad.header.status?.description).toContain('parameters.correct: expected boolean');
   });
 });

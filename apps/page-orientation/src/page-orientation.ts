@@ -1,20 +1,27 @@
-import { ErrorCode, MarieError, type RequestContext, requests } from '@marie/core';
-import { type DocList, NdArray } from '@marie/docs';
+import { type RequestContext, requests } from '@marie/core';
+import { type DocList, NdArray, type Static, Type } from '@marie/docs';
 import { MarieExecutor, type MarieExecutorArgs } from '@marie/executor';
-import { OcrEngine, type OcrEngineOptions, type RgbImage, rotate180 } from '@marie/ocr';
+import { type OcrEngineArgs, type RgbImage, rotate180, withOcrEngine } from '@marie/ocr';
 import { PageDoc, pageImages } from '@marie/storage';
 
 /** A page to check: an asset (`asset_key`, `pages`) or an image (`tensor`, uint8 HWC RGB). */
 export const OrientationDoc = PageDoc;
 export type OrientationDoc = PageDoc;
 
-export interface PageOrientationArgs extends MarieExecutorArgs {
-  /** ONNX Runtime threads per operator (per model worker: 1 by default). */
-  threads?: number;
-  /** Model worker threads (default: one per core on CPU, 0 on CUDA). */
-  workers?: number;
-  /** Execution providers by preference (`['cuda', 'cpu']`). */
-  providers?: OcrEngineOptions['providers'];
+/** `/document/orientation`'s parameters: checked before the method runs, other keys pass through. */
+export const OrientationParameters = Type.Object(
+  {
+    correct: Type.Optional(
+      Type.Boolean({
+        description: 'answer the pages turned upright (images tagged with their answer)',
+      }),
+    ),
+  },
+  { title: 'OrientationParameters' },
+);
+export type OrientationParameters = Static<typeof OrientationParameters>;
+
+export interface PageOrientationArgs extends MarieExecutorArgs, OcrEngineArgs {
   /** PDF rendering resolution (100: orientation needs far fewer pixels than reading). */
   dpi?: number;
 }
@@ -24,52 +31,25 @@ export interface PageOrientationArgs extends MarieExecutorArgs {
  * on by its direction classifier (no recognition: a page costs a fraction of reading it).
  * `/document/orientation` answers `{pages: [{page, rotation, confidence, lines}]}` in
  * `__results__`; with `parameters.correct: true` it answers the pages turned upright instead, as
- * images tagged with the same `{page, rotation, confidence, lines}`.
+ * images tagged with the same `{page, rotation, confidence, lines}`. Detection runs on pages
+ * scaled to 960 pixels at most: orientation needs no more.
  */
-export class PageOrientationExecutor extends MarieExecutor {
-  readonly #engine: Promise<OcrEngine>;
+export class PageOrientationExecutor extends withOcrEngine(MarieExecutor, { maxSide: 960 }) {
   readonly #dpi: number;
 
-  constructor({ threads, workers, providers, dpi, ...rest }: PageOrientationArgs = {}) {
+  constructor({ dpi, ...rest }: PageOrientationArgs = {}) {
     super(rest);
     this.#dpi = dpi ?? 100;
-    if (workers !== undefined && !(Number.isInteger(workers) && workers >= 0))
-      throw new MarieError(
-        ErrorCode.InvalidArgument,
-        `with.workers: ${JSON.stringify(workers)} is not a whole number >= 0`,
-        { field: 'with.workers' },
-      );
-    this.#engine = OcrEngine.create({
-      ...(threads ? { threads } : {}),
-      ...(workers !== undefined ? { workers } : {}),
-      ...(providers ? { providers } : {}),
-      maxSide: 960,
-    });
-    this.#engine.catch(() => {}); // surfaced by open() and by the first request
   }
 
-  override async open(): Promise<void> {
-    await super.open();
-    await this.#engine;
-  }
-
-  override async close(): Promise<void> {
-    await super.close();
-    await (await this.#engine.catch(() => undefined))?.close();
-  }
-
-  @requests({ on: ['/document/orientation', '/default'], requestSchema: OrientationDoc })
-  async orientation(docs: DocList<OrientationDoc>, ctx: RequestContext) {
+  @requests({
+    on: ['/document/orientation', '/default'],
+    requestSchema: OrientationDoc,
+    parametersSchema: OrientationParameters,
+  })
+  async orientation(docs: DocList<OrientationDoc>, ctx: RequestContext<OrientationParameters>) {
     const correct = ctx.parameters.correct === true;
-    if (ctx.parameters.correct !== undefined && typeof ctx.parameters.correct !== 'boolean')
-      throw new MarieError(
-        ErrorCode.InvalidArgument,
-        'parameters.correct: expected true or false',
-        {
-          field: 'parameters.correct',
-        },
-      );
-    const engine = await this.#engine;
+    const engine = await this.engine;
     const pages = await this.#pages(docs);
     const answers = [];
     const upright: object[] = [];

@@ -126,12 +126,28 @@ describe('TextExtractionExecutor', () => {
 
   it('names a missing parameter and a bad format; the job is FAILED', async () => {
     const res = await extract({ job_id: 'te-5', ref_id: 'inv' });
-    expect(res.header.status?.description).toContain('parameters.payload is required');
+    expect(res.header.status?.description).toContain(
+      'parameters.payload: required field is missing',
+    );
     const bad = await extract({ job_id: 'te-6', ref_id: 'inv', payload: { format: 'polygon' } });
     expect(bad.header.status?.description).toContain(
-      'parameters.payload.format: "polygon" is not xywh or xyxy',
+      'parameters.payload.format: expected one of "xywh", "xyxy", got string "polygon"',
     );
     expect((await exec.storage.jobs.get('te-6'))!.status).toBe('FAILED');
+    const region = await extract({
+      job_id: 'te-7',
+      ref_id: 'inv',
+      payload: { args: { regions: [{ pageIndex: 0, x: 0, y: 0, w: 0, h: 10 }] } },
+    });
+    expect(region.header.status?.description).toContain('parameters.payload.args.regions[0].w');
+  });
+
+  it('declares its parameters: endpoint_discovery and OpenAPI get their JSON Schema', () => {
+    const listed = handler.endpoints().schemas['/document/extract']!;
+    expect(listed.parameters?.name).toBe('ExtractParameters');
+    expect(listed.parameters?.model).toMatchObject({
+      required: expect.arrayContaining(['job_id', 'ref_id', 'payload']),
+    });
   });
 
   it('runs concurrent requests together, each job on its own record', async () => {

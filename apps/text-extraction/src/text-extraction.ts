@@ -1,8 +1,8 @@
 import { hostname } from 'node:os';
 import { ErrorCode, MarieError, type RequestContext, requests } from '@marie/core';
-import type { DocList } from '@marie/docs';
+import { type DocList, type Static, Type } from '@marie/docs';
 import { MarieExecutor, type MarieExecutorArgs } from '@marie/executor';
-import { OcrEngine, type OcrEngineOptions, type OcrPage, toMarieJson } from '@marie/ocr';
+import { type OcrEngineArgs, type OcrPage, toMarieJson, withOcrEngine } from '@marie/ocr';
 import { PageDoc, type PageImage, pageImages } from '@marie/storage';
 
 /** What `/document/extract` takes: an AssetKeyDoc (`asset_key`, `pages`) or a MarieDoc image (`tensor`). */
@@ -12,33 +12,54 @@ export type ExtractDoc = PageDoc;
 export const MODES = ['word', 'sparse', 'line', 'raw_line', 'multiline'] as const;
 export type Mode = (typeof MODES)[number];
 
-interface Region {
-  id: string | number;
-  pageIndex: number;
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-  mode?: Mode;
-}
+/** A region of a page to read alone (Marie's `payload.regions[]`), in the page's pixels. */
+const Region = Type.Object({
+  id: Type.Optional(Type.Union([Type.String(), Type.Number()])),
+  pageIndex: Type.Number({ minimum: 0, description: 'the page, counted from 0' }),
+  x: Type.Number({ minimum: 0 }),
+  y: Type.Number({ minimum: 0 }),
+  w: Type.Number({ minimum: 1 }),
+  h: Type.Number({ minimum: 1 }),
+  mode: Type.Optional(Type.String({ description: `${MODES.join(' | ')}; another: sparse` })),
+});
+type Region = Static<typeof Region>;
 
-export interface TextExtractionArgs extends MarieExecutorArgs {
-  /** ONNX Runtime threads per operator (per model worker: 1 by default). */
-  threads?: number;
-  /**
-   * Model worker threads (default: one per core on CPU, 0 on CUDA): a document's pages and each
-   * page's lines are read on them in parallel, off the executor's event loop.
-   */
-  workers?: number;
-  /** Execution providers by preference (`['cuda', 'cpu']`). */
-  providers?: OcrEngineOptions['providers'];
+/** The payload's options; Marie lets each sit in `payload.args` as well. */
+const PayloadOptions = {
+  regions: Type.Optional(Type.Array(Region)),
+  format: Type.Optional(
+    Type.Union([Type.Literal('xywh'), Type.Literal('xyxy')], {
+      description: 'boxes as [x, y, w, h] (default) or [x0, y0, x1, y1]',
+    }),
+  ),
+  mode: Type.Optional(
+    Type.String({ description: `${MODES.join(' | ')} (Marie's fallback for another: sparse)` }),
+  ),
+  return_ocr: Type.Optional(Type.Boolean({ description: 'answer the per-page OCR JSON too' })),
+};
+
+/**
+ * `/document/extract`'s parameters, as Marie's scheduler sends them (marie-internals section 6):
+ * checked before the method runs, each error naming the field; other keys pass through.
+ */
+export const ExtractParameters = Type.Object(
+  {
+    job_id: Type.String({ minLength: 1 }),
+    ref_id: Type.String({ minLength: 1 }),
+    ref_type: Type.Optional(Type.String({ description: "default 'not_defined'" })),
+    queue_id: Type.Optional(Type.String()),
+    payload: Type.Object({
+      ...PayloadOptions,
+      args: Type.Optional(Type.Object(PayloadOptions)),
+    }),
+  },
+  { title: 'ExtractParameters' },
+);
+export type ExtractParameters = Static<typeof ExtractParameters>;
+
+export interface TextExtractionArgs extends MarieExecutorArgs, OcrEngineArgs {
   /** PDF rendering resolution (200). */
   dpi?: number;
-  /**
-   * Line crops per recognition batch (8 on CUDA, 1 on CPU): crops of every page in flight,
-   * concurrent requests included, are batched together; 1 turns batching off.
-   */
-  batch_size?: number;
   /**
    * Where the OCR JSON goes: a `file://` folder or an `s3://bucket/prefix`, one object per job
    * (`<results>/<ref_id>/<job_id>.json`). Default: `file://<workspace>/results`.
@@ -52,26 +73,13 @@ export interface TextExtractionArgs extends MarieExecutorArgs {
  * `regions`, `format`, `mode`, `return_ocr`, also under `payload.args`), answering
  * `{status, runtime_info, metadata}` in `__results__`; `/document/extract/status`.
  */
-export class TextExtractionExecutor extends MarieExecutor {
-  readonly #engine: Promise<OcrEngine>;
+export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
   readonly #dpi: number;
-
   readonly #results: string | undefined;
 
-  constructor({
-    threads,
-    workers,
-    providers,
-    dpi,
-    results,
-    batch_size,
-    ...rest
-  }: TextExtractionArgs = {}) {
+  constructor({ dpi, results, ...rest }: TextExtractionArgs = {}) {
     super(rest);
     this.#dpi = dpi ?? 200;
-    wholeNumber('with.batch_size', batch_size, 1);
-    wholeNumber('with.workers', workers, 0);
-    wholeNumber('with.threads', threads, 1);
     if (results !== undefined && !/^(file|s3):\/\/./.test(String(results)))
       throw new MarieError(
         ErrorCode.InvalidArgument,
@@ -79,28 +87,11 @@ export class TextExtractionExecutor extends MarieExecutor {
         { field: 'with.results' },
       );
     this.#results = results;
-    this.#engine = OcrEngine.create({
-      ...(threads ? { threads } : {}),
-      ...(workers !== undefined ? { workers } : {}),
-      ...(providers ? { providers } : {}),
-      ...(batch_size ? { batchSize: batch_size } : {}),
-    });
-    this.#engine.catch(() => {}); // surfaced by open() and by the first request
-  }
-
-  override async open(): Promise<void> {
-    await super.open();
-    await this.#engine;
-  }
-
-  override async close(): Promise<void> {
-    await super.close();
-    await (await this.#engine.catch(() => undefined))?.close();
   }
 
   @requests({ on: '/document/extract/status' })
   async extractStatus() {
-    const engine = await this.#engine;
+    const engine = await this.engine;
     return { index: 'complete', use_cuda: engine.provider === 'cuda' };
   }
 
@@ -110,32 +101,20 @@ export class TextExtractionExecutor extends MarieExecutor {
   }
 
   // Concurrent requests run together, so that their pages share recognition batches.
-  @requests({ on: '/document/extract', requestSchema: ExtractDoc, allowConcurrent: true })
-  async extract(docs: DocList<ExtractDoc>, ctx: RequestContext) {
-    const p = ctx.parameters;
-    const jobId = required(p, 'job_id');
-    const refId = required(p, 'ref_id');
-    const refType = typeof p.ref_type === 'string' && p.ref_type ? p.ref_type : 'not_defined';
-    if (p.payload === undefined || p.payload === null || typeof p.payload !== 'object')
-      throw new MarieError(
-        ErrorCode.InvalidArgument,
-        'parameters.payload is required (an object)',
-        { field: 'parameters.payload' },
-      );
-    const payload = p.payload as Record<string, unknown>;
-    const args = { ...(payload.args as Record<string, unknown> | undefined), ...payload };
+  @requests({
+    on: '/document/extract',
+    requestSchema: ExtractDoc,
+    parametersSchema: ExtractParameters,
+    allowConcurrent: true,
+  })
+  async extract(docs: DocList<ExtractDoc>, ctx: RequestContext<ExtractParameters>) {
+    const { job_id: jobId, ref_id: refId, payload } = ctx.parameters;
+    const refType = ctx.parameters.ref_type || 'not_defined';
+    const args = { ...payload.args, ...payload };
     const format = args.format ?? 'xywh';
-    if (format !== 'xywh' && format !== 'xyxy')
-      throw new MarieError(
-        ErrorCode.InvalidArgument,
-        `parameters.payload.format: "${String(format)}" is not xywh or xyxy`,
-        {
-          field: 'parameters.payload.format',
-        },
-      );
     const mode = (MODES as readonly unknown[]).includes(args.mode) ? (args.mode as Mode) : 'sparse';
-    const regions = parseRegions(args.regions);
-    const engine = await this.#engine;
+    const regions = args.regions ?? [];
+    const engine = await this.engine;
     const images = await this.#pages(docs);
     const started = performance.now();
     const runtime_info = {
@@ -148,7 +127,7 @@ export class TextExtractionExecutor extends MarieExecutor {
     };
     if (regions.length) {
       const out = [];
-      for (const r of regions) {
+      for (const [i, r] of regions.entries()) {
         const img = images[r.pageIndex];
         if (!img)
           throw new MarieError(
@@ -157,9 +136,13 @@ export class TextExtractionExecutor extends MarieExecutor {
           );
         if (ctx.signal.aborted) throw ctx.signal.reason;
         const page = await engine.ocr(crop(img, r));
-        const text = applyMode(page, r.mode ?? mode);
+        const text = applyMode(page, modeOf(r.mode, mode));
         const words = page.lines.flatMap((l) => l.words);
-        out.push({ id: r.id, text, confidence: round(mean(words.map((w) => w.confidence)), 4) });
+        out.push({
+          id: r.id ?? i,
+          text,
+          confidence: round(mean(words.map((w) => w.confidence)), 4),
+        });
       }
       return {
         status: 'succeeded',
@@ -262,52 +245,9 @@ export class TextExtractionExecutor extends MarieExecutor {
   }
 }
 
-function wholeNumber(field: string, v: unknown, min: number): void {
-  if (v !== undefined && !(Number.isInteger(v) && (v as number) >= min))
-    throw new MarieError(
-      ErrorCode.InvalidArgument,
-      `${field}: ${JSON.stringify(v)} is not a whole number >= ${min}`,
-      { field },
-    );
-}
-
-function required(p: Readonly<Record<string, unknown>>, key: string): string {
-  const v = p[key];
-  if (typeof v !== 'string' || v === '')
-    throw new MarieError(ErrorCode.InvalidArgument, `parameters.${key} is required`, {
-      field: `parameters.${key}`,
-    });
-  return v;
-}
-
-function parseRegions(raw: unknown): Region[] {
-  if (raw === undefined || raw === null) return [];
-  if (!Array.isArray(raw))
-    throw new MarieError(ErrorCode.InvalidArgument, 'parameters.payload.regions: expected a list');
-  return raw.map((r, i) => {
-    const at = `parameters.payload.regions[${i}]`;
-    if (!r || typeof r !== 'object')
-      throw new MarieError(ErrorCode.InvalidArgument, `${at}: expected an object`, { field: at });
-    const o = r as Record<string, unknown>;
-    for (const k of ['pageIndex', 'x', 'y', 'w', 'h'])
-      if (typeof o[k] !== 'number' || (o[k] as number) < 0)
-        throw new MarieError(ErrorCode.InvalidArgument, `${at}.${k}: expected a number >= 0`, {
-          field: `${at}.${k}`,
-        });
-    if ((o.w as number) < 1 || (o.h as number) < 1)
-      throw new MarieError(ErrorCode.InvalidArgument, `${at}: w and h must be at least 1`, {
-        field: at,
-      });
-    return {
-      id: (o.id as string | number) ?? i,
-      pageIndex: o.pageIndex as number,
-      x: o.x as number,
-      y: o.y as number,
-      w: o.w as number,
-      h: o.h as number,
-      ...((MODES as readonly unknown[]).includes(o.mode) ? { mode: o.mode as Mode } : {}),
-    };
-  });
+/** A region's own mode, when it names one of Marie's; the request's otherwise. */
+function modeOf(mode: string | undefined, fallback: Mode): Mode {
+  return (MODES as readonly unknown[]).includes(mode) ? (mode as Mode) : fallback;
 }
 
 /** The text of a page by mode: words (space-joined), lines (one per line), or Marie's sparse/raw forms. */

@@ -1,3 +1,4 @@
+import { Type } from '@marie/docs';
 import { describe, expect, it } from 'vitest';
 import { Executor } from './executor.js';
 import { type EndpointInterceptor, registerInterceptor, useInterceptor } from './interceptor.js';
@@ -25,6 +26,10 @@ class Echo extends Executor {
   date() {
     return { at: new Date(0) };
   }
+  @requests({ on: '/typed', parametersSchema: Type.Object({ pages: Type.Integer() }) })
+  typed() {
+    return { ok: true };
+  }
 }
 
 describe('endpoint interceptors', () => {
@@ -49,6 +54,25 @@ describe('endpoint interceptors', () => {
     }
     expect(seen).toEqual(['global>/r:j', 'own>/r:j', '<own:{"ok":true}', '<global:{"ok":true}']);
     expect(e.opened).toBe(1);
+  });
+
+  it('see a call whose parameters the schema refuses, as sent, fail with the validation error', async () => {
+    const e = new Echo();
+    const seen: string[] = [];
+    useInterceptor(e, async (call, next) => {
+      seen.push(`>${String(call.parameters.job_id)}`);
+      try {
+        return await next();
+      } catch (err) {
+        seen.push(`failed: ${(err as Error).message}`);
+        throw err;
+      }
+    });
+    const h = new RequestHandler(e);
+    await expect(h.post('/typed', [], { parameters: { job_id: 'j', pages: 'x' } })).rejects.toThrow(
+      'parameters.pages: expected integer, got string "x"',
+    );
+    expect(seen).toEqual(['>j', 'failed: parameters.pages: expected integer, got string "x"']);
   });
 
   it('can fail a request, and a failed open() is tried again on the next request', async () => {

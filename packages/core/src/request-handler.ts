@@ -296,7 +296,16 @@ export class RequestHandler implements Processor {
         matrix.length === 1 || !this.#noReduce
           ? reduceDocs(matrix)
           : new DocList(endpoint.requestSchema as AnyDocType & { static: object }, matrix.flat());
-      const parameters = this.#parameters(endpoint, base.parameters);
+      // Parameters the endpoint's schema refuses fail the call inside the interceptors, which see
+      // them as sent: a job-tracked request with a bad parameter is a FAILED job, not a lost one.
+      let invalid: unknown;
+      let parameters: Record<string, unknown>;
+      try {
+        parameters = this.#parameters(endpoint, base.parameters);
+      } catch (err) {
+        invalid = err;
+        parameters = this.#scoped(base.parameters);
+      }
       const ctx = this.#context(
         endpoint,
         docs,
@@ -307,6 +316,7 @@ export class RequestHandler implements Processor {
       );
       if (this.#opened !== true) await this.open();
       const run = async (): Promise<EndpointAnswer> => {
+        if (invalid !== undefined) throw invalid;
         const answer = endpoint.batching
           ? await this.#batcher.submit(endpoint, docs, parameters)
           : this.#applyReturn(endpoint, await this.#invoke(endpoint, docs, ctx), docs);
@@ -357,9 +367,15 @@ export class RequestHandler implements Processor {
     return new DocList(schema as AnyDocType & { static: object }, docs as object[]);
   }
 
-  #parameters(endpoint: Endpoint, parameters: Record<string, unknown>): Record<string, unknown> {
+  /** `parameters[<this executor's name>]` merged over the rest (spec/wire.md). */
+  #scoped(parameters: Record<string, unknown>): Record<string, unknown> {
     const own = parameters[this.name];
-    const merged = isPlainObject(own) ? { ...parameters, ...own } : { ...parameters };
+    return isPlainObject(own) ? { ...parameters, ...own } : { ...parameters };
+  }
+
+  /** The parameters a method sees: scoped, then checked against its schema (defaults applied). */
+  #parameters(endpoint: Endpoint, parameters: Record<string, unknown>): Record<string, unknown> {
+    const merged = this.#scoped(parameters);
     if (!endpoint.parametersSchema) return merged;
     return coerce(endpoint.parametersSchema, merged, 'parameters') as Record<string, unknown>;
   }

@@ -270,6 +270,13 @@ function toValidationError(error: ValueError | undefined, root: string): DocVali
       `expected ${error.schema[Kind] === 'MarieNdArray' ? 'a tensor' : 'a DocList'}, got ${describe(error.value)}`,
     );
   }
+  // A choice of constants (`Type.Union` of literals): say which.
+  const choices = (error.schema.anyOf as TSchema[] | undefined)?.map((s) => s.const);
+  if (choices?.length && choices.every((c) => c !== undefined))
+    return new DocValidationError(
+      at,
+      `expected one of ${choices.map((c) => JSON.stringify(c)).join(', ')}, got ${describe(error.value)}`,
+    );
   const message = error.message.charAt(0).toLowerCase() + error.message.slice(1);
   return new DocValidationError(at, `${message}, got ${describe(error.value)}`);
 }

@@ -206,4 +206,13 @@ describe('DocList', () => {
       'docs[0].t[1]: expected an integer in int32 range, got number',
     );
   });
+
+  it('names the choices of a field that is one of several constants', () => {
+    const Boxed = defineDoc('Boxed', {
+      format: Type.Union([Type.Literal('xywh'), Type.Literal('xyxy')]),
+    });
+    expect(errorOf(() => new DocList(Boxed, [{ format: 'polygon' }])).message).toBe(
+      'docs[0].format: expected one of "xywh", "xyxy", got string "polygon"',
+    );
+  });
 });

@@ -21,3 +21,9 @@ export {
   recognize,
 } from './recognize.js';
 export { characterErrorRate, wordF1 } from './scoring.js';
+export {
+  type OcrEngineArgs,
+  type OcrEngineMixin,
+  type WithOcrEngineClass,
+  withOcrEngine,
+} from './with-ocr-engine.js';
