@@ -37,7 +37,7 @@ async function streamed(
   return parts;
 }
 
-const single = (endpoint: string, document: object): SingleDocumentRequest => ({
+const single = (endpoint: string, document: Record<string, unknown>): SingleDocumentRequest => ({
   header: { requestId: 'r1', execEndpoint: endpoint },
   parameters: {},
   routes: [],

@@ -138,36 +138,15 @@ export class Client {
           ...(origin.startsWith('https:') && tls !== true ? { tls } : {}),
         })
       : undefined;
-    switch (protocol) {
-      case 'grpc':
-      case 'grpcs':
-        this.#transport = new GrpcClient({
-          host,
-          port,
-          ...(secure ? { tls } : {}),
-          ...(options.poolSize ? { poolSize: options.poolSize } : {}),
-          ...apiKey,
-        });
-        break;
-      case 'http':
-      case 'https':
-        this.#transport = new HttpClient({
-          host,
-          port,
-          ...(secure ? { tls } : {}),
-          ...(options.poolSize ? { poolSize: options.poolSize } : {}),
-          ...apiKey,
-        });
-        break;
-      default:
-        this.#transport = new WsClient({
-          host,
-          port,
-          ...(secure ? { tls } : {}),
-          subprotocol: options.subprotocol ?? 'json',
-          ...apiKey,
-        });
-    }
+    // What every transport's client takes alike; WebSocket takes its sub-protocol, not a pool.
+    const common = { host, port, ...(secure ? { tls } : {}), ...apiKey };
+    const pool = options.poolSize ? { poolSize: options.poolSize } : {};
+    this.#transport =
+      protocol === 'grpc' || protocol === 'grpcs'
+        ? new GrpcClient({ ...common, ...pool })
+        : http
+          ? new HttpClient({ ...common, ...pool })
+          : new WsClient({ ...common, subprotocol: options.subprotocol ?? 'json' });
   }
 
   /**

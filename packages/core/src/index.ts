@@ -100,7 +100,7 @@ export {
 
 // Clients: retries and request splitting.
 
-export { backoffDelay, retryPolicy, splitDocs } from './post-options.js';
+export { backoffDelay, postRequests, retryPolicy, splitDocs } from './post-options.js';
 
 // Configuration: `${{ ENV.X }}` and `${{ VAR }}` substitution (Flows, exports, CLI flags).
 

@@ -1,4 +1,5 @@
-import type { AnyDocType, TSchema } from '@marie/docs';
+import { type AnyDocType, DocList, type TSchema } from '@marie/docs';
+import { createDataRequest, type DataRequest } from './data-request.js';
 import { ErrorCode, MarieError } from './errors.js';
 
 /** One answer to a posted request, as `onDone` hears of it. */
@@ -98,4 +99,26 @@ export function splitDocs(docs: readonly object[], size: number): object[][] {
   const out: object[][] = [];
   for (let i = 0; i < docs.length; i += size) out.push(docs.slice(i, i + size));
   return out.length ? out : [[]];
+}
+
+/**
+ * The requests a client's `post` sends: `docs` cut into parts of `requestSize` (100), each a
+ * request to `on` with the post's parameters and target; and the type to encode them by (a
+ * DocList's own, else `requestSchema`).
+ */
+export function postRequests(
+  on: string,
+  docs: DocList<any> | readonly object[],
+  options: PostOptions<any>,
+): { requests: DataRequest[]; schema: TSchema | undefined } {
+  const schema = docs instanceof DocList ? docs.docType : options.requestSchema;
+  const requests = splitDocs(docs, options.requestSize ?? 100).map((part) =>
+    createDataRequest({
+      endpoint: on,
+      docs: part,
+      parameters: options.parameters ?? {},
+      ...(options.targetExecutor ? { targetExecutor: options.targetExecutor } : {}),
+    }),
+  );
+  return { requests, schema };
 }

@@ -24,6 +24,9 @@ export const TERMINAL_JOB_STATUSES: ReadonlySet<JobStatus> = new Set<JobStatus>(
   'FAILED',
 ]);
 
+/** The terminal statuses as an SQL list, `('STOPPED', 'SUCCEEDED', 'FAILED')`. */
+const TERMINAL_SQL = `(${[...TERMINAL_JOB_STATUSES].map((s) => `'${s}'`).join(', ')})`;
+
 export function isTerminalStatus(status: JobStatus): boolean {
   return TERMINAL_JOB_STATUSES.has(status);
 }
@@ -140,7 +143,7 @@ export class JobRecords {
          executor = COALESCE(EXCLUDED.executor, ${this.table}.executor),
          ref_id = COALESCE(EXCLUDED.ref_id, ${this.table}.ref_id),
          ref_type = COALESCE(EXCLUDED.ref_type, ${this.table}.ref_type)
-       WHERE $6 OR ${this.table}.status NOT IN ('STOPPED', 'SUCCEEDED', 'FAILED')
+       WHERE $6 OR ${this.table}.status NOT IN ${TERMINAL_SQL}
        RETURNING *`,
       [
         jobId,
@@ -188,7 +191,7 @@ export class JobRecords {
     if (isTerminalStatus(status)) return this.#end(jobId, status, {}, options.force);
     const res = await this.db.query(
       `UPDATE ${this.table} SET status = $2, updated_at = now()
-       WHERE job_id = $1 AND ($3 OR status NOT IN ('STOPPED', 'SUCCEEDED', 'FAILED')) RETURNING *`,
+       WHERE job_id = $1 AND ($3 OR status NOT IN ${TERMINAL_SQL}) RETURNING *`,
       [jobId, status, options.force === true],
     );
     if (res.rows[0]) return fromRow(res.rows[0]);
@@ -226,7 +229,7 @@ export class JobRecords {
        ON CONFLICT (job_id) DO UPDATE SET
          status = EXCLUDED.status, result = EXCLUDED.result, error = EXCLUDED.error,
          ended_at = now(), updated_at = now()
-       WHERE $5 OR ${this.table}.status NOT IN ('STOPPED', 'SUCCEEDED', 'FAILED')
+       WHERE $5 OR ${this.table}.status NOT IN ${TERMINAL_SQL}
          OR ${this.table}.status = EXCLUDED.status
        RETURNING *`,
       [

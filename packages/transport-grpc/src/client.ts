@@ -1,15 +1,14 @@
 import * as grpc from '@grpc/grpc-js';
 import {
   checkTlsClient,
-  createDataRequest,
   type DataRequest,
   ErrorCode,
   injectContext,
   MarieError,
   type PostOptions,
+  postRequests,
   type SingleDocumentRequest,
   StatusCode,
-  splitDocs,
   type TlsClientOptions,
   throwIfError,
 } from '@marie/core';
@@ -199,9 +198,7 @@ export class GrpcClient {
     docs: DocList<any> | readonly object[] = [],
     options: PostOptions<R> = {},
   ): Promise<DocList<R['static']>> {
-    const schema = docs instanceof DocList ? docs.docType : options.requestSchema;
-    const parts = splitDocs(docs, options.requestSize ?? 100);
-
+    const { requests, schema } = postRequests(on, docs, options);
     const answers = await new Promise<DataRequest[]>((resolve, reject) => {
       const order = new Map<string, number>();
       const results: (DataRequest | undefined)[] = [];
@@ -227,7 +224,7 @@ export class GrpcClient {
       );
       let done = 0;
       call.on('data', (res: DataRequest) => {
-        options.onProgress?.({ done: ++done, total: parts.length });
+        options.onProgress?.({ done: ++done, total: requests.length });
         if (res.header.status?.code === StatusCode.ERROR) {
           const err = remoteError(res);
           if (!options.continueOnError) return fail(err);
@@ -245,14 +242,7 @@ export class GrpcClient {
             options.resultsInOrder === false ? arrived : (results.filter(Boolean) as DataRequest[]),
           );
       });
-      for (const part of parts) {
-        const req = createDataRequest({
-          endpoint: on,
-          docs: part,
-          parameters: options.parameters ?? {},
-          requestId: newDocId(),
-          ...(options.targetExecutor ? { targetExecutor: options.targetExecutor } : {}),
-        });
+      for (const req of requests) {
         order.set(req.header.requestId, order.size);
         call.write(encodeDataRequest(req, schema));
       }

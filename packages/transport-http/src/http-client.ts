@@ -1,12 +1,11 @@
 import {
   checkTlsClient,
-  createDataRequest,
   type DataRequest,
   ErrorCode,
   MarieError,
   type PostOptions,
+  postRequests,
   StatusCode,
-  splitDocs,
   type TlsClientOptions,
 } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList, type TSchema } from '@marie/docs';
@@ -132,25 +131,16 @@ export class HttpClient {
     docs: DocList<any> | readonly object[] = [],
     options: PostOptions<R> = {},
   ): Promise<DocList<R['static']>> {
-    const schema = docs instanceof DocList ? docs.docType : options.requestSchema;
-    const parts = splitDocs(docs, options.requestSize ?? 100);
+    const { requests, schema } = postRequests(on, docs, options);
     let done = 0;
     const answers = await Promise.all(
-      parts.map(async (part) => {
-        const answer = await this.send(
-          createDataRequest({
-            endpoint: on,
-            docs: part,
-            parameters: options.parameters ?? {},
-            ...(options.targetExecutor ? { targetExecutor: options.targetExecutor } : {}),
-          }),
-          {
-            ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
-            ...(options.signal ? { signal: options.signal } : {}),
-            ...(schema ? { requestSchema: schema } : {}),
-          },
-        );
-        options.onProgress?.({ done: ++done, total: parts.length });
+      requests.map(async (req) => {
+        const answer = await this.send(req, {
+          ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+          ...(options.signal ? { signal: options.signal } : {}),
+          ...(schema ? { requestSchema: schema } : {}),
+        });
+        options.onProgress?.({ done: ++done, total: requests.length });
         return answer;
       }),
     );

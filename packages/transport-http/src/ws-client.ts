@@ -6,11 +6,11 @@ import {
   ErrorCode,
   MarieError,
   type PostOptions,
+  postRequests,
   StatusCode,
-  splitDocs,
   type TlsClientOptions,
 } from '@marie/core';
-import { type AnyDoc, type AnyDocType, DocList, newDocId, type TSchema } from '@marie/docs';
+import type { AnyDoc, AnyDocType, DocList, TSchema } from '@marie/docs';
 import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
 import WebSocket from 'ws';
 import { bodyOf, collect, requestHeaders } from './client-common.js';
@@ -169,17 +169,8 @@ export class WsClient {
     docs: DocList<any> | readonly object[] = [],
     options: PostOptions<R> = {},
   ): Promise<DocList<R['static']>> {
-    const schema = docs instanceof DocList ? docs.docType : options.requestSchema;
-    const reqs = splitDocs(docs, options.requestSize ?? 100).map((part) =>
-      createDataRequest({
-        endpoint: on,
-        docs: part,
-        parameters: options.parameters ?? {},
-        requestId: newDocId(),
-        ...(options.targetExecutor ? { targetExecutor: options.targetExecutor } : {}),
-      }),
-    );
-    const answers = await this.exchange(reqs, {
+    const { requests, schema } = postRequests(on, docs, options);
+    const answers = await this.exchange(requests, {
       ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
       ...(options.signal ? { signal: options.signal } : {}),
       ...(schema ? { requestSchema: schema } : {}),
