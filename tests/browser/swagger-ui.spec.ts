@@ -3,7 +3,13 @@ import { join } from 'node:path';
 import type { Browser } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { chromiumAvailable, launchChromium } from '../support/browser.js';
-import { type MarieProcess, ROOT, runMarie, waitReady } from '../support/marie-process.js';
+import {
+  executorArgs,
+  type MarieProcess,
+  ROOT,
+  runMarie,
+  waitReady,
+} from '../support/marie-process.js';
 
 // A person's path through the API docs: Debian's chromium (installed by .ci/run), driven by
 // playwright-core, opens /docs, picks an endpoint, "Try it out", "Execute", reads the answer.
@@ -14,17 +20,9 @@ describe.skipIf(!chromiumAvailable)('Swagger UI in a real browser', () => {
   let browser: Browser;
 
   beforeAll(async () => {
-    marie = runMarie([
-      'executor',
-      '--uses',
-      join(ROOT, 'tests/conformance/reference.yml'),
-      '--protocol',
-      'http',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-    ]);
+    marie = runMarie(
+      executorArgs(join(ROOT, 'tests/conformance/reference.yml'), { protocols: ['http'] }),
+    );
     base = (await waitReady(marie))[0]!.slice('ready '.length);
     browser = await launchChromium();
   }, 60_000);

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@marie/client';
 import { describe, expect, it } from 'vitest';
-import { portOf, runMarie, waitReady } from '../support/marie-process.js';
+import { executorArgs, portOf, runMarie, waitReady } from '../support/marie-process.js';
 
 const fixture = (name: string) => join(import.meta.dirname, 'fixtures', name);
 const conformanceYaml = join(import.meta.dirname, '..', 'conformance', 'reference.yml');
@@ -100,19 +100,8 @@ describe('marie executor', () => {
 
 describe('marie executor on several protocols', () => {
   it('prints one ready line per protocol and answers on each, ping included', async () => {
-    const p = runMarie([
-      'executor',
-      '--uses',
-      conformanceYaml,
-      '--protocol',
-      'grpc',
-      'http',
-      'websocket',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-    ]);
+    // Any spelling a Flow's with.protocol takes: `WS` is WebSocket.
+    const p = runMarie(executorArgs(conformanceYaml, { protocols: ['grpc', 'HTTP', 'WS'] }));
     const lines = await waitReady(p, 3);
     expect(lines.map((l) => l.replace(/:\d+$/, ''))).toEqual([
       'ready grpc://127.0.0.1',
@@ -161,15 +150,7 @@ describe('marie executor on several protocols', () => {
 
 describe('marie ping', () => {
   it('exits 0 for a serving runtime and 1 for none within --timeout', async () => {
-    const p = runMarie([
-      'executor',
-      '--uses',
-      conformanceYaml,
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-    ]);
+    const p = runMarie(executorArgs(conformanceYaml));
     const [line] = await waitReady(p);
     const address = line!.slice('ready '.length);
     const ok = runMarie(['ping', address]);

@@ -9,16 +9,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { Client } from '@marie/client';
-import { createDataRequest } from '@marie/core';
-import { DocList, LegacyDocument, NdArray } from '@marie/docs';
-import { encodeDataRequest } from '@marie/proto';
 import { Agent, request } from 'undici';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import { type TestDatabase, testDatabase } from '../../packages/storage/test/support/postgres.js';
-import { TensorDoc, TextIn } from '../conformance/reference-executor.js';
 import { Fuzzer, rssMb } from '../support/fuzz.js';
 import { type MarieProcess, ROOT, runMarie, waitReady } from '../support/marie-process.js';
+import { PROTO_SEEDS } from './seeds.js';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20261205);
 // FUZZ_ONLY=<i> replays one input of each door (the index a failure names).
@@ -166,32 +163,6 @@ const JSON_SEEDS = [
   { data: [{ text: 'a' }, { text: 'b' }], exec_endpoint: '/length' },
 ];
 const PATHS = ['/post', '/upper', '/tensor', '/length', '/default', '/words'];
-
-const PROTO_SEEDS = [
-  encodeDataRequest(
-    createDataRequest({
-      endpoint: '/upper',
-      docs: new DocList(TextIn, [{ text: 'hello' }, { text: 'world', tags: { a: 1 } }]),
-      parameters: { x: [1, 'y'] },
-    }),
-  ),
-  encodeDataRequest(
-    createDataRequest({
-      endpoint: '/tensor',
-      docs: new DocList(TensorDoc, [
-        { tensor: new NdArray(new Float32Array([1, 2, 3, 4]), [2, 2]) },
-      ]),
-    }),
-  ),
-  encodeDataRequest(
-    createDataRequest({
-      endpoint: '/nowhere',
-      docs: new DocList(LegacyDocument, [
-        { text: 't', chunks: [{ text: 'c' }], embedding: [1, 2] },
-      ]),
-    }),
-  ),
-];
 
 describe(`front doors fuzzed, ${N} inputs each (seed ${SEED})`, () => {
   it('HTTP JSON: 200, 400, 404, 413, 415, 422, or an executor error 500 with its exception', async () => {

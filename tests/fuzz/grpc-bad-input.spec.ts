@@ -1,11 +1,12 @@
 import * as grpc from '@grpc/grpc-js';
-import { createDataRequest, RequestHandler } from '@marie/core';
-import { DocList, LegacyDocument, NdArray } from '@marie/docs';
-import { type docarray, docListToProto, encodeDataRequest, jina } from '@marie/proto';
+import { RequestHandler } from '@marie/core';
+import { DocList } from '@marie/docs';
+import { type docarray, docListToProto, jina } from '@marie/proto';
 import { GrpcClient, GrpcServer } from '@marie/transport-grpc';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ReferenceExecutor, TensorDoc, TextIn } from '../conformance/reference-executor.js';
+import { ReferenceExecutor, TextIn } from '../conformance/reference-executor.js';
 import { rng } from '../support/fuzz.js';
+import { PROTO_SEEDS } from './seeds.js';
 
 const PATH = '/jina.JinaSingleDataRequestRPC/process_single_data';
 
@@ -55,31 +56,7 @@ describe('gRPC bad input', () => {
     // The same 1,000 messages on every run.
     const random = rng(20261127);
     const int = (n: number) => Math.floor(random() * n);
-    const seeds = [
-      encodeDataRequest(
-        createDataRequest({
-          endpoint: '/upper',
-          docs: new DocList(TextIn, [{ text: 'hello' }, { text: 'world', tags: { a: 1 } }]),
-        }),
-      ),
-      encodeDataRequest(
-        createDataRequest({
-          endpoint: '/tensor',
-          docs: new DocList(TensorDoc, [
-            { tensor: new NdArray(new Float32Array([1, 2, 3, 4]), [2, 2]) },
-          ]),
-        }),
-      ),
-      encodeDataRequest(
-        createDataRequest({
-          endpoint: '/nowhere',
-          parameters: { a: [1, 'x'] },
-          docs: new DocList(LegacyDocument, [
-            { text: 't', chunks: [{ text: 'c' }], embedding: [1, 2] },
-          ]),
-        }),
-      ),
-    ];
+    const seeds = PROTO_SEEDS;
     const messages: Uint8Array[] = [];
     for (let i = 0; i < 300; i++)
       messages.push(Uint8Array.from({ length: int(256) }, () => int(256)));

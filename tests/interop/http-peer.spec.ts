@@ -2,7 +2,13 @@ import { execFile } from 'node:child_process';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type MarieProcess, ROOT, runMarie, waitReady } from '../support/marie-process.js';
+import {
+  executorArgs,
+  type MarieProcess,
+  ROOT,
+  runMarie,
+  waitReady,
+} from '../support/marie-process.js';
 
 // curl as an independent HTTP client, taking the Python HTTP client's steps against `marie
 // executor --protocol http`.
@@ -11,17 +17,9 @@ describe('curl calls `marie executor --protocol http` as the Python HTTP client 
   let base: string;
 
   beforeAll(async () => {
-    marie = runMarie([
-      'executor',
-      '--uses',
-      join(ROOT, 'tests/conformance/reference.yml'),
-      '--protocol',
-      'http',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      '0',
-    ]);
+    marie = runMarie(
+      executorArgs(join(ROOT, 'tests/conformance/reference.yml'), { protocols: ['http'] }),
+    );
     base = (await waitReady(marie))[0]!.slice('ready '.length);
   });
   afterAll(async () => {
