@@ -8,25 +8,30 @@
 // than direct (client->gateway and gateway->B). The ratio gw2/raw2 is what the gateway costs over
 // grpc-js itself. Run by hand after `npm run build`:
 //   npm run bench:flow-overhead          (DURATION=s per round, ROUNDS)
+// MARIE_BASELINE=/path/to/a/built/checkout adds that commit's chain gw>A>B to the same rounds
+// (`before`, its ratio against the same raw chain).
 import { cpus } from 'node:os';
 import { join } from 'node:path';
-import { alternate, DURATION_MS, ROUNDS, start, table, WARMUP_MS } from '../lib/grpc-load.mjs';
+import {
+  alternate,
+  BASELINE,
+  DURATION_MS,
+  ROUNDS,
+  start,
+  table,
+  WARMUP_MS,
+} from '../lib/grpc-load.mjs';
 import { big, MARIE_BIN, NOOP_DIR, small } from '../lib/payloads.mjs';
 
 const READY = /ready grpc:\/\/[^:]+:(\d+)/;
-const executor = () =>
-  start(
-    MARIE_BIN,
-    ['executor', '--uses', 'noop.yml', '--host', '127.0.0.1', '--port', '0'],
-    READY,
-    NOOP_DIR,
-  );
-const gateway = (nodes) => {
+const executor = (bin = MARIE_BIN, cwd = NOOP_DIR) =>
+  start(bin, ['executor', '--uses', 'noop.yml', '--host', '127.0.0.1', '--port', '0'], READY, cwd);
+const gateway = (nodes, bin = MARIE_BIN, cwd = NOOP_DIR) => {
   const description = { 'start-gateway': [nodes[0].name] };
   for (const [i, n] of nodes.entries()) description[n.name] = [nodes[i + 1]?.name ?? 'end-gateway'];
   const addresses = Object.fromEntries(nodes.map((n) => [n.name, [`127.0.0.1:${n.port}`]]));
   return start(
-    MARIE_BIN,
+    bin,
     [
       'gateway',
       '--graph-description',
@@ -39,7 +44,7 @@ const gateway = (nodes) => {
       '0',
     ],
     READY,
-    NOOP_DIR,
+    cwd,
   );
 };
 
@@ -50,6 +55,25 @@ const gw2 = await gateway([
   { name: 'a', port: a.port },
   { name: 'b', port: b.port },
 ]);
+
+// MARIE_BASELINE: that checkout's executors and chained gateway too, in the same rounds.
+const before = BASELINE
+  ? await (async () => {
+      const [pa, pb] = [
+        await executor(BASELINE.bin, BASELINE.noopDir),
+        await executor(BASELINE.bin, BASELINE.noopDir),
+      ];
+      const chain = await gateway(
+        [
+          { name: 'a', port: pa.port },
+          { name: 'b', port: pb.port },
+        ],
+        BASELINE.bin,
+        BASELINE.noopDir,
+      );
+      return { a: pa, b: pb, gw2: chain };
+    })()
+  : undefined;
 
 const raw2 = await start(
   join(import.meta.dirname, 'raw-proxy.mjs'),
@@ -64,14 +88,18 @@ for (const [name, payload] of [
   ['64 docs x 768 float32', big],
 ]) {
   for (const concurrency of [1, 32]) {
-    const [direct, one, two, raw] = await alternate([a, gw1, gw2, raw2], payload, concurrency);
-    rows.push({ name, concurrency, direct, one, two, raw });
+    const [direct, one, two, raw, old] = await alternate(
+      before ? [a, gw1, gw2, raw2, before.gw2] : [a, gw1, gw2, raw2],
+      payload,
+      concurrency,
+    );
+    rows.push({ name, concurrency, direct, one, two, raw, old });
   }
 }
-for (const p of [raw2, gw2, gw1, b, a]) p.child.kill('SIGTERM');
+for (const p of [raw2, gw2, gw1, b, a, before?.gw2, before?.a, before?.b]) p?.child.kill('SIGTERM');
 
 console.log(
-  `flow-overhead: median of ${ROUNDS} alternating rounds of ${DURATION_MS / 1000} s (after ${WARMUP_MS / 1000} s warm-up) per cell, node ${process.version}, ${cpus().length} CPUs`,
+  `flow-overhead: median of ${ROUNDS} alternating rounds of ${DURATION_MS / 1000} s (after ${WARMUP_MS / 1000} s warm-up) per cell, node ${process.version}, ${cpus().length} CPUs${before ? `, baseline ${process.env.MARIE_BASELINE}` : ''}`,
 );
 console.log('');
 const us = (x) => `${x.toFixed(0)}us`;
@@ -91,6 +119,7 @@ table(
     'A p99',
     'gw>A>B p99',
     '+us/hop',
+    ...(before ? ['before r/s', 'b. ratio', 'before p50'] : []),
   ],
   rows.map((r) => [
     r.name,
@@ -107,6 +136,7 @@ table(
     us(r.direct.p99),
     us(r.two.p99),
     ((r.two.p50 - r.direct.p50) / 2).toFixed(0),
+    ...(r.old ? [r.old.rps.toFixed(0), (r.old.rps / r.raw.rps).toFixed(2), us(r.old.p50)] : []),
   ]),
 );
 console.log('');

@@ -9,7 +9,7 @@ import { DocList, defineDoc, Embedding, Type } from '@marie/docs';
 import { encodeDataRequest } from '@marie/proto';
 import { Pool } from 'undici';
 import WebSocket from 'ws';
-import { pick, start } from '../lib/grpc-load.mjs';
+import { pick, start, table } from '../lib/grpc-load.mjs';
 
 const here = import.meta.dirname;
 const root = join(here, '..', '..');
@@ -158,35 +158,34 @@ console.log(
   'baselines: raw fastify route returning the parsed JSON; raw ws echo of the same frame',
 );
 console.log('');
-const head = [
-  'payload',
-  'kind',
-  'conns',
-  'bytes',
-  'raw req/s',
-  'marie req/s',
-  'ratio',
-  'raw p50',
-  'marie p50',
-  'raw p99',
-  'marie p99',
-];
-console.log(head.map((h, i) => (i === 0 ? h.padEnd(22) : h.padStart(11))).join(' '));
-for (const r of rows) {
-  const cells = [
-    r.name.padEnd(22),
+const us = (x) => `${x.toFixed(0)}us`;
+table(
+  [
+    'payload',
+    'kind',
+    'conns',
+    'bytes',
+    'raw req/s',
+    'marie req/s',
+    'ratio',
+    'raw p50',
+    'marie p50',
+    'raw p99',
+    'marie p99',
+  ],
+  rows.map((r) => [
+    r.name,
     r.kind,
-    String(r.concurrency),
-    String(r.bytes),
+    r.concurrency,
+    r.bytes,
     r.base.rps.toFixed(0),
     r.ours.rps.toFixed(0),
     (r.ours.rps / r.base.rps).toFixed(2),
-    `${r.base.p50.toFixed(0)}us`,
-    `${r.ours.p50.toFixed(0)}us`,
-    `${r.base.p99.toFixed(0)}us`,
-    `${r.ours.p99.toFixed(0)}us`,
-  ];
-  console.log(cells.map((c, i) => (i === 0 ? c : c.padStart(11))).join(' '));
-}
+    us(r.base.p50),
+    us(r.ours.p50),
+    us(r.base.p99),
+    us(r.ours.p99),
+  ]),
+);
 console.log('');
 console.log('target: HTTP ratio >= 0.85 of raw fastify');

@@ -1,12 +1,68 @@
 // Shared by the gRPC benchmarks: start a process that prints its port, load a gRPC unary method
 // with fixed request bytes at a given concurrency, and keep the median of alternating rounds.
 import { spawn } from 'node:child_process';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 
 export const SINGLE = '/jina.JinaSingleDataRequestRPC/process_single_data';
 export const DURATION_MS = Number(process.env.DURATION ?? 5) * 1000;
 export const WARMUP_MS = 1000;
 export const ROUNDS = Number(process.env.ROUNDS ?? 3);
+
+/**
+ * A built checkout of an earlier commit to measure in the same run (`MARIE_BASELINE=/path/to/it`):
+ * its `marie` and its own no-op executor, so that its packages load its own core.
+ */
+export const BASELINE = process.env.MARIE_BASELINE
+  ? {
+      bin: join(process.env.MARIE_BASELINE, 'packages/cli/dist/bin.js'),
+      noopDir: join(process.env.MARIE_BASELINE, 'bench/grpc-overhead'),
+    }
+  : undefined;
+
+const identity = (b) => b;
+
+/**
+ * A raw @grpc/grpc-js server of process_single_data that answers with `handle(requestBytes)`,
+ * never decoding them; prints `ready PORT` once bound and stops on SIGTERM (the benches' floors).
+ */
+export function serveRaw(handle) {
+  const server = new grpc.Server({
+    'grpc.max_receive_message_length': -1,
+    'grpc.max_send_message_length': -1,
+  });
+  server.addService(
+    {
+      process_single_data: {
+        path: SINGLE,
+        requestStream: false,
+        responseStream: false,
+        requestSerialize: identity,
+        requestDeserialize: identity,
+        responseSerialize: identity,
+        responseDeserialize: identity,
+      },
+    },
+    {
+      // A plain answer goes back at once (an echo must cost no more than grpc-js itself).
+      process_single_data: (call, callback) => {
+        let out;
+        try {
+          out = handle(call.request);
+        } catch (err) {
+          return callback(err);
+        }
+        if (out instanceof Promise) out.then((bytes) => callback(null, bytes), callback);
+        else callback(null, out);
+      },
+    },
+  );
+  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
+    if (err) throw err;
+    process.stdout.write(`ready ${port}\n`);
+  });
+  process.on('SIGTERM', () => server.tryShutdown(() => process.exit(0)));
+}
 
 /** Spawns `node cmd ...args` and resolves once stdout matches `pattern` (its groups: the ports). */
 export function start(cmd, args, pattern, cwd) {
