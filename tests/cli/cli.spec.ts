@@ -83,7 +83,10 @@ describe('marie executor', () => {
       ['--uses', fixture('lifecycle.yml'), '--uses-with', '{"marker":"/tmp/x","extra":1}'],
       /does not take "extra" \(under with:\); it takes: marker$/,
     ],
-    [['--uses', fixture('lifecycle.yml'), '--port', 'abc'], /--port must be an integer >= 0/],
+    [
+      ['--uses', fixture('lifecycle.yml'), '--port', 'abc'],
+      /--port: "abc" is not a port \(0-65535\)/,
+    ],
     [
       ['--uses', fixture('lifecycle.yml'), '--protocol', 'grpc', 'carrier-pigeon'],
       /^marie executor: --protocol carrier-pigeon: unknown \(grpc, http, websocket\)$/,

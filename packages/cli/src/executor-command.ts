@@ -103,27 +103,21 @@ export function executorCommand(): Command {
 
 /** Watches answers; after one carrying an error named in `names`, calls `fatal` with the name. */
 class ExitOnExceptions extends DelegatingProcessor {
-  readonly #target: Processor;
   readonly #names: ReadonlySet<string>;
   readonly #fatal: (name: string) => void;
 
   constructor(target: Processor, names: ReadonlySet<string>, fatal: (name: string) => void) {
-    super();
-    this.#target = target;
+    super(target);
     this.#names = names;
     this.#fatal = fatal;
   }
 
-  protected get target(): Processor {
-    return this.#target;
-  }
-
   override async handle(req: DataRequest<any>, options?: HandleOptions) {
-    return this.#watch(await this.#target.handle(req, options));
+    return this.#watch(await this.target.handle(req, options));
   }
 
   override async handleMany(reqs: readonly DataRequest<any>[], options?: HandleOptions) {
-    return this.#watch(await this.#target.handleMany(reqs, options));
+    return this.#watch(await this.target.handleMany(reqs, options));
   }
 
   #watch(res: DataRequest<any>): DataRequest<any> {

@@ -74,7 +74,7 @@ export class HotReloader extends DelegatingProcessor {
     return this.#current;
   }
 
-  protected get target(): Processor {
+  protected override get target(): Processor {
     return this.#current;
   }
 

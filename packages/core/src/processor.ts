@@ -60,13 +60,23 @@ export interface Processor {
 }
 
 /**
- * A Processor that hands everything to another one (`target`, read on every call, so a wrapper may
- * switch it). Subclasses override what they add to: metrics time `handle`, the hot reloader counts
- * requests per version, `marie executor --exit-on-exceptions` watches answers.
+ * A Processor that hands everything to another one, its `target`. Subclasses override what they
+ * add to: metrics time `handle`, `marie executor --exit-on-exceptions` watches answers, the hot
+ * reloader counts requests per version (and switches its target: it overrides the getter, which
+ * every call reads).
  */
 export abstract class DelegatingProcessor implements Processor {
-  /** The processor this one hands its work to. */
-  protected abstract get target(): Processor;
+  readonly #target: Processor | undefined;
+
+  constructor(target?: Processor) {
+    this.#target = target;
+  }
+
+  /** The processor this one hands its work to: the constructor's, unless a subclass switches it. */
+  protected get target(): Processor {
+    if (!this.#target) throw new TypeError(`${this.constructor.name} has no target processor`);
+    return this.#target;
+  }
 
   get name(): string {
     return this.target.name;

@@ -284,32 +284,24 @@ type Measure = (
 
 /** A processor whose requests are counted and timed (`Metrics.instrument`). */
 class Measured extends DelegatingProcessor {
-  readonly #target: Processor;
   readonly #measure: Measure;
   readonly #stream: Processor['streamDoc'];
 
   constructor(target: Processor, measure: Measure, stream: Processor['streamDoc']) {
-    super();
-    this.#target = target;
+    super(target);
     this.#measure = measure;
     this.#stream = stream;
   }
 
-  protected get target(): Processor {
-    return this.#target;
-  }
-
   override handle(req: DataRequest<any>, options?: HandleOptions): Promise<DataRequest<any>> {
-    return this.#measure(req.header.execEndpoint, () => this.#target.handle(req, options));
+    return this.#measure(req.header.execEndpoint, () => this.target.handle(req, options));
   }
 
   override handleMany(
     reqs: readonly DataRequest<any>[],
     options?: HandleOptions,
   ): Promise<DataRequest<any>> {
-    return this.#measure(reqs[0]?.header.execEndpoint, () =>
-      this.#target.handleMany(reqs, options),
-    );
+    return this.#measure(reqs[0]?.header.execEndpoint, () => this.target.handleMany(reqs, options));
   }
 
   override streamDoc(
