@@ -135,6 +135,24 @@ describe('the Processor contract: requests with no answer', () => {
     );
   });
 
+  it("Gateway: rejects an executor's answer it cannot read as internal, not as a bare error", async () => {
+    // A peer that answers with documents no DocListProto reader accepts.
+    const garbled = async (req: DataRequest): Promise<DataRequest> => ({
+      ...req,
+      docs: [],
+      docsBytes: Uint8Array.of(0x0a, 0xff, 0xff, 0xff),
+    });
+    const peer = new Gateway([
+      {
+        name: 'broken',
+        needs: ['gateway'],
+        target: { send: garbled, sendMany: (rs) => garbled(rs[0]!) },
+      },
+    ]);
+    const req = createDataRequest({ endpoint: '/upper', docs: [{ text: 'a' }] });
+    expect(await rejection(peer.handle(req))).toBe('internal');
+  });
+
   it('Gateway: rejects joining several requests (unimplemented)', async () => {
     const req = createDataRequest({ endpoint: '/upper' });
     expect(await rejection(gateway.handleMany([req, req]))).toBe('unimplemented');

@@ -236,25 +236,22 @@ export class RequestHandler implements Processor {
     return this.#closing;
   }
 
-  /** The answer; a fault outside the executor's call (none is expected) rejects as internal. */
+  /**
+   * The answer. Everything the executor does is caught in `#serveEndpoint`; what could fail out
+   * here (joining requests) rejects as a MarieError (no extra promise on the hot path for it).
+   */
   async #serve(
-    requests: readonly DataRequest<any>[],
-    options: HandleOptions,
-  ): Promise<DataRequest<any>> {
-    try {
-      return await this.#answer(requests, options);
-    } catch (err) {
-      throw err instanceof MarieError ? err : MarieError.from(err, ErrorCode.Internal);
-    }
-  }
-
-  async #answer(
     requests: readonly DataRequest<any>[],
     options: HandleOptions,
   ): Promise<DataRequest<any>> {
     const first = requests[0]!;
     const name = first.header.execEndpoint;
-    const base = requests.length === 1 ? first : mergeRequests(requests);
+    let base: DataRequest<any>;
+    try {
+      base = requests.length === 1 ? first : mergeRequests(requests);
+    } catch (err) {
+      throw MarieError.from(err, ErrorCode.Internal);
+    }
     const routes = [...base.routes, { executor: this.name }];
     if (name === DRY_RUN_ENDPOINT) {
       try {

@@ -98,14 +98,6 @@ export class Gateway implements Processor {
   }
 
   async #handle(request: DataRequest<any>, options: HandleOptions): Promise<DataRequest<any>> {
-    try {
-      return await this.#walk(request, options);
-    } catch (err) {
-      throw err instanceof MarieError ? err : MarieError.from(err, ErrorCode.Internal);
-    }
-  }
-
-  async #walk(request: DataRequest<any>, options: HandleOptions): Promise<DataRequest<any>> {
     const started = new Date();
     const target = request.header.targetExecutor
       ? targetPattern(request.header.targetExecutor)
@@ -135,8 +127,18 @@ export class Gateway implements Processor {
       ? await Promise.all(this.#ends.map((n) => answers.get(n.name)!))
       : [request];
     const failed = ends.find((a) => a.header.status?.code === StatusCode.ERROR);
-    const merged = failed ?? (ends.length === 1 ? ends[0]! : this.#merge(ends));
-    const answer = options.docsBytes ? merged : withDocsRead(merged);
+    let answer: DataRequest;
+    try {
+      const merged = failed ?? (ends.length === 1 ? ends[0]! : this.#merge(ends));
+      answer = options.docsBytes ? merged : withDocsRead(merged);
+    } catch (err) {
+      // The executors' answers could not be merged or read: no answer, and not the caller's fault.
+      throw new MarieError(
+        ErrorCode.Internal,
+        `the executors' answers: ${(err as Error).message ?? String(err)}`,
+        { cause: err },
+      );
+    }
     return {
       ...answer,
       header: { ...answer.header, requestId: request.header.requestId },
@@ -160,18 +162,22 @@ export class Gateway implements Processor {
         ? {}
         : { timeoutMs: this.#options.timeoutSendMs }),
     };
-    const skip = target !== undefined && !target.test(node.name);
-    if (skip) {
-      const through = received.length === 1 ? received[0]! : this.#merge(received);
-      this.#passedThrough.add(through);
-      return through;
+    let filtered: DataRequest[];
+    try {
+      if (target !== undefined && !target.test(node.name)) {
+        const through = received.length === 1 ? received[0]! : this.#merge(received);
+        this.#passedThrough.add(through);
+        return through;
+      }
+      filtered = node.when
+        ? received.map(withDocsRead).map((r) => ({
+            ...r,
+            docs: (r.docs as object[]).filter((d) => matches(d, node.when!)),
+          }))
+        : received;
+    } catch (err) {
+      throw hopError(node, err);
     }
-    const filtered = node.when
-      ? received.map(withDocsRead).map((r) => ({
-          ...r,
-          docs: (r.docs as object[]).filter((d) => matches(d, node.when!)),
-        }))
-      : received;
     if (node.when && filtered.every((r) => r.docs.length === 0)) return filtered[0]!;
     const done = this.#options.observeHop?.(node.name);
     try {
@@ -185,8 +191,7 @@ export class Gateway implements Processor {
             : node.target.sendMany(filtered, timeout),
       );
     } catch (err) {
-      const e = MarieError.from(err);
-      throw new MarieError(e.code, `${node.name}: ${e.message}`, { cause: err });
+      throw hopError(node, err);
     } finally {
       done?.();
     }
@@ -243,6 +248,12 @@ export class Gateway implements Processor {
   close(): Promise<void> {
     return this.flush();
   }
+}
+
+/** A hop's failure as the MarieError the gateway rejects with, naming the node. */
+function hopError(node: GatewayNode, err: unknown): MarieError {
+  const e = MarieError.from(err);
+  return new MarieError(e.code, `${node.name}: ${e.message}`, { cause: err });
 }
 
 /** `target_executor` as the regular expression it must be; a client's typo is its error. */
