@@ -211,7 +211,7 @@ describe('DocList', () => {
     const Boxed = defineDoc('Boxed', {
       format: Type.Union([Type.Literal('xywh'), Type.Literal('xyxy')]),
     });
-    expect(errorOf(() => new DocList(Boxed, [{ format: 'polygon' }])).message).toBe(
+    expect(errorOf(() => new DocList(Boxed, [{ format: 'polygon' }] as never)).message).toBe(
       'docs[0].format: expected one of "xywh", "xyxy", got string "polygon"',
     );
   });
