@@ -112,7 +112,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
     const refType = ctx.parameters.ref_type || 'not_defined';
     const args = { ...payload.args, ...payload };
     const format = args.format ?? 'xywh';
-    const mode = (MODES as readonly unknown[]).includes(args.mode) ? (args.mode as Mode) : 'sparse';
+    const mode = modeOf(args.mode, 'sparse');
     const regions = args.regions ?? [];
     const engine = await this.engine;
     const images = await this.#pages(docs);

@@ -9,7 +9,6 @@ import {
   type SingleDocumentRequest,
   throwIfError,
 } from './data-request.js';
-import { unencodable } from './encodable.js';
 import {
   type Endpoint,
   type EndpointListing,
@@ -27,6 +26,7 @@ import type { Processor } from './processor.js';
 import { mergeRequests, reduceDocs } from './reduce.js';
 import type { HandleOptions, RequestContext } from './request-context.js';
 import { DRY_RUN_ENDPOINT } from './requests.js';
+import { applyReturn, badReturn, checkEncodable } from './return-rules.js';
 import { failSpan, type Span, traced } from './tracing.js';
 
 export interface RequestHandlerOptions {
@@ -316,8 +316,9 @@ export class RequestHandler implements Processor {
         if (invalid !== undefined) throw invalid;
         const answer = endpoint.batching
           ? await this.#batcher.submit(endpoint, docs, parameters)
-          : this.#applyReturn(endpoint, await this.#invoke(endpoint, docs, ctx), docs);
-        if (answer.results !== undefined) this.#checkEncodable(endpoint, answer.results);
+          : applyReturn(this.kind, endpoint, await this.#invoke(endpoint, docs, ctx), docs);
+        if (answer.results !== undefined)
+          checkEncodable(this.kind, endpoint, this.name, answer.results);
         return answer;
       };
       const interceptors = interceptorsOf(this.executor);
@@ -420,7 +421,7 @@ export class RequestHandler implements Processor {
       for (const doc of docs) {
         const r = await fn.call(this.executor, doc, ctx);
         if (r !== undefined && r !== null && !isPlainObject(r)) {
-          throw this.#badReturn(endpoint, r, 'a document or nothing');
+          throw badReturn(this.kind, endpoint, r, 'a document or nothing');
         }
         out.push(r ?? doc);
       }
@@ -439,44 +440,6 @@ export class RequestHandler implements Processor {
 
   #method(endpoint: Endpoint): (...args: unknown[]) => unknown {
     return (this.executor as any)[endpoint.method];
-  }
-
-  /** Return rules: DocList/array replaces the docs, nothing keeps them, a plain object is a result. */
-  #applyReturn(
-    endpoint: Endpoint,
-    result: unknown,
-    input: DocList<object>,
-  ): { docs: DocList<object>; results?: unknown } {
-    if (result === undefined || result === null) return { docs: input };
-    if (result instanceof DocList && result.docType === endpoint.responseSchema)
-      return { docs: result };
-    if (Array.isArray(result))
-      return { docs: new DocList(endpoint.responseSchema, result as object[], { path: 'return' }) };
-    if (isPlainObject(result)) return { docs: input, results: result };
-    throw this.#badReturn(endpoint, result, 'a DocList, a plain object (results) or nothing');
-  }
-
-  #checkEncodable(endpoint: Endpoint, results: unknown): void {
-    const bad = unencodable(results, `__results__.${this.name}`);
-    if (bad) {
-      throw new MarieError(
-        ErrorCode.Internal,
-        `${this.executor.constructor.name}.${String(endpoint.method)} returned a result that cannot be encoded: ${bad}`,
-      );
-    }
-  }
-
-  #badReturn(endpoint: Endpoint, value: unknown, want: string): MarieError {
-    const what =
-      value === null
-        ? 'null'
-        : typeof value === 'object'
-          ? (value.constructor?.name ?? 'object')
-          : typeof value;
-    return new MarieError(
-      ErrorCode.Internal,
-      `${this.executor.constructor.name}.${String(endpoint.method)} returned ${what}; it must return ${want}`,
-    );
   }
 }
 

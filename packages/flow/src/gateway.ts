@@ -135,7 +135,7 @@ export class Gateway implements Processor {
       // The executors' answers could not be merged or read: no answer, and not the caller's fault.
       throw new MarieError(
         ErrorCode.Internal,
-        `the executors' answers: ${(err as Error).message ?? String(err)}`,
+        `the executors' answers: ${err instanceof Error ? err.message : String(err)}`,
         { cause: err },
       );
     }
