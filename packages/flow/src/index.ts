@@ -59,4 +59,4 @@ export {
   schemeOf,
   serveProcessor,
 } from './serve.js';
-export { type Condition, matches } from './when.js';
+export { type Condition, jsonPathSteps, matches, validateCondition, valueAt } from './when.js';

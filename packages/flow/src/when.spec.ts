@@ -27,4 +27,15 @@ describe('when conditions', () => {
       'b.when.$or: expected a list of conditions',
     );
   });
+
+  it('reads JSONPath keys through objects and lists, and refuses what it does not support', () => {
+    const ctx = { nodes: { c: { output: { kind: 'invoice', items: [{ label: 'a b' }] } } } };
+    expect(matches(ctx, { '$.nodes.c.output.kind': 'invoice' })).toBe(true);
+    expect(matches(ctx, { "$.nodes.c.output.items[0]['label']": { $eq: 'a b' } })).toBe(true);
+    expect(matches(ctx, { '$.nodes.c.output.items[3].label': { $exists: false } })).toBe(true);
+    expect(matches(ctx, { '$.nodes.x.output': { $exists: true } })).toBe(false);
+    expect(() => validateCondition({ '$.nodes[*].output': 1 }, 'b.when')).toThrow(
+      'b.when: $.nodes[*].output: only plain steps (.name, [0], [\'name\']) are supported, not "[*].output"',
+    );
+  });
 });

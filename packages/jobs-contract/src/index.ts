@@ -1,5 +1,22 @@
-// @marie/jobs-contract: what the job API says, once: its TypeBox schemas and their types, shared
-// by the server (@marie/jobs) and its clients (@marie/client) without pg or pg-boss.
+// @marie/jobs-contract: what the job and DAG APIs say, once: their TypeBox schemas and types,
+// shared by the servers (@marie/jobs, @marie/pipelines) and their clients (@marie/client) without
+// pg or pg-boss.
+export {
+  DAG_ENDED,
+  DAG_STATES,
+  DagCreated,
+  DagListQuery,
+  DagNodeView,
+  DagPage,
+  DagState,
+  DagSubmission,
+  DagView,
+  NODE_ENDED,
+  NODE_STATES,
+  NodeState,
+  parseDagSubmission,
+  slaTime,
+} from './dag.js';
 export {
   isTerminalState,
   JOB_STATES,
@@ -11,4 +28,11 @@ export {
   JobView,
   TERMINAL_STATES,
 } from './job.js';
-export { JobSubmission, parseSubmission, queueOf, SUBMIT_DEFAULTS } from './submission.js';
+export {
+  checkBody,
+  checkNoNul,
+  JobSubmission,
+  parseSubmission,
+  queueOf,
+  SUBMIT_DEFAULTS,
+} from './submission.js';

@@ -1,5 +1,5 @@
 import { ErrorCode, MarieError } from '@marie/core';
-import { type Static, Type } from '@sinclair/typebox';
+import { type Static, type TSchema, Type } from '@sinclair/typebox';
 import { ValueErrorType } from '@sinclair/typebox/errors';
 import { Value } from '@sinclair/typebox/value';
 
@@ -93,11 +93,33 @@ export function queueOf(s: Pick<JobSubmission, 'endpoint' | 'queue'>): string {
  * (`MarieError` invalid_argument with `field`, which the HTTP routes answer as 422).
  */
 export function parseSubmission(body: unknown): JobSubmission {
+  const s = checkBody(JobSubmission, body, 'the job');
+  if (!s.endpoint && !s.queue)
+    throw new MarieError(
+      ErrorCode.InvalidArgument,
+      'endpoint: an endpoint or a queue is required',
+      {
+        field: 'endpoint',
+      },
+    );
+  checkNoNul(s.parameters, 'parameters');
+  if (typeof s.start_after === 'string' && Number.isNaN(Date.parse(s.start_after)))
+    throw new MarieError(ErrorCode.InvalidArgument, 'start_after: not a date-time', {
+      field: 'start_after',
+    });
+  return s;
+}
+
+/**
+ * `body` checked against `schema`: a MarieError (invalid_argument) names the first field that is
+ * wrong (`field`, which the HTTP routes answer as 422), or `body` when it is not an object.
+ */
+export function checkBody<T extends TSchema>(schema: T, body: unknown, what: string): Static<T> {
   if (body === null || typeof body !== 'object' || Array.isArray(body))
-    throw new MarieError(ErrorCode.InvalidArgument, 'the job must be a JSON object', {
+    throw new MarieError(ErrorCode.InvalidArgument, `${what} must be a JSON object`, {
       field: 'body',
     });
-  const first = Value.Errors(JobSubmission, body).First();
+  const first = Value.Errors(schema, body).First();
   if (first) {
     const field = first.path.replace(/^\//, '').replace(/\//g, '.') || 'body';
     const extra = first.type === ValueErrorType.ObjectAdditionalProperties;
@@ -107,27 +129,18 @@ export function parseSubmission(body: unknown): JobSubmission {
       { field },
     );
   }
-  const s = body as JobSubmission;
-  if (!s.endpoint && !s.queue)
-    throw new MarieError(
-      ErrorCode.InvalidArgument,
-      'endpoint: an endpoint or a queue is required',
-      {
-        field: 'endpoint',
-      },
-    );
-  const nul = nulIn(s.parameters, 'parameters');
+  return body as Static<T>;
+}
+
+/** Throws naming the first key or string under `value` holding U+0000 (Postgres cannot store it). */
+export function checkNoNul(value: unknown, root: string): void {
+  const nul = nulIn(value, root);
   if (nul)
     throw new MarieError(
       ErrorCode.InvalidArgument,
       `${nul}: contains U+0000, which Postgres cannot store`,
       { field: nul },
     );
-  if (typeof s.start_after === 'string' && Number.isNaN(Date.parse(s.start_after)))
-    throw new MarieError(ErrorCode.InvalidArgument, 'start_after: not a date-time', {
-      field: 'start_after',
-    });
-  return s;
 }
 
 /** The path of the first key or string holding U+0000 (walked without recursion), or undefined. */

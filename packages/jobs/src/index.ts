@@ -20,7 +20,7 @@ export {
   type JobsOptions,
   SUBMIT_CHANNEL,
 } from './jobs.js';
-export { type JobRoutesOptions, jobRoutes } from './routes.js';
+export { apiErrors, followEvents, type JobRoutesOptions, jobRoutes } from './routes.js';
 export {
   JobService,
   type JobsConfig,

@@ -21,6 +21,28 @@ export interface JobRoutesOptions {
 }
 
 /**
+ * How the job and DAG APIs answer errors (in the plugin's scope): the route schemas document the
+ * API and the services check input themselves, so a MarieError answers by its code (transport-
+ * http's table: 422 naming the field for bad input, 404, 409, 503 with the database gone),
+ * fastify's own errors by their status, the rest 500.
+ */
+export function apiErrors(app: FastifyInstance): void {
+  app.setValidatorCompiler(() => () => true);
+  app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
+    const marie = err instanceof MarieError ? err : undefined;
+    const status = marie
+      ? toHttpStatus(marie.code)
+      : err.statusCode && err.statusCode < 500
+        ? err.statusCode
+        : 500;
+    return reply.code(status).send({
+      detail: status === 500 ? `internal error: ${err.message}` : err.message,
+      ...(marie?.field ? { field: marie.field } : {}),
+    });
+  });
+}
+
+/**
  * The job API under `/api/v1/jobs` as a fastify plugin: submit (202), get, list, cancel, and a
  * job's state changes as Server-Sent Events. Route schemas describe it for OpenAPI; bodies are
  * checked by `Jobs.submit`, whose errors answer 422 naming the field.
@@ -28,22 +50,7 @@ export interface JobRoutesOptions {
 export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
   const pollMs = options.pollMs ?? 250;
   return async (app: FastifyInstance): Promise<void> => {
-    // The schemas document the API; Jobs checks the input itself (422 with the field).
-    app.setValidatorCompiler(() => () => true);
-    app.setErrorHandler((err: Error & { statusCode?: number }, _req, reply) => {
-      // A MarieError answers by its code (transport-http's table: 422 naming the field for bad
-      // input, 503 with the database gone), fastify's own errors by their status, the rest 500.
-      const marie = err instanceof MarieError ? err : undefined;
-      const status = marie
-        ? toHttpStatus(marie.code)
-        : err.statusCode && err.statusCode < 500
-          ? err.statusCode
-          : 500;
-      return reply.code(status).send({
-        detail: status === 500 ? `internal error: ${err.message}` : err.message,
-        ...(marie?.field ? { field: marie.field } : {}),
-      });
-    });
+    apiErrors(app);
     // GET and DELETE of one job: its view, or 404 naming the id.
     const byId =
       (find: (id: string) => Promise<JobView | undefined>) =>
@@ -143,34 +150,16 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
       },
       async (req, reply) => {
         const { id } = req.params as { id: string };
-        let job = await jobs.get(id);
+        const job = await jobs.get(id);
         if (!job) return notFound(reply, id);
-        reply.hijack();
-        const res = reply.raw;
-        res.writeHead(200, {
-          'content-type': 'text/event-stream',
-          'cache-control': 'no-cache',
-          connection: 'keep-alive',
+        await followEvents(reply, {
+          first: job,
+          load: () => jobs.get(id),
+          send: (j, write) => write('state', j),
+          key,
+          ended: (j) => TERMINAL_STATES.has(j.state),
+          pollMs,
         });
-        let closed = false;
-        // The response's 'close' is the client going (the request's fires once its body is read).
-        res.on('close', () => {
-          closed = true;
-        });
-        const send = (j: JobView) => res.write(`event: state\ndata: ${JSON.stringify(j)}\n\n`);
-        send(job);
-        let last = key(job);
-        while (!closed && !TERMINAL_STATES.has(job.state)) {
-          await new Promise((r) => setTimeout(r, pollMs));
-          const now = await jobs.get(id).catch(() => undefined);
-          if (!now) continue;
-          job = now;
-          if (key(job) !== last) {
-            last = key(job);
-            send(job);
-          }
-        }
-        res.end();
       },
     );
   };
@@ -178,3 +167,49 @@ export function jobRoutes(jobs: Jobs, options: JobRoutesOptions = {}) {
 
 // What counts as a change: the state and the attempt.
 const key = (j: JobView) => `${j.state}/${j.attempts}`;
+
+/**
+ * Server-Sent Events that follow a thing (a job, a DAG) by polling it: `send` writes what changed
+ * (`key` tells a change) until it `ended` or the client goes. The reply is hijacked.
+ */
+export async function followEvents<T>(
+  reply: FastifyReply,
+  o: {
+    first: T;
+    load: () => Promise<T | undefined>;
+    send: (now: T, write: (event: string, data: unknown) => void, before: T | undefined) => void;
+    key: (t: T) => string;
+    ended: (t: T) => boolean;
+    pollMs: number;
+  },
+): Promise<void> {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, {
+    'content-type': 'text/event-stream',
+    'cache-control': 'no-cache',
+    connection: 'keep-alive',
+  });
+  let closed = false;
+  // The response's 'close' is the client going (the request's fires once its body is read).
+  res.on('close', () => {
+    closed = true;
+  });
+  const write = (event: string, data: unknown) =>
+    res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+  let cur = o.first;
+  o.send(cur, write, undefined);
+  let last = o.key(cur);
+  while (!closed && !o.ended(cur)) {
+    await new Promise((r) => setTimeout(r, o.pollMs));
+    const now = await o.load().catch(() => undefined);
+    if (!now) continue;
+    const before = cur;
+    cur = now;
+    if (o.key(cur) !== last) {
+      last = o.key(cur);
+      o.send(cur, write, before);
+    }
+  }
+  res.end();
+}

@@ -1,0 +1,1296 @@
+import { createHash, randomUUID } from 'node:crypto';
+import {
+  ConfigError,
+  createLogger,
+  ErrorCode,
+  type Logger,
+  MarieError,
+  type MetricFamily,
+  registerMetricSource,
+} from '@marie/core';
+import { CANCEL_CHANNEL, type Jobs } from '@marie/jobs';
+import {
+  DAG_ENDED,
+  DAG_STATES,
+  type DagNodeView,
+  type DagState,
+  type DagView,
+  NODE_ENDED,
+  type NodeState,
+  parseDagSubmission,
+  slaTime,
+} from '@marie/jobs-contract';
+import { assetPageCount, type StorageManager } from '@marie/storage';
+import pg from 'pg';
+import { CONTROL_QUEUE, decide, expand, mapsPages, type NodeRun, type RunRow } from './expand.js';
+import { type KnownEndpoints, type Plan, type PlanNode, parsePlan } from './plan.js';
+
+/** The channel that wakes DAG workers: its payload is the queue that has runs ready. */
+export const READY_CHANNEL = 'marie_dag_ready';
+
+/** pg-boss priorities: deeper levels first, then running DAGs' roots, then SLA, then priority. */
+const LEVEL = 10_000;
+const RUNNING = 5_000;
+const SLA = 1_000;
+/** Map concurrency caps are pg-boss group tiers `c1`…`c64`; a larger cap is no cap (the slots bound it). */
+export const MAX_MAP_CAP = 64;
+export const GROUP_TIERS: Record<string, number> = Object.fromEntries(
+  Array.from({ length: MAX_MAP_CAP }, (_, i) => [`c${i + 1}`, i + 1]),
+);
+
+export interface DagsOptions {
+  /** The job service's Jobs: its pg-boss, schema and events. */
+  jobs: Jobs;
+  /** Plans submitted by name (`name` or `name@version`). */
+  plans?: Iterable<Plan>;
+  /** Where assets are read for the pre-flight, and large outputs written. */
+  storage?: StorageManager;
+  /** Where outputs over `inlineLimit` go: a `file://` or `s3://` prefix (content-addressed keys). */
+  outputs?: string;
+  /** Outputs up to this many bytes of JSON are kept in the row itself (64 KiB). */
+  inlineLimit?: number;
+  /** Checks inline plans' endpoints against the Flow. */
+  known?: KnownEndpoints;
+  /** Pool size of the DAG tables' connections (8). */
+  max?: number;
+  logger?: Logger;
+}
+
+interface DagRow {
+  id: string;
+  plan: string;
+  version: number;
+  plan_doc: Record<string, unknown>;
+  state: DagState;
+  asset_key: string | null;
+  ref_id: string | null;
+  ref_type: string | null;
+  parameters: Record<string, unknown>;
+  pages: number | null;
+  priority: number;
+  soft_sla: Date | null;
+  hard_sla: Date | null;
+  sla_bucket: number;
+  created_on: Date;
+  started_on: Date | null;
+  ended_on: Date | null;
+  error: { node_id: string; message: string } | null;
+}
+
+export interface NodeRow extends RunRow {
+  dag_id: string;
+  element: number | null;
+  kind: string;
+  queue: string;
+  job_id: string;
+  level: number;
+  attempts: number;
+  attempt_base: number;
+  runs: number;
+  started_on: Date | null;
+  ended_on: Date | null;
+  ready_on: Date | null;
+  output_attempt: number | null;
+  error: { message: string } | null;
+}
+
+/** What a run's end commits: its output, or its error. */
+export type RunEnd = { ok: true; output: unknown; chosen?: string[] } | { ok: false; error: Error };
+
+/** A client on a transaction: pg's, and pg-boss's `db` over it. */
+export interface Tx {
+  client: pg.PoolClient;
+  db: { executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> };
+}
+
+/** What a transaction leaves to do once committed. */
+interface After {
+  events: { what: string; status: 'INFO' | 'OK' | 'FAILED'; payload?: Record<string, unknown> }[];
+  dag?: DagRow;
+}
+
+const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : null);
+
+/**
+ * DAG runs of plans on pg-boss's flows. A submit checks the asset, expands the plan into node runs
+ * (a map over pages: one per page) and inserts, in one transaction, the DAG row, its node rows and
+ * pg-boss's jobs with their dependencies (`flow()`). A run's end is committed in one transaction
+ * that also completes (or fails) its pg-boss job, fenced to the attempt that ran, stores its output
+ * once, resolves its children at once (pg-boss's resolver, every few seconds, stays the safety net)
+ * and recomputes the DAG's state: a child whose parent failed or was cancelled is never left
+ * blocked, merges may go on before all their parents ended, branches see upstream outputs.
+ */
+export class Dags {
+  readonly jobs: Jobs;
+  readonly schema: string;
+  readonly storage: StorageManager | undefined;
+  readonly #pool: pg.Pool;
+  readonly #logger: Logger;
+  readonly #plans = new Map<string, Plan>();
+  readonly #known: KnownEndpoints | undefined;
+  readonly #outputs: string | undefined;
+  readonly #inlineLimit: number;
+  /** Parsed plans of DAGs in flight, by DAG id (bounded). */
+  readonly #planCache = new Map<string, Plan>();
+  #started?: Promise<void>;
+  #unregister?: () => void;
+  /** Seconds from a run's last parent ending to its start, and node run seconds (sum, count). */
+  readonly stats = { unblock: { sum: 0, count: 0 }, run: { sum: 0, count: 0 } };
+
+  constructor(options: DagsOptions) {
+    this.jobs = options.jobs;
+    this.schema = options.jobs.schema;
+    this.storage = options.storage;
+    this.#logger = options.logger ?? createLogger('dags');
+    this.#known = options.known;
+    this.#outputs = options.outputs?.replace(/\/+$/, '');
+    this.#inlineLimit = options.inlineLimit ?? 64 * 1024;
+    for (const p of options.plans ?? []) this.addPlan(p);
+    this.#pool = new pg.Pool({
+      connectionString: options.jobs.connectionString,
+      max: options.max ?? 8,
+    });
+    this.#pool.on('error', (err) =>
+      this.#logger.warn({ err: err.message }, 'idle Postgres connection lost'),
+    );
+  }
+
+  get pool(): pg.Pool {
+    return this.#pool;
+  }
+
+  /** Makes a plan submittable by name (and `name@version`); the newest version answers `name`. */
+  addPlan(plan: Plan): void {
+    this.#plans.set(`${plan.name}@${plan.version}`, plan);
+    const cur = this.#plans.get(plan.name);
+    if (!cur || cur.version <= plan.version) this.#plans.set(plan.name, plan);
+  }
+
+  /** Plans by name, newest version each. */
+  get plans(): Plan[] {
+    return [...this.#plans].filter(([k]) => !k.includes('@')).map(([, p]) => p);
+  }
+
+  t(name: string): string {
+    return `${this.schema}.marie_${name}`;
+  }
+
+  /** Creates the DAG tables (and pg-boss's schema, through Jobs). */
+  start(): Promise<void> {
+    this.#started ??= (async () => {
+      await this.jobs.start();
+      this.#unregister ??= registerMetricSource(() => this.metrics());
+      await this.#pool.query(`
+        CREATE TABLE IF NOT EXISTS ${this.t('dag')} (
+          id uuid PRIMARY KEY,
+          plan text NOT NULL,
+          version int NOT NULL,
+          plan_doc jsonb NOT NULL,
+          state text NOT NULL,
+          asset_key text, ref_id text, ref_type text,
+          parameters jsonb NOT NULL,
+          pages int,
+          priority int NOT NULL,
+          soft_sla timestamptz, hard_sla timestamptz,
+          sla_bucket int NOT NULL DEFAULT 0,
+          idempotency_key text UNIQUE,
+          created_on timestamptz NOT NULL DEFAULT now(),
+          started_on timestamptz, ended_on timestamptz,
+          error jsonb
+        );
+        CREATE INDEX IF NOT EXISTS marie_dag_created ON ${this.t('dag')} (created_on DESC, id DESC);
+        CREATE INDEX IF NOT EXISTS marie_dag_live ON ${this.t('dag')} (state)
+          WHERE state IN ('pending', 'running');
+        CREATE TABLE IF NOT EXISTS ${this.t('dag_node')} (
+          dag_id uuid NOT NULL REFERENCES ${this.t('dag')} (id) ON DELETE CASCADE,
+          node_id text NOT NULL,
+          plan_node text NOT NULL,
+          element int,
+          kind text NOT NULL,
+          queue text NOT NULL,
+          job_id uuid NOT NULL,
+          needs text[] NOT NULL,
+          level int NOT NULL,
+          state text NOT NULL,
+          attempts int NOT NULL DEFAULT 0,
+          attempt_base int NOT NULL DEFAULT 0,
+          runs int NOT NULL DEFAULT 0,
+          started_on timestamptz, ended_on timestamptz, ready_on timestamptz,
+          output_attempt int,
+          chosen text[],
+          error jsonb,
+          PRIMARY KEY (dag_id, node_id)
+        );
+        CREATE INDEX IF NOT EXISTS marie_dag_node_job ON ${this.t('dag_node')} (job_id);
+        CREATE INDEX IF NOT EXISTS marie_dag_node_live ON ${this.t('dag_node')} (dag_id)
+          WHERE state IN ('pending', 'active');
+        CREATE TABLE IF NOT EXISTS ${this.t('dag_output')} (
+          dag_id uuid NOT NULL REFERENCES ${this.t('dag')} (id) ON DELETE CASCADE,
+          node_id text NOT NULL,
+          attempt int NOT NULL,
+          inline jsonb,
+          key text,
+          bytes int NOT NULL,
+          created_on timestamptz NOT NULL DEFAULT now(),
+          PRIMARY KEY (dag_id, node_id, attempt)
+        );`);
+      await this.jobs.ensureQueue(CONTROL_QUEUE);
+    })();
+    this.#started.catch(() => {
+      this.#started = undefined;
+    });
+    return this.#started;
+  }
+
+  async stop(): Promise<void> {
+    this.#unregister?.();
+    this.#unregister = undefined;
+    await this.#pool.end();
+  }
+
+  /** The plan a submission names or carries. */
+  resolvePlan(plan: string | Record<string, unknown>): Plan {
+    if (typeof plan === 'string') {
+      const p = this.#plans.get(plan);
+      if (!p)
+        throw new MarieError(
+          ErrorCode.InvalidArgument,
+          `plan: no plan "${plan}" (known: ${[...this.#plans.keys()].filter((k) => !k.includes('@')).join(', ') || 'none'})`,
+          { field: 'plan' },
+        );
+      return p;
+    }
+    try {
+      return parsePlan(plan, { where: 'plan', ...(this.#known ? { known: this.#known } : {}) });
+    } catch (err) {
+      if (err instanceof ConfigError)
+        throw new MarieError(ErrorCode.InvalidArgument, err.message, { field: 'plan' });
+      throw err;
+    }
+  }
+
+  /**
+   * Queues a DAG run: checked (422 naming the field: the body, the plan, the asset), then written
+   * with all its jobs in one transaction. The same idempotency key answers the DAG it made first.
+   */
+  async submit(body: unknown): Promise<{ dag_id: string; created: boolean }> {
+    const s = parseDagSubmission(body);
+    const plan = this.resolvePlan(s.plan);
+    await this.start();
+    if (s.idempotency_key) {
+      const seen = await this.#pool.query(
+        `SELECT id FROM ${this.t('dag')} WHERE idempotency_key = $1`,
+        [s.idempotency_key],
+      );
+      if (seen.rows[0]) return { dag_id: seen.rows[0].id, created: false };
+    }
+    const pages = await this.#preflight(plan, s.asset_key);
+    const now = Date.now();
+    const soft = slaTime(s.soft_sla, now);
+    const hard = slaTime(s.hard_sla, now);
+    const runs = expand(plan, pages);
+    for (const q of new Set(runs.map((r) => r.queue))) await this.jobs.ensureQueue(q);
+    const id = randomUUID();
+    const base = s.priority ?? 0;
+    const bucket = slaBucket(soft, hard, new Date(now), new Date(now));
+    const jobIds = new Map(runs.map((r) => [r.node_id, randomUUID()]));
+    const made = await this.#tx(async (tx) => {
+      const ins = await tx.client.query(
+        `INSERT INTO ${this.t('dag')} (id, plan, version, plan_doc, state, asset_key, ref_id,
+           ref_type, parameters, pages, priority, soft_sla, hard_sla, sla_bucket, idempotency_key)
+         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
+        [
+          id,
+          plan.name,
+          plan.version,
+          JSON.stringify(plan.source),
+          s.asset_key ?? null,
+          s.ref_id ?? null,
+          s.ref_type ?? null,
+          JSON.stringify(s.parameters ?? {}),
+          pages,
+          base,
+          soft,
+          hard,
+          bucket,
+          s.idempotency_key ?? null,
+        ],
+      );
+      if (!ins.rows[0]) return false;
+      await tx.client.query(
+        `INSERT INTO ${this.t('dag_node')} (dag_id, node_id, plan_node, element, kind, queue,
+           job_id, needs, level, state)
+         SELECT $1, x.node_id, x.plan_node, x.element, x.kind, x.queue, x.job_id, x.needs, x.level,
+                CASE WHEN cardinality(x.needs) = 0 THEN 'pending' ELSE 'blocked' END
+         FROM jsonb_to_recordset($2::jsonb) AS x (node_id text, plan_node text, element int,
+           kind text, queue text, job_id uuid, needs text[], level int)`,
+        [id, JSON.stringify(runs.map((r) => ({ ...r, job_id: jobIds.get(r.node_id) })))],
+      );
+      await this.#insertJobs(
+        tx,
+        runs.map((r) => this.flowJobOf(plan, r, id, jobIds, base + bucket * SLA, null)),
+      );
+      for (const q of new Set(runs.filter((r) => r.needs.length === 0).map((r) => r.queue)))
+        await tx.client.query('SELECT pg_notify($1, $2)', [READY_CHANNEL, q]);
+      return true;
+    });
+    if (!made) {
+      const seen = await this.#pool.query(
+        `SELECT id FROM ${this.t('dag')} WHERE idempotency_key = $1`,
+        [s.idempotency_key],
+      );
+      return { dag_id: seen.rows[0].id, created: false };
+    }
+    this.#planCache.set(id, plan);
+    await this.#event(plan.name, 'scheduled', id, 'INFO', { pages }, s.ref_type ?? null);
+    return { dag_id: id, created: true };
+  }
+
+  /** The asset exists, reads, and its page count is known; else 422 naming it. */
+  async #preflight(plan: Plan, assetKey: string | undefined): Promise<number | null> {
+    const needsPages = plan.nodes.some(mapsPages);
+    if (!assetKey) {
+      if (needsPages)
+        throw new MarieError(
+          ErrorCode.InvalidArgument,
+          `asset_key: plan ${plan.name} maps over the asset's pages: give the asset`,
+          { field: 'asset_key' },
+        );
+      return null;
+    }
+    try {
+      return await assetPageCount(assetKey, this.storage ? { storage: this.storage } : {});
+    } catch (err) {
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `asset_key: ${assetKey}: ${(err as Error).message.replace(`${assetKey}: `, '')}`,
+        { field: 'asset_key' },
+      );
+    }
+  }
+
+  flowJobOf(
+    plan: Plan,
+    r: NodeRun,
+    dagId: string,
+    jobIds: Map<string, string>,
+    basePriority: number,
+    within: Set<string> | null,
+  ) {
+    const n = plan.byId.get(r.plan_node)!;
+    const control = r.queue === CONTROL_QUEUE;
+    const cap = n.map?.concurrency ?? 0;
+    return {
+      ref: r.node_id,
+      name: r.queue,
+      data: { dag_id: dagId, node_id: r.node_id },
+      options: {
+        id: jobIds.get(r.node_id)!,
+        priority: Math.min(r.level, 200) * LEVEL + basePriority,
+        retryLimit: control ? 3 : n.retry.limit,
+        retryDelay: control ? 1 : n.retry.delay,
+        retryBackoff: control ? false : n.retry.backoff,
+        expireInSeconds: control ? 60 : n.timeout,
+        ...(r.element !== null && cap >= 1 && cap <= MAX_MAP_CAP
+          ? { group: { id: `${dagId}/${r.plan_node}`, tier: `c${cap}` } }
+          : {}),
+      },
+      dependsOn: r.needs.filter((p) => within === null || within.has(p)),
+    };
+  }
+
+  /** pg-boss's jobs of node runs: `flow()` with their dependencies (one alone is a plain insert). */
+  async #insertJobs(tx: Tx, jobs: ReturnType<Dags['flowJobOf']>[]): Promise<void> {
+    if (jobs.length >= 2) {
+      await this.jobs.boss.flow(jobs, { db: tx.db });
+      return;
+    }
+    const [j] = jobs;
+    if (j) await this.jobs.boss.insert(j.name, [{ ...j.options, data: j.data }], { db: tx.db });
+  }
+
+  /** Runs `fn` in a transaction; pg-boss's calls go through it as `tx.db`. */
+  async #tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
+    const client = await this.#pool.connect();
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+    };
+    client.on('error', onError);
+    try {
+      await client.query('BEGIN');
+      const out = await fn({
+        client,
+        db: { executeSql: (text, values) => client.query(text, values as unknown[]) },
+      });
+      await client.query('COMMIT');
+      return out;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.off('error', onError);
+      client.release(lost);
+    }
+  }
+
+  /** The plan of a DAG (cached while it runs). */
+  planOf(dag: Pick<DagRow, 'id' | 'plan_doc'>): Plan {
+    let p = this.#planCache.get(dag.id);
+    if (!p) {
+      p = parsePlan(dag.plan_doc, { where: `dag ${dag.id}` });
+      if (this.#planCache.size > 2000) this.#planCache.delete(this.#planCache.keys().next().value!);
+      this.#planCache.set(dag.id, p);
+    }
+    return p;
+  }
+
+  // A run's life --------------------------------------------------------------------------------
+
+  /**
+   * A worker fetched `job`: its node run becomes active (attempt counted) and the DAG running.
+   * Undefined when the run is no longer wanted (cancelled, reset by a retry): the worker drops it.
+   */
+  async begin(
+    queue: string,
+    job: { id: string; retryCount: number; data: { dag_id: string; node_id: string } },
+  ): Promise<{ dag: DagRow; node: NodeRow; attempt: number; plan: Plan } | undefined> {
+    const { dag_id, node_id } = job.data;
+    const after: After = { events: [] };
+    const out = await this.#tx(async (tx) => {
+      const node = (
+        await tx.client.query(
+          `UPDATE ${this.t('dag_node')} SET state = 'active', attempts = attempt_base + $4,
+             started_on = now()
+           WHERE dag_id = $1 AND node_id = $2 AND job_id = $3
+             AND state IN ('pending', 'blocked', 'active')
+           RETURNING *`,
+          [dag_id, node_id, job.id, job.retryCount + 1],
+        )
+      ).rows[0] as NodeRow | undefined;
+      if (!node) return undefined;
+      const first = (
+        await tx.client.query(
+          `UPDATE ${this.t('dag')} SET state = 'running', started_on = now()
+           WHERE id = $1 AND started_on IS NULL RETURNING *`,
+          [dag_id],
+        )
+      ).rows[0] as DagRow | undefined;
+      const dag =
+        first ??
+        ((await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1`, [dag_id]))
+          .rows[0] as DagRow);
+      if (first) {
+        // A running DAG's remaining roots go before new DAGs' roots.
+        await tx.client.query(
+          `UPDATE ${this.schema}.job j SET priority = j.priority + ${RUNNING}
+           FROM ${this.t('dag_node')} n
+           WHERE n.dag_id = $1 AND n.level = 0 AND n.state = 'pending' AND j.name = n.queue
+             AND j.id = n.job_id AND j.state < 'active'`,
+          [dag_id],
+        );
+        after.events.push({ what: 'started', status: 'INFO' });
+        after.dag = dag;
+      }
+      return { dag, node };
+    });
+    if (!out) return undefined;
+    const plan = this.planOf(out.dag);
+    if (after.dag)
+      await this.#event(plan.name, 'started', dag_id, 'INFO', undefined, out.dag.ref_type);
+    if (out.node.ready_on && out.node.started_on) {
+      this.stats.unblock.sum +=
+        (new Date(out.node.started_on).getTime() - new Date(out.node.ready_on).getTime()) / 1000;
+      this.stats.unblock.count++;
+    }
+    return { ...out, attempt: out.node.attempts, plan };
+  }
+
+  /** What a run reads: the DAG's fields and input, and the outputs its references name. */
+  async context(dag: DagRow, node: NodeRow, plan: Plan, ids: Set<string>) {
+    const nodes: Record<string, { output?: unknown; error?: unknown; state?: string }> = {};
+    if (ids.size) {
+      const rows = (
+        await this.#pool.query(
+          `SELECT n.node_id, n.plan_node, n.element, n.state, n.error, o.inline, o.key
+           FROM ${this.t('dag_node')} n
+           LEFT JOIN ${this.t('dag_output')} o ON o.dag_id = n.dag_id AND o.node_id = n.node_id
+             AND o.attempt = n.output_attempt
+           WHERE n.dag_id = $1 AND n.plan_node = ANY($2::text[])
+           ORDER BY n.element NULLS FIRST`,
+          [dag.id, [...ids]],
+        )
+      ).rows as {
+        node_id: string;
+        plan_node: string;
+        element: number | null;
+        state: string;
+        error: unknown;
+        inline: unknown;
+        key: string | null;
+      }[];
+      for (const id of ids) {
+        const p = plan.byId.get(id)!;
+        const own = rows.filter((r) => r.plan_node === id);
+        if (mapsPages(p)) {
+          // A page of a map reads the same page of the map it needs; others read every page.
+          const same = node.element !== null && mapsPages(plan.byId.get(node.plan_node)!);
+          const pick = same
+            ? own.filter((r) => r.element === node.element)
+            : own.filter((r) => r.element !== null);
+          const outs = await Promise.all(pick.map((r) => this.#load(r)));
+          const fan = own.find((r) => r.element === null);
+          nodes[id] = same
+            ? { output: outs[0], state: pick[0]?.state, error: pick[0]?.error ?? undefined }
+            : {
+                output: outs,
+                state: fan?.state ?? 'blocked',
+                error: pick
+                  .filter((r) => r.error)
+                  .map((r) => ({ node_id: r.node_id, ...(r.error as object) })),
+              };
+        } else {
+          const r = own[0];
+          if (r)
+            nodes[id] = {
+              output: await this.#load(r),
+              state: r.state,
+              ...(r.error ? { error: r.error } : {}),
+            };
+        }
+      }
+    }
+    return {
+      dag_id: dag.id,
+      asset_key: dag.asset_key,
+      ref_id: dag.ref_id,
+      ref_type: dag.ref_type,
+      pages: dag.pages,
+      input: dag.parameters,
+      nodes,
+      ...(node.element !== null ? { page: node.element } : {}),
+    };
+  }
+
+  async #load(r: { inline: unknown; key: string | null }): Promise<unknown> {
+    if (r.key) {
+      if (!this.storage) throw new Error(`output ${r.key}: no storage to read it from`);
+      return JSON.parse((await this.storage.read(r.key)).toString('utf8'));
+    }
+    return r.inline ?? null;
+  }
+
+  /**
+   * Ends a run: one transaction completes (or fails) its pg-boss job for the attempt that ran,
+   * writes its output once, resolves its children and the DAG. False when the attempt is stale
+   * (retried after its heartbeat stopped, cancelled, reset): nothing was written.
+   */
+  async end(
+    queue: string,
+    job: { id: string; retryCount: number; data: { dag_id: string; node_id: string } },
+    attempt: number,
+    result: RunEnd,
+  ): Promise<boolean> {
+    const { dag_id, node_id } = job.data;
+    // A large output goes to the object store first, under its content's hash: written twice by a
+    // stale attempt, it is the same object.
+    let inline: string | null = null;
+    let key: string | null = null;
+    let bytes = 0;
+    if (result.ok) {
+      const json = JSON.stringify(result.output ?? null);
+      bytes = Buffer.byteLength(json);
+      if (bytes > this.#inlineLimit && this.#outputs && this.storage) {
+        key = `${this.#outputs}/${createHash('sha256').update(json).digest('hex')}.json`;
+        await this.storage.write(key, Buffer.from(json));
+      } else inline = json;
+    }
+    const after: After = { events: [] };
+    const ok = await this.#tx(async (tx) => {
+      const dag = (
+        await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1 FOR UPDATE`, [dag_id])
+      ).rows[0] as DagRow | undefined;
+      if (!dag) return false;
+      const node = (
+        await tx.client.query(
+          `SELECT * FROM ${this.t('dag_node')} WHERE dag_id = $1 AND node_id = $2 FOR UPDATE`,
+          [dag_id, node_id],
+        )
+      ).rows[0] as NodeRow | undefined;
+      if (!node || node.job_id !== job.id || node.state !== 'active' || node.attempts !== attempt)
+        return false;
+      const fence = { id: job.id, retryCount: job.retryCount };
+      const plan = this.planOf(dag);
+      if (result.ok) {
+        const done = await this.jobs.boss.complete(
+          queue,
+          fence,
+          { dag_id, node_id, attempt },
+          {
+            db: tx.db,
+          },
+        );
+        if (!affected(done)) return false;
+        await tx.client.query(
+          `INSERT INTO ${this.t('dag_output')} (dag_id, node_id, attempt, inline, key, bytes)
+           VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT DO NOTHING`,
+          [dag_id, node_id, attempt, inline, key, bytes],
+        );
+        await tx.client.query(
+          `UPDATE ${this.t('dag_node')} SET state = 'completed', ended_on = now(), runs = runs + 1,
+             output_attempt = $3, chosen = $4, error = NULL
+           WHERE dag_id = $1 AND node_id = $2`,
+          [dag_id, node_id, attempt, result.chosen ?? null],
+        );
+        // Its children are resolved here: pg-boss's resolver need not visit it again.
+        await tx.client.query(
+          `UPDATE ${this.schema}.job SET blocking = false WHERE name = $1 AND id = $2`,
+          [queue, job.id],
+        );
+        after.events.push({
+          what: `${node.plan_node}.completed`,
+          status: 'OK',
+          payload: { node_id, attempt },
+        });
+      } else {
+        const message = result.error.message;
+        const failed = await this.jobs.boss.fail(
+          queue,
+          fence,
+          { message, name: result.error.name },
+          { db: tx.db },
+        );
+        if (!affected(failed)) return false;
+        const state = (
+          await tx.client.query(
+            `SELECT state::text FROM ${this.schema}.job WHERE name = $1 AND id = $2`,
+            [queue, job.id],
+          )
+        ).rows[0]?.state as string | undefined;
+        if (state === 'retry' || state === 'created') {
+          await tx.client.query(
+            `UPDATE ${this.t('dag_node')} SET state = 'pending', error = $3 WHERE dag_id = $1 AND node_id = $2`,
+            [dag_id, node_id, { message }],
+          );
+          return true;
+        }
+        await this.#failed(tx, dag, node, plan, message, after);
+        return true;
+      }
+      await this.#settle(tx, dag, plan, [node_id], after);
+      return true;
+    });
+    await this.#afterCommit(dag_id, after);
+    return ok;
+  }
+
+  /** A run failed for good: its row, then its policy (fail the DAG, or resolve its children). */
+  async #failed(tx: Tx, dag: DagRow, node: NodeRow, plan: Plan, message: string, after: After) {
+    await tx.client.query(
+      `UPDATE ${this.t('dag_node')} SET state = 'failed', ended_on = now(), runs = runs + 1, error = $3
+       WHERE dag_id = $1 AND node_id = $2`,
+      [dag.id, node.node_id, { message }],
+    );
+    after.events.push({
+      what: `${node.plan_node}.failed`,
+      status: 'FAILED',
+      payload: { node_id: node.node_id, error: message },
+    });
+    const policy = plan.byId.get(node.plan_node)!.onFailure;
+    if (policy === 'fail_dag') {
+      await this.#cancelRest(tx, dag.id);
+      await this.#endDag(tx, dag, plan, 'failed', { node_id: node.node_id, message }, after);
+      return;
+    }
+    await this.#settle(tx, dag, plan, [node.node_id], after);
+  }
+
+  /** Cancels every run of a DAG that has not ended; running ones are told to abort. */
+  async #cancelRest(tx: Tx, dagId: string): Promise<void> {
+    const rows = (
+      await tx.client.query(
+        `UPDATE ${this.t('dag_node')} SET state = 'cancelled', ended_on = now()
+         WHERE dag_id = $1 AND state IN ('blocked', 'pending', 'active')
+         RETURNING queue, job_id, state`,
+        [dagId],
+      )
+    ).rows as { queue: string; job_id: string }[];
+    await this.#cancelJobs(tx, rows);
+  }
+
+  async #cancelJobs(tx: Tx, rows: { queue: string; job_id: string }[]): Promise<void> {
+    const byQueue = new Map<string, string[]>();
+    for (const r of rows) byQueue.set(r.queue, [...(byQueue.get(r.queue) ?? []), r.job_id]);
+    for (const [q, ids] of byQueue) await this.jobs.boss.cancel(q, ids, { db: tx.db });
+    // A worker running one of them aborts its signal (pg_notify is sent at COMMIT).
+    for (const r of rows)
+      await tx.client.query('SELECT pg_notify($1, $2)', [CANCEL_CHANNEL, r.job_id]);
+  }
+
+  async #endDag(
+    tx: Tx,
+    dag: DagRow,
+    plan: Plan,
+    state: DagState,
+    error: { node_id: string; message: string } | null,
+    after: After,
+  ): Promise<void> {
+    const row = (
+      await tx.client.query(
+        `UPDATE ${this.t('dag')} SET state = $2, ended_on = now(), error = $3 WHERE id = $1 RETURNING *`,
+        [dag.id, state, error],
+      )
+    ).rows[0] as DagRow;
+    after.dag = row;
+    after.events.push({
+      what: state,
+      status: state === 'completed' ? 'OK' : state === 'failed' ? 'FAILED' : 'INFO',
+      ...(error ? { payload: { ...error } } : {}),
+    });
+    void plan;
+  }
+
+  /**
+   * Resolves the children of runs that ended, to a fixpoint: a child whose parents allow it becomes
+   * runnable now (its pg-boss job released), one that can no longer run is skipped (its job
+   * cancelled) and its own children looked at in turn. Then the DAG's state.
+   */
+  async #settle(tx: Tx, dag: DagRow, plan: Plan, ended: string[], after: After): Promise<void> {
+    const rows = new Map(
+      (
+        (
+          await tx.client.query(
+            `SELECT node_id, plan_node, state, needs, chosen, queue, job_id FROM ${this.t('dag_node')}
+             WHERE dag_id = $1`,
+            [dag.id],
+          )
+        ).rows as (RunRow & { queue: string; job_id: string })[]
+      ).map((r) => [r.node_id, r]),
+    );
+    const children = new Map<string, string[]>();
+    for (const r of rows.values())
+      for (const p of r.needs) children.set(p, [...(children.get(p) ?? []), r.node_id]);
+    const work = ended.flatMap((id) => children.get(id) ?? []);
+    const ready: (RunRow & { queue: string; job_id: string })[] = [];
+    const skipped: (RunRow & { queue: string; job_id: string })[] = [];
+    const seen = new Set<string>();
+    while (work.length) {
+      const id = work.shift()!;
+      const c = rows.get(id)!;
+      if (c.state !== 'blocked') continue;
+      const d = decide(plan, c, rows);
+      if (d === 'wait') continue;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      if (d === 'ready') {
+        c.state = 'pending';
+        ready.push(c);
+      } else {
+        c.state = 'skipped';
+        skipped.push(c);
+        work.push(...(children.get(id) ?? []));
+      }
+    }
+    if (ready.length) {
+      await tx.client.query(
+        `UPDATE ${this.t('dag_node')} SET state = 'pending', ready_on = now()
+         WHERE dag_id = $1 AND node_id = ANY($2::text[])`,
+        [dag.id, ready.map((r) => r.node_id)],
+      );
+      // pg-boss's own release of a child, done now rather than at its resolver's next pass.
+      await tx.client.query(
+        `UPDATE ${this.schema}.job j SET pending_dependencies = 0, blocked = false,
+           start_after = GREATEST(j.start_after, ${this.schema}.job_now())
+         FROM unnest($1::text[], $2::uuid[]) AS r(name, id)
+         WHERE j.name = r.name AND j.id = r.id AND j.blocked`,
+        [ready.map((r) => r.queue), ready.map((r) => r.job_id)],
+      );
+      for (const q of new Set(ready.map((r) => r.queue)))
+        await tx.client.query('SELECT pg_notify($1, $2)', [READY_CHANNEL, q]);
+    }
+    if (skipped.length) {
+      await tx.client.query(
+        `UPDATE ${this.t('dag_node')} SET state = 'skipped', ended_on = now()
+         WHERE dag_id = $1 AND node_id = ANY($2::text[])`,
+        [dag.id, skipped.map((r) => r.node_id)],
+      );
+      await this.#cancelJobs(tx, skipped);
+    }
+    // The DAG ends when every run has.
+    const open = [...rows.values()].some((r) => !NODE_ENDED.has(r.state as NodeState));
+    if (!open && !DAG_ENDED.has(dag.state))
+      await this.#endDag(tx, dag, plan, 'completed', null, after);
+  }
+
+  async #afterCommit(dagId: string, after: After): Promise<void> {
+    if (!after.events.length) return;
+    const dag =
+      after.dag ??
+      ((
+        await this.#pool.query(`SELECT plan, ref_type FROM ${this.t('dag')} WHERE id = $1`, [dagId])
+      ).rows[0] as DagRow | undefined);
+    if (!dag) return;
+    for (const e of after.events)
+      await this.#event(dag.plan, e.what, dagId, e.status, e.payload, dag.ref_type);
+    if (after.dag && DAG_ENDED.has(after.dag.state)) this.#planCache.delete(dagId);
+  }
+
+  #event(
+    plan: string,
+    what: string,
+    dagId: string,
+    status: 'INFO' | 'OK' | 'FAILED',
+    payload?: Record<string, unknown>,
+    refType?: string | null,
+  ): Promise<void> {
+    return this.jobs.event(plan, what, dagId, status, payload, refType);
+  }
+
+  // The API's operations ------------------------------------------------------------------------
+
+  /** Cancels what is pending and aborts what runs. Undefined for an unknown id. */
+  async cancel(id: string): Promise<DagView | undefined> {
+    if (!isUuid(id)) return undefined;
+    await this.start();
+    const after: After = { events: [] };
+    const found = await this.#tx(async (tx) => {
+      const dag = (
+        await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1 FOR UPDATE`, [id])
+      ).rows[0] as DagRow | undefined;
+      if (!dag) return false;
+      if (DAG_ENDED.has(dag.state)) return true;
+      await this.#cancelRest(tx, id);
+      await this.#endDag(tx, dag, this.planOf(dag), 'cancelled', null, after);
+      return true;
+    });
+    if (!found) return undefined;
+    await this.#afterCommit(id, after);
+    return this.get(id);
+  }
+
+  /**
+   * Runs again what failed or was cancelled, and what depends on it; completed runs keep their
+   * outputs and do not run again. 409 while the DAG runs or when nothing is left to run.
+   */
+  async retry(id: string): Promise<DagView | undefined> {
+    if (!isUuid(id)) return undefined;
+    await this.start();
+    const after: After = { events: [] };
+    const found = await this.#tx(async (tx) => {
+      const dag = (
+        await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1 FOR UPDATE`, [id])
+      ).rows[0] as DagRow | undefined;
+      if (!dag) return false;
+      if (!DAG_ENDED.has(dag.state))
+        throw new MarieError(
+          ErrorCode.Aborted,
+          `dag ${id} is ${dag.state}: retry it once it ended`,
+        );
+      const plan = this.planOf(dag);
+      const rows = (
+        await tx.client.query(`SELECT * FROM ${this.t('dag_node')} WHERE dag_id = $1`, [id])
+      ).rows as NodeRow[];
+      const byId = new Map(rows.map((r) => [r.node_id, r]));
+      const children = new Map<string, string[]>();
+      for (const r of rows)
+        for (const p of r.needs) children.set(p, [...(children.get(p) ?? []), r.node_id]);
+      const reset = new Set<string>();
+      const work = rows
+        .filter((r) => r.state === 'failed' || r.state === 'cancelled')
+        .map((r) => r.node_id);
+      while (work.length) {
+        const n = work.shift()!;
+        if (reset.has(n)) continue;
+        reset.add(n);
+        for (const c of children.get(n) ?? []) if (byId.get(c)!.state !== 'completed') work.push(c);
+      }
+      if (reset.size === 0)
+        throw new MarieError(ErrorCode.Aborted, `dag ${id}: nothing failed or was cancelled`);
+      const runs = rows.filter((r) => reset.has(r.node_id));
+      const jobIds = new Map(runs.map((r) => [r.node_id, randomUUID()]));
+      await tx.client.query(
+        `UPDATE ${this.t('dag_node')} n SET state = 'blocked', job_id = x.job_id,
+           attempt_base = n.attempts, error = NULL, started_on = NULL, ended_on = NULL,
+           ready_on = NULL, chosen = NULL
+         FROM unnest($2::text[], $3::uuid[]) AS x(node_id, job_id)
+         WHERE n.dag_id = $1 AND n.node_id = x.node_id`,
+        [id, [...jobIds.keys()], [...jobIds.values()]],
+      );
+      await this.#insertJobs(
+        tx,
+        runs.map((r) =>
+          this.flowJobOf(
+            plan,
+            { ...r, kind: r.kind as NodeRun['kind'] },
+            id,
+            jobIds,
+            dag.priority + dag.sla_bucket * SLA + RUNNING,
+            reset,
+          ),
+        ),
+      );
+      await tx.client.query(
+        `UPDATE ${this.t('dag')} SET state = 'running', ended_on = NULL, error = NULL WHERE id = $1`,
+        [id],
+      );
+      dag.state = 'running';
+      after.events.push({ what: 'retried', status: 'INFO', payload: { nodes: reset.size } });
+      // Runs whose parents all stay as they were are resolved now: pg-boss inserted them free.
+      const roots = runs.filter((r) => !r.needs.some((p) => reset.has(p)));
+      const parents = [...new Set(roots.flatMap((r) => r.needs))];
+      await this.#settleRoots(tx, dag, plan, roots, parents, after);
+      return true;
+    });
+    if (!found) return undefined;
+    await this.#afterCommit(id, after);
+    return this.get(id);
+  }
+
+  /** After a retry: runs with no parent being retried are ready or skipped at once. */
+  async #settleRoots(
+    tx: Tx,
+    dag: DagRow,
+    plan: Plan,
+    roots: NodeRow[],
+    parents: string[],
+    after: After,
+  ): Promise<void> {
+    const rows = new Map(
+      (
+        (
+          await tx.client.query(
+            `SELECT node_id, plan_node, state, needs, chosen, queue, job_id FROM ${this.t('dag_node')}
+             WHERE dag_id = $1`,
+            [dag.id],
+          )
+        ).rows as (RunRow & { queue: string; job_id: string })[]
+      ).map((r) => [r.node_id, r]),
+    );
+    const skip: string[] = [];
+    const ready: string[] = [];
+    for (const r of roots)
+      (decide(plan, rows.get(r.node_id)!, rows) === 'skip' ? skip : ready).push(r.node_id);
+    void parents;
+    if (ready.length) {
+      await tx.client.query(
+        `UPDATE ${this.t('dag_node')} SET state = 'pending', ready_on = now()
+         WHERE dag_id = $1 AND node_id = ANY($2::text[])`,
+        [dag.id, ready],
+      );
+      for (const q of new Set(ready.map((id) => rows.get(id)!.queue)))
+        await tx.client.query('SELECT pg_notify($1, $2)', [READY_CHANNEL, q]);
+    }
+    if (skip.length) {
+      await tx.client.query(
+        `UPDATE ${this.t('dag_node')} SET state = 'skipped', ended_on = now()
+         WHERE dag_id = $1 AND node_id = ANY($2::text[])`,
+        [dag.id, skip],
+      );
+      await this.#cancelJobs(
+        tx,
+        skip.map((id) => rows.get(id)!),
+      );
+      await this.#settle(tx, dag, plan, skip, after);
+    }
+  }
+
+  /** A DAG with every node, or undefined for an unknown id. */
+  async get(id: string, options: { outputs?: boolean } = {}): Promise<DagView | undefined> {
+    if (!isUuid(id)) return undefined;
+    await this.start();
+    const dag = (await this.#pool.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1`, [id]))
+      .rows[0] as DagRow | undefined;
+    if (!dag) return undefined;
+    const nodes = (
+      await this.#pool.query(
+        `SELECT n.*, o.inline, o.key FROM ${this.t('dag_node')} n
+         LEFT JOIN ${this.t('dag_output')} o ON o.dag_id = n.dag_id AND o.node_id = n.node_id
+           AND o.attempt = n.output_attempt
+         WHERE n.dag_id = $1 ORDER BY n.level, n.plan_node, n.element NULLS LAST`,
+        [id],
+      )
+    ).rows as (NodeRow & { inline: unknown; key: string | null })[];
+    const view = dagView(dag, nodes);
+    const withOutputs = options.outputs ?? true;
+    const plan = this.planOf(dag);
+    view.nodes = nodes.map((n) => nodeView(n, withOutputs, plan));
+    return view;
+  }
+
+  /** Newest first; `after` is the last dag_id of the previous page. */
+  async list(
+    options: {
+      state?: DagState;
+      plan?: string;
+      ref_id?: string;
+      limit?: number;
+      after?: string;
+    } = {},
+  ): Promise<DagView[]> {
+    if (options.state !== undefined && !DAG_STATES.includes(options.state))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `state: "${options.state}" is not one of ${DAG_STATES.join(', ')}`,
+        { field: 'state' },
+      );
+    const limit = options.limit ?? 50;
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new MarieError(ErrorCode.InvalidArgument, `limit: ${limit} is not 1-1000`, {
+        field: 'limit',
+      });
+    if (options.after !== undefined && !isUuid(options.after))
+      throw new MarieError(ErrorCode.InvalidArgument, `after: "${options.after}" is not a DAG id`, {
+        field: 'after',
+      });
+    await this.start();
+    const rows = (
+      await this.#pool.query(
+        `SELECT d.*,
+           (SELECT count(*) FILTER (WHERE n.state IN ('completed', 'failed', 'cancelled', 'skipped'))::int
+            FROM ${this.t('dag_node')} n WHERE n.dag_id = d.id) AS nodes_done,
+           (SELECT count(*)::int FROM ${this.t('dag_node')} n WHERE n.dag_id = d.id) AS nodes_total
+         FROM ${this.t('dag')} d
+         WHERE ($1::text IS NULL OR d.state = $1) AND ($2::text IS NULL OR d.plan = $2)
+           AND ($3::text IS NULL OR d.ref_id = $3)
+           AND ($4::uuid IS NULL OR (d.created_on, d.id) <
+             (SELECT created_on, id FROM ${this.t('dag')} WHERE id = $4))
+         ORDER BY d.created_on DESC, d.id DESC LIMIT $5`,
+        [
+          options.state ?? null,
+          options.plan ?? null,
+          options.ref_id ?? null,
+          options.after ?? null,
+          limit,
+        ],
+      )
+    ).rows as (DagRow & { nodes_done: number; nodes_total: number })[];
+    return rows.map((r) => dagView(r, undefined, r.nodes_done, r.nodes_total));
+  }
+
+  // The sweep: what no transaction of ours ended -------------------------------------------------
+
+  /**
+   * One pass of upkeep (a DagService runs it every few seconds; one instance at a time by an
+   * advisory lock): runs whose pg-boss job pg-boss itself failed (its heartbeat stale past its
+   * retries, its expiry) or lost end as failed under their policy; queued runs of DAGs whose SLA
+   * bucket moved get their priority raised. Returns what it did.
+   */
+  async sweep(now = new Date()): Promise<{ failed: number; raised: number }> {
+    await this.start();
+    const locked = await this.#pool.query('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [
+      `${this.schema}.marie_dag_sweep`,
+    ]);
+    if (!locked.rows[0].ok) return { failed: 0, raised: 0 };
+    try {
+      let failed = 0;
+      const lost = (
+        await this.#pool.query(
+          `SELECT n.dag_id, n.node_id, n.queue, n.job_id, j.state::text AS job_state,
+                  j.output->>'message' AS message
+           FROM ${this.t('dag_node')} n
+           LEFT JOIN ${this.schema}.job j ON j.name = n.queue AND j.id = n.job_id
+           WHERE n.state IN ('pending', 'active')
+             AND (j.id IS NULL OR j.state::text IN ('failed', 'cancelled', 'completed'))
+           LIMIT 500`,
+        )
+      ).rows as {
+        dag_id: string;
+        node_id: string;
+        job_id: string;
+        job_state: string | null;
+        message: string | null;
+      }[];
+      for (const l of lost) {
+        const after: After = { events: [] };
+        const did = await this.#tx(async (tx) => {
+          const dag = (
+            await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1 FOR UPDATE`, [
+              l.dag_id,
+            ])
+          ).rows[0] as DagRow;
+          const node = (
+            await tx.client.query(
+              `SELECT * FROM ${this.t('dag_node')} WHERE dag_id = $1 AND node_id = $2 FOR UPDATE`,
+              [l.dag_id, l.node_id],
+            )
+          ).rows[0] as NodeRow;
+          if (!node || node.job_id !== l.job_id || !['pending', 'active'].includes(node.state))
+            return false;
+          const message =
+            l.job_state === null
+              ? 'its pg-boss job is gone'
+              : `pg-boss ended its job as ${l.job_state}${l.message ? `: ${l.message}` : ''}`;
+          await this.#failed(tx, dag, node, this.planOf(dag), message, after);
+          return true;
+        });
+        if (did) {
+          failed++;
+          await this.#afterCommit(l.dag_id, after);
+        }
+      }
+      // SLA buckets.
+      let raised = 0;
+      const live = (
+        await this.#pool.query(
+          `SELECT id, created_on, soft_sla, hard_sla, sla_bucket FROM ${this.t('dag')}
+           WHERE state IN ('pending', 'running') AND (soft_sla IS NOT NULL OR hard_sla IS NOT NULL)`,
+        )
+      ).rows as DagRow[];
+      for (const d of live) {
+        const b = slaBucket(d.soft_sla, d.hard_sla, d.created_on, now);
+        if (b === d.sla_bucket) continue;
+        await this.#tx(async (tx) => {
+          await tx.client.query(`UPDATE ${this.t('dag')} SET sla_bucket = $2 WHERE id = $1`, [
+            d.id,
+            b,
+          ]);
+          await tx.client.query(
+            `UPDATE ${this.schema}.job j SET priority = j.priority + $2
+             FROM ${this.t('dag_node')} n
+             WHERE n.dag_id = $1 AND n.state IN ('pending', 'blocked') AND j.name = n.queue
+               AND j.id = n.job_id AND j.state < 'active'`,
+            [d.id, (b - d.sla_bucket) * SLA],
+          );
+        });
+        raised++;
+      }
+      return { failed, raised };
+    } finally {
+      await this.#pool.query('SELECT pg_advisory_unlock(hashtext($1))', [
+        `${this.schema}.marie_dag_sweep`,
+      ]);
+    }
+  }
+
+  /** DAGs by state, and node run and unblock times of this process (`marie_dag_*`). */
+  async metrics(): Promise<MetricFamily[]> {
+    const counts = (
+      await this.#pool
+        .query(`SELECT state, count(*)::int AS n FROM ${this.t('dag')} GROUP BY state`)
+        .catch(() => ({ rows: [] }))
+    ).rows as { state: string; n: number }[];
+    return [
+      {
+        name: 'marie_dags',
+        help: 'DAG runs by state',
+        type: 'gauge',
+        labelNames: ['state'],
+        samples: DAG_STATES.map((state) => ({
+          labels: { state },
+          value: counts.find((c) => c.state === state)?.n ?? 0,
+        })),
+      },
+      {
+        name: 'marie_dag_node_run_seconds_total',
+        help: 'Seconds node runs took in this process',
+        type: 'counter',
+        labelNames: [],
+        samples: [{ value: this.stats.run.sum }],
+      },
+      {
+        name: 'marie_dag_node_runs_total',
+        help: 'Node runs this process ended',
+        type: 'counter',
+        labelNames: [],
+        samples: [{ value: this.stats.run.count }],
+      },
+      {
+        name: 'marie_dag_unblock_seconds_total',
+        help: 'Seconds from a run becoming runnable to its start, summed (this process)',
+        type: 'counter',
+        labelNames: [],
+        samples: [{ value: this.stats.unblock.sum }],
+      },
+      {
+        name: 'marie_dag_unblocked_total',
+        help: 'Runs started after becoming runnable (this process)',
+        type: 'counter',
+        labelNames: [],
+        samples: [{ value: this.stats.unblock.count }],
+      },
+    ];
+  }
+}
+
+/**
+ * 0 on time; 1 when 80% of the time to the soft SLA has passed; 2 past the soft SLA; 3 past the
+ * hard SLA.
+ */
+export function slaBucket(soft: Date | null, hard: Date | null, created: Date, now: Date): number {
+  const t = now.getTime();
+  if (hard && t >= new Date(hard).getTime()) return 3;
+  if (soft && t >= new Date(soft).getTime()) return 2;
+  const first = soft ?? hard;
+  if (first) {
+    const start = new Date(created).getTime();
+    const end = new Date(first).getTime();
+    if (t >= start + 0.8 * (end - start)) return 1;
+  }
+  return 0;
+}
+
+/** pg-boss's command answers carry `affected` (its types do not say so). */
+const affected = (r: object) => (r as { affected?: number }).affected ?? 0;
+
+function isUuid(s: string): boolean {
+  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
+}
+
+function dagView(dag: DagRow, nodes?: NodeRow[], done?: number, total?: number): DagView {
+  const now = Date.now();
+  const at = dag.ended_on ? new Date(dag.ended_on).getTime() : now;
+  const late =
+    dag.hard_sla && at > new Date(dag.hard_sla).getTime()
+      ? 'hard'
+      : dag.soft_sla && at > new Date(dag.soft_sla).getTime()
+        ? 'soft'
+        : 'no';
+  return {
+    dag_id: dag.id,
+    plan: dag.plan,
+    version: dag.version,
+    state: dag.state,
+    asset_key: dag.asset_key,
+    ref_id: dag.ref_id,
+    ref_type: dag.ref_type,
+    pages: dag.pages,
+    priority: dag.priority,
+    soft_sla: iso(dag.soft_sla),
+    hard_sla: iso(dag.hard_sla),
+    late,
+    created_on: iso(dag.created_on)!,
+    started_on: iso(dag.started_on),
+    ended_on: iso(dag.ended_on),
+    nodes_done: done ?? nodes?.filter((n) => NODE_ENDED.has(n.state)).length ?? 0,
+    nodes_total: total ?? nodes?.length ?? 0,
+    ...(dag.error ? { error: dag.error } : {}),
+  };
+}
+
+function nodeView(
+  n: NodeRow & { inline: unknown; key: string | null },
+  outputs: boolean,
+  plan: Plan,
+): DagNodeView {
+  const started = n.started_on ? new Date(n.started_on).getTime() : null;
+  const ended = n.ended_on ? new Date(n.ended_on).getTime() : null;
+  return {
+    node_id: n.node_id,
+    kind: n.kind,
+    endpoint: plan.byId.get(n.plan_node)?.endpoint?.raw ?? null,
+    needs: n.needs,
+    level: n.level,
+    state: n.state,
+    attempts: n.attempts - n.attempt_base,
+    runs: n.runs,
+    started_on: iso(n.started_on),
+    ended_on: iso(n.ended_on),
+    duration_ms: started !== null && ended !== null ? ended - started : null,
+    ...(outputs && n.inline !== null && n.inline !== undefined ? { output: n.inline } : {}),
+    ...(n.key ? { output_key: n.key } : {}),
+    ...(n.error ? { error: n.error } : {}),
+  };
+}
+
+export type { DagRow, PlanNode };
