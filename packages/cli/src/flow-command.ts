@@ -1,6 +1,7 @@
 import { createLogger } from '@marie/core';
 import { Flow, loadFlow, type Polling, parseGraph, parsePorts, parseProtocols } from '@marie/flow';
 import { JobService, parseJobsConfig, processorTarget } from '@marie/jobs';
+import { DagService } from '@marie/pipelines';
 import { DEFAULT_PORT } from '@marie/transport-grpc';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
@@ -25,6 +26,7 @@ async function runFlow(
   const log = createLogger(command);
   let flow: Flow;
   let jobs: JobService | undefined;
+  let dags: DagService | undefined;
   let ops: ReturnType<typeof startOperations> | undefined;
   try {
     keepHeapHeadroom();
@@ -53,12 +55,19 @@ async function runFlow(
       o.observeHop = (node) => metrics.hop(node);
     }
     if (flow.options.jobs) {
-      jobs = await JobService.open(parseJobsConfig(flow.options.jobs), { logger: log });
+      const config = parseJobsConfig(flow.options.jobs);
+      jobs = await JobService.open(config, { logger: log });
       flow.options.httpPlugins = [...(flow.options.httpPlugins ?? []), ...jobs.plugins()];
+      // Pipelines: plans and the DAG API beside the job API, their nodes run on the deployments.
+      if (config.plans !== undefined || config.dags !== undefined) {
+        dags = await DagService.open(jobs, { plans: config.plans, dags: config.dags, logger: log });
+        flow.options.httpPlugins.push(...dags.plugins());
+      }
     }
     try {
       await flow.start();
       await jobs?.startWorkers(processorTarget(flow.gateway!));
+      await dags?.startWorkers(dags.flowExecutors(flow));
     } catch (err) {
       await flow.close().catch(() => {});
       throw err;
@@ -67,6 +76,7 @@ async function runFlow(
     for (const m of flow.monitoringAddresses())
       process.stdout.write(`monitoring ${m.address} ${m.label}\n`);
   } catch (err) {
+    await dags?.stop({ timeoutMs: 1000 }).catch(() => {});
     await jobs?.stop({ timeoutMs: 1000 }).catch(() => {});
     await ops?.close().catch(() => {});
     exitWith(command, err);
@@ -74,7 +84,9 @@ async function runFlow(
   stopOnSignals(log, async (signal) => {
     log.info(`${signal}: shutting down`);
     await jobs?.stopWorkers();
+    await dags?.stopWorkers();
     await flow.close();
+    await dags?.stop();
     await jobs?.stop();
     await ops?.close();
   });

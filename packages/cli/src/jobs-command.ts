@@ -1,6 +1,8 @@
 import { Client } from '@marie/client';
 import { createLogger } from '@marie/core';
+import { isPlainObject } from '@marie/docs';
 import { JobService, parseJobsConfig } from '@marie/jobs';
+import { DagService, type DagTarget } from '@marie/pipelines';
 import { SingleBar } from 'cli-progress';
 import { Command, Option } from 'commander';
 import { addClientOptions, type ClientFlags, clientOptionsFrom } from './client-flags.js';
@@ -19,6 +21,7 @@ interface WorkerFlags extends OperationsFlags, ClientFlags {
   records: boolean;
   toast?: string;
   stopTimeout: number;
+  dag?: string[];
 }
 
 /**
@@ -36,6 +39,10 @@ export function workerCommand(): Command {
     .option('--jobs <json>', "a Flow's jobs: section as JSON (database, queues, schema, toast...)")
     .option('--database <url>', 'the jobs Postgres (default: $MARIE_JOBS_DATABASE_URL)')
     .option('--queue <queue=concurrency...>', 'queues to take jobs from, e.g. document.extract=2')
+    .option(
+      '--dag <executor=slots...>',
+      "run DAG nodes of these executors through --target, e.g. text-extraction=2 (adds slots to the gateway's)",
+    )
     .option('--schema <name>', "pg-boss's schema (pgboss)")
     .option('--endpoint <endpoint>', 'endpoint of jobs that name none (/document/extract)')
     .option('--no-records', "do not keep Marie's job records (marie_job)")
@@ -52,6 +59,7 @@ export function workerCommand(): Command {
     const command = 'marie worker';
     const log = createLogger(command);
     let service: JobService;
+    let dags: DagService | undefined;
     let client: Client;
     let ops: ReturnType<typeof startOperations> | undefined;
     try {
@@ -64,43 +72,82 @@ export function workerCommand(): Command {
       if (!flags.records) raw.records = false;
       if (flags.toast) raw.toast = jsonObject('--toast', flags.toast);
       const config = parseJobsConfig(raw, '--jobs');
-      if (Object.keys(config.queues).length === 0)
-        throw new UsageError('--queue: name at least one queue (or "queues" in --jobs)');
+      const dagSlots = parseDagSlots(flags.dag);
+      if (Object.keys(config.queues).length === 0 && !dagSlots)
+        throw new UsageError('--queue: name at least one queue (or "queues" in --jobs), or --dag');
       client = new Client({ host: flags.target });
       service = await JobService.open(config, { logger: log });
       await service.startWorkers(client);
+      if (dagSlots) {
+        // DAG nodes of these executors, through the same target; control runs stay with gateways.
+        dags = await DagService.open(service, {
+          ...(config.plans === undefined ? {} : { plans: config.plans }),
+          dags: { ...(isPlainObject(config.dags) ? config.dags : {}), control: 0 },
+          logger: log,
+        });
+        const target = {
+          post: client.post.bind(client) as DagTarget['post'],
+          ready: () => client.dryRun({ timeoutMs: 5000 }),
+        };
+        await dags.startWorkers(
+          Object.fromEntries(Object.entries(dagSlots).map(([e, slots]) => [e, { target, slots }])),
+        );
+      }
       await ops.serveMetrics(flags.host);
     } catch (err) {
       await ops?.close().catch(() => {});
       exitWith(command, err);
     }
     stopOnSignals(log, async (signal) => {
-      log.info(`${signal}: stopping (${service.active} jobs running)`);
+      log.info(
+        `${signal}: stopping (${service.active} jobs, ${dags?.active ?? 0} DAG nodes running)`,
+      );
+      await dags?.stop({ timeoutMs: flags.stopTimeout });
       await service.stop({ timeoutMs: flags.stopTimeout });
       client.close();
       await ops?.close();
     });
     process.stdout.write(
-      `ready worker ${Object.entries(service.config.queues)
-        .map(([q, { concurrency }]) => `${q}=${concurrency}`)
-        .join(' ')}\n`,
+      `ready worker ${[
+        ...Object.entries(service.config.queues).map(
+          ([q, { concurrency }]) => `${q}=${concurrency}`,
+        ),
+        ...(flags.dag ?? []).map((d) => `dag.${d}`),
+      ].join(' ')}\n`,
     );
   });
+}
+
+/** `--dag ocr=2 orient`: executor -> slots (1 when not given). */
+function parseDagSlots(list: string[] | undefined): Record<string, number> | undefined {
+  if (!list?.length) return undefined;
+  const out: Record<string, number> = {};
+  for (const item of list) {
+    const [name, n] = item.split('=');
+    if (!name || !/^[A-Za-z0-9_-]+$/.test(name))
+      throw new UsageError(`--dag: "${item}" is not executor=slots (e.g. text-extraction=2)`);
+    const slots = n === undefined ? 1 : Number(n);
+    if (!Number.isInteger(slots) || slots < 1 || slots > 1000)
+      throw new UsageError(`--dag: ${item}: slots must be a whole number 1-1000`);
+    out[name] = slots;
+  }
+  return out;
 }
 
 interface JobFlags {
   gateway: string;
 }
 
-const gatewayOption = () =>
+export const gatewayOption = () =>
   new Option('--gateway <address>', "the gateway's HTTP address")
     .env('MARIE_GATEWAY')
     .default('http://127.0.0.1:8081');
 
-const clientOf = (flags: JobFlags & ClientFlags) =>
+export const clientOf = (flags: JobFlags & ClientFlags) =>
   new Client({ host: flags.gateway, jobs: flags.gateway, ...clientOptionsFrom(flags) });
 
-const print = (value: unknown) => process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+export const print = (value: unknown) =>
+  process.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
 
 /** Exit status of a finished job: 0 completed, 1 anything else. */
 const exitFor = (state: string) => (state === 'completed' ? 0 : 1);
@@ -145,7 +192,7 @@ async function waitAndPrint(client: Client, id: string, timeoutMs?: number): Pro
   }
 }
 
-const jsonFlag = (flag: string) => (value: string) => jsonObject(flag, value);
+export const jsonFlag = (flag: string) => (value: string) => jsonObject(flag, value);
 
 /** `marie job submit|status|list|cancel|wait`: the gateway's job API from the command line. */
 export function jobCommand(): Command {

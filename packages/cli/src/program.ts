@@ -1,6 +1,7 @@
 import { createRequire } from 'node:module';
 import { registerLazyExecutor } from '@marie/core';
 import { Command } from 'commander';
+import { dagCommand, planCommand } from './dag-command.js';
 import { executorCommand } from './executor-command.js';
 import { exportCommand } from './export-command.js';
 import { flowCommand, gatewayCommand } from './flow-command.js';
@@ -33,6 +34,8 @@ export function createProgram(): Command {
   program.addCommand(ocrCommand());
   program.addCommand(workerCommand());
   program.addCommand(jobCommand());
+  program.addCommand(dagCommand());
+  program.addCommand(planCommand());
   program.addCommand(newCommand());
   return program;
 }

@@ -10,6 +10,11 @@ import {
 } from '@marie/core';
 import type { AnyDoc, AnyDocType, DocList } from '@marie/docs';
 import type {
+  DagCreated,
+  DagListQuery,
+  DagPage,
+  DagSubmission,
+  DagView,
   JobCreated,
   JobListQuery,
   JobPage,
@@ -254,6 +259,36 @@ export class Client {
   /** The job once it has ended, with `onProgress` told of each change of state on the way. */
   waitForJob(id: string, options?: Parameters<JobsClient['wait']>[1]): Promise<JobView> {
     return this.#jobsApi().wait(id, options);
+  }
+
+  /** Runs a plan over an asset as a DAG (202; the pre-flight's 422 names the field at fault). */
+  submitDag(dag: DagSubmission, options?: { signal?: AbortSignal }): Promise<DagCreated> {
+    return this.#jobsApi().submitDag(dag, options);
+  }
+
+  /** A DAG with every node's state, attempts, timings, output or error. */
+  dag(id: string, options?: { signal?: AbortSignal }): Promise<DagView> {
+    return this.#jobsApi().dag(id, options);
+  }
+
+  /** DAGs, newest first, by state, plan and ref_id, a page at a time. */
+  dags(query?: DagListQuery): Promise<DagPage> {
+    return this.#jobsApi().dags(query);
+  }
+
+  /** Cancels a DAG: pending nodes cancelled, running ones aborted. */
+  cancelDag(id: string): Promise<DagView> {
+    return this.#jobsApi().cancelDag(id);
+  }
+
+  /** Runs again a DAG's failed and cancelled nodes and their dependents (409 while it runs). */
+  retryDag(id: string): Promise<DagView> {
+    return this.#jobsApi().retryDag(id);
+  }
+
+  /** Resolves with the DAG once it ended; `onProgress` sees each change of state or nodes done. */
+  waitForDag(id: string, options?: Parameters<JobsClient['waitForDag']>[1]): Promise<DagView> {
+    return this.#jobsApi().waitForDag(id, options);
   }
 
   #jobsApi(): JobsClient {

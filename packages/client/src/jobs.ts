@@ -1,5 +1,11 @@
 import { ErrorCode, MarieError, type TlsClientOptions } from '@marie/core';
 import {
+  DAG_ENDED,
+  type DagCreated,
+  type DagListQuery,
+  type DagPage,
+  type DagSubmission,
+  type DagView,
   isTerminalState,
   type JobCreated,
   type JobListQuery,
@@ -10,6 +16,14 @@ import {
 import { fromHttpStatus } from '@marie/transport-http';
 import { Agent, fetch } from 'undici';
 import { sleep } from './sleep.js';
+
+/** How `wait` and `waitForDag` follow what they wait for. */
+export interface WaitOptions<T> {
+  onProgress?: (now: T) => void;
+  timeoutMs?: number;
+  signal?: AbortSignal;
+  pollMs?: number;
+}
 
 /**
  * The gateway's job API over HTTP (fetch): submit, look up, list, cancel, and wait on a job's
@@ -76,32 +90,80 @@ export class JobsClient {
    * `onProgress` of each change on the way; follows the job's Server-Sent Events and, should the
    * stream break, goes on by polling. Rejects on `timeoutMs` or `signal`.
    */
-  async wait(
-    id: string,
-    options: {
-      onProgress?: (job: JobView) => void;
-      timeoutMs?: number;
-      signal?: AbortSignal;
-      pollMs?: number;
-    } = {},
-  ): Promise<JobView> {
+  wait(id: string, options: WaitOptions<JobView> = {}): Promise<JobView> {
+    return this.#follow(`/api/v1/jobs/${encodeURIComponent(id)}`, `job ${id}`, options, {
+      key: (j) => `${j.state}/${j.attempts}`,
+      ended: (j) => isTerminalState(j.state),
+      get: (signal) => this.job(id, signal ? { signal } : {}),
+    });
+  }
+
+  // The DAG API (`/api/v1/dags`) -----------------------------------------------------------------
+
+  submitDag(dag: DagSubmission, options: { signal?: AbortSignal } = {}): Promise<DagCreated> {
+    return this.#call('POST', '/api/v1/dags', dag, options.signal);
+  }
+
+  dag(id: string, options: { signal?: AbortSignal } = {}): Promise<DagView> {
+    return this.#call('GET', `/api/v1/dags/${encodeURIComponent(id)}`, undefined, options.signal);
+  }
+
+  dags(query: DagListQuery = {}): Promise<DagPage> {
+    const q = new URLSearchParams(
+      Object.entries(query)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]): [string, string] => [k, String(v)]),
+    );
+    return this.#call('GET', `/api/v1/dags${q.size ? `?${q}` : ''}`);
+  }
+
+  cancelDag(id: string): Promise<DagView> {
+    return this.#call('DELETE', `/api/v1/dags/${encodeURIComponent(id)}`);
+  }
+
+  retryDag(id: string): Promise<DagView> {
+    return this.#call('POST', `/api/v1/dags/${encodeURIComponent(id)}/retry`);
+  }
+
+  /**
+   * Resolves with the DAG (every node) once it has ended, telling `onProgress` of each change of
+   * its state or of nodes done (the DAG without its nodes); as `wait` does for a job.
+   */
+  async waitForDag(id: string, options: WaitOptions<DagView> = {}): Promise<DagView> {
+    const path = `/api/v1/dags/${encodeURIComponent(id)}`;
+    await this.#follow(path, `DAG ${id}`, options, {
+      key: (d) => `${d.state}/${d.nodes_done}`,
+      ended: (d) => DAG_ENDED.has(d.state),
+      get: (signal) => this.dag(id, signal ? { signal } : {}),
+    });
+    return this.dag(id);
+  }
+
+  /** Follows `path`/events (its `state` events), polling `get` should the stream break. */
+  async #follow<T>(
+    path: string,
+    what: string,
+    options: WaitOptions<T>,
+    o: {
+      key: (t: T) => string;
+      ended: (t: T) => boolean;
+      get: (signal?: AbortSignal) => Promise<T>;
+    },
+  ): Promise<T> {
     const signals = [
       options.signal,
       options.timeoutMs ? AbortSignal.timeout(options.timeoutMs) : undefined,
     ].filter((s): s is AbortSignal => s !== undefined);
     const signal = signals.length ? AbortSignal.any(signals) : undefined;
-    let last: JobView | undefined;
-    const seen = (j: JobView) => {
-      if (!last || last.state !== j.state || last.attempts !== j.attempts) options.onProgress?.(j);
-      last = j;
+    let last: T | undefined;
+    const seen = (t: T) => {
+      if (!last || o.key(last) !== o.key(t)) options.onProgress?.(t);
+      last = t;
     };
     try {
-      const res = await this.#fetch(
-        `${this.origin}/api/v1/jobs/${encodeURIComponent(id)}/events`,
-        signal ? { signal } : {},
-      );
+      const res = await this.#fetch(`${this.origin}${path}/events`, signal ? { signal } : {});
       if (res.status === 401) throw new MarieError(ErrorCode.Unauthenticated, await detailOf(res));
-      if (res.status === 404) throw new MarieError(ErrorCode.NotFound, `no job ${id}`);
+      if (res.status === 404) throw new MarieError(ErrorCode.NotFound, `no ${what}`);
       if (res.ok && res.body) {
         const decoder = new TextDecoder();
         let buffer = '';
@@ -109,27 +171,27 @@ export class JobsClient {
           buffer += decoder.decode(chunk as Uint8Array, { stream: true });
           let end = buffer.indexOf('\n\n');
           while (end >= 0) {
-            const data = buffer
-              .slice(0, end)
-              .split('\n')
+            const lines = buffer.slice(0, end).split('\n');
+            const event = lines.find((l) => l.startsWith('event: '))?.slice(7) ?? 'message';
+            const data = lines
               .filter((l) => l.startsWith('data: '))
               .map((l) => l.slice(6))
               .join('\n');
             buffer = buffer.slice(end + 2);
-            if (data) seen(JSON.parse(data) as JobView);
+            if (data && event === 'state') seen(JSON.parse(data) as T);
             end = buffer.indexOf('\n\n');
           }
         }
       }
     } catch (err) {
-      if (err instanceof MarieError || signal?.aborted) throw abortedOr(err, id, signal);
+      if (err instanceof MarieError || signal?.aborted) throw abortedOr(err, what, signal);
       // The stream broke: polling below.
     }
-    while (!last || !isTerminalState(last.state)) {
-      if (signal?.aborted) throw abortedOr(undefined, id, signal);
+    while (!last || !o.ended(last)) {
+      if (signal?.aborted) throw abortedOr(undefined, what, signal);
       if (last) await sleep(options.pollMs ?? 500, signal).catch(() => {});
-      if (signal?.aborted) throw abortedOr(undefined, id, signal);
-      seen(await this.job(id, signal ? { signal } : {}));
+      if (signal?.aborted) throw abortedOr(undefined, what, signal);
+      seen(await o.get(signal));
     }
     return last;
   }
@@ -175,11 +237,11 @@ async function detailOf(res: { text(): Promise<string> }): Promise<string> {
   return text;
 }
 
-function abortedOr(err: unknown, id: string, signal: AbortSignal | undefined): unknown {
+function abortedOr(err: unknown, what: string, signal: AbortSignal | undefined): unknown {
   if (!signal?.aborted) return err;
   const reason = signal.reason as Error | undefined;
   return new MarieError(
     reason?.name === 'TimeoutError' ? ErrorCode.DeadlineExceeded : ErrorCode.Canceled,
-    `waiting for job ${id}: ${reason?.message ?? 'aborted'}`,
+    `waiting for ${what}: ${reason?.message ?? 'aborted'}`,
   );
 }

@@ -136,7 +136,14 @@ export async function loadFlow(
       throw new ConfigError(
         `${path}: jobs: the job API is served over HTTP; add http to with.protocol`,
       );
-    flow.options.jobs = raw.jobs;
+    // Plan files (jobs.plans) are relative to the YAML file, as `uses` is.
+    const plans = raw.jobs.plans;
+    flow.options.jobs = Array.isArray(plans)
+      ? {
+          ...raw.jobs,
+          plans: plans.map((p) => (typeof p === 'string' ? resolve(dirname(file), p) : p)),
+        }
+      : raw.jobs;
   }
   if (!Array.isArray(raw.executors) || raw.executors.length === 0)
     throw new ConfigError(`${path}: "executors" must list at least one executor`);

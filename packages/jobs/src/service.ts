@@ -51,6 +51,9 @@ export interface JobsConfig {
   poolSize: number;
   /** Seconds of silence after which a run's worker counts as gone (30; 0: none). */
   heartbeatSeconds?: number;
+  /** Plans (files or inline) and the `dags:` settings, for @marie/pipelines, as written. */
+  plans?: unknown;
+  dags?: unknown;
 }
 
 const KEYS = new Set([
@@ -68,6 +71,9 @@ const KEYS = new Set([
   'workers',
   'pool_size',
   'heartbeat',
+  // Read by @marie/pipelines (its DagService), carried here as written.
+  'plans',
+  'dags',
 ]);
 
 /**
@@ -135,6 +141,8 @@ export function parseJobsConfig(
     ui: bool('ui', true),
     endpoint: str('endpoint', '/document/extract'),
     ...(supervise === undefined ? {} : { superviseIntervalSeconds: supervise }),
+    ...(raw.plans === undefined ? {} : { plans: raw.plans }),
+    ...(raw.dags === undefined ? {} : { dags: raw.dags }),
   };
 }
 

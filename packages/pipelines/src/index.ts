@@ -44,4 +44,12 @@ export {
 } from './plan.js';
 export { planMermaid, planText } from './render.js';
 export { type DagRoutesOptions, dagRoutes } from './routes.js';
+export {
+  DagService,
+  type DagsConfig,
+  deploymentTarget,
+  knownEndpoints,
+  loadPlans,
+  parseDagsConfig,
+} from './service.js';
 export { type DagTarget, DagWorker, type DagWorkerOptions } from './worker.js';
