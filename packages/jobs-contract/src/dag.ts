@@ -121,6 +121,7 @@ const time = () => nullable(Type.String({ description: 'ISO time' }));
 export const DagNodeView = Type.Object({
   node_id: Type.String({ description: "the plan's node id; a map's page i is `id[i]`" }),
   kind: Type.String(),
+  job_id: Type.String({ description: "the pg-boss job of its current run (Marie's job record)" }),
   endpoint: nullable(Type.String()),
   needs: Type.Array(Type.String(), { description: 'the node runs it waits for' }),
   level: Type.Integer({ description: 'depth in the DAG (roots 0)' }),

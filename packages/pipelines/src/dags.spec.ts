@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Executor, type RequestContext, RequestHandler, requests } from '@marie/core';
 import { type JobEvent, Jobs, processorTarget } from '@marie/jobs';
 import type { DagView } from '@marie/jobs-contract';
-import { PageDoc, StorageManager } from '@marie/storage';
+import { Database, JobRecords, PageDoc, parsePsqlConfig, StorageManager } from '@marie/storage';
 import { PDFDocument } from 'pdf-lib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../storage/test/support/postgres.js';
@@ -65,6 +65,8 @@ let worker: DagWorker;
 const events: JobEvent[] = [];
 let dir: string;
 let pdf: string;
+let db: Database;
+let records: JobRecords;
 
 async function pdfOf(pages: number): Promise<string> {
   const doc = await PDFDocument.create();
@@ -80,8 +82,12 @@ beforeAll(async () => {
   drop = t.drop;
   dir = mkdtempSync(join(tmpdir(), 'marie-dags-'));
   pdf = await pdfOf(3);
+  db = await Database.connect(parsePsqlConfig(t.psql));
+  records = new JobRecords(db, 'public');
+  await records.migrate();
   jobs = new Jobs({
     connectionString: url,
+    records,
     notify: async (e) => events.push(e),
     superviseIntervalSeconds: 1,
   });
@@ -104,6 +110,7 @@ afterAll(async () => {
   await worker?.stop({ timeoutMs: 1000 });
   await dags?.stop();
   await jobs?.stop({ timeoutMs: 2000 });
+  await db?.close();
   await drop?.();
 });
 
@@ -182,6 +189,9 @@ describe('DAG runs', () => {
         'pages-branch.big.completed',
       ]),
     );
+    // Marie's job record of each executor run, as for jobs.
+    expect((await records.get(node(d, 'read[1]').job_id))?.status).toBe('SUCCEEDED');
+    expect((await records.get(node(d, 'big').job_id))?.refId).toBe('r1');
     // One output row per node run that completed, stored once.
     const outs = await dags.pool.query(
       `SELECT count(*)::int AS n, count(DISTINCT node_id)::int AS d FROM pgboss.marie_dag_output WHERE dag_id = $1`,
@@ -208,6 +218,7 @@ describe('DAG runs', () => {
     expect(d.state).toBe('failed');
     expect(d.error).toEqual({ node_id: 'b', message: 'Error: echo failed (run 1)' });
     expect(node(d, 'b').state).toBe('failed');
+    expect((await records.get(node(d, 'b').job_id))?.status).toBe('FAILED');
     expect(node(d, 'c').state).toBe('cancelled');
     // `side` either finished before b failed or was cancelled with the rest: never left blocked.
     expect(['completed', 'cancelled']).toContain(node(d, 'side').state);
@@ -355,5 +366,66 @@ describe('DAG runs', () => {
     expect(
       (await dags.pool.query('SELECT count(*)::int AS n FROM pgboss.marie_dag')).rows[0].n,
     ).toBe(before);
+  });
+
+  it('dispatch: no run goes to an executor before it is ready, one slot means one run at a time, and a late DAG overtakes', async () => {
+    const order: string[] = [];
+    let inside = 0;
+    let most = 0;
+    let ready = false;
+    let asked = 0;
+    const gate = new DagWorker(dags, {
+      control: 0,
+      pollMs: 200,
+      executors: {
+        gate: {
+          slots: 1,
+          target: {
+            async ready() {
+              asked++;
+              return ready;
+            },
+            async post(_on, _docs, options) {
+              inside++;
+              most = Math.max(most, inside);
+              order.push(String((options.parameters as Record<string, unknown>).tag));
+              await new Promise((r) => setTimeout(r, 30));
+              inside--;
+              return [];
+            },
+          },
+        },
+      },
+    });
+    const one = (tag: string, extra: Record<string, unknown> = {}) =>
+      dags.submit({
+        plan: { name: 'gated', nodes: { g: { endpoint: 'gate://run', parameters: { tag } } } },
+        ...extra,
+      });
+    try {
+      await gate.start();
+      const first = await one('early-1');
+      await one('early-2');
+      await one('early-3');
+      // Past its hard SLA from the start: the top bucket at once.
+      await one('late-hard', { hard_sla: new Date(Date.now() - 1000).toISOString() });
+      // Its soft SLA passes while it waits: the sweep raises it.
+      const soft = await one('late-soft', { soft_sla: 1 });
+      await new Promise((r) => setTimeout(r, 1100));
+      expect(await dags.sweep()).toMatchObject({ raised: 1 });
+      const view = await dags.get(soft.dag_id);
+      expect(view?.late).toBe('soft');
+      // Not ready: asked, but nothing was fetched.
+      await until('readiness to be asked', async () => asked >= 2);
+      expect((await dags.get(first.dag_id))?.nodes?.[0]?.state).toBe('pending');
+      expect(order).toEqual([]);
+      ready = true;
+      await until('all five to run', async () => order.length === 5);
+      expect(order.slice(0, 2)).toEqual(['late-hard', 'late-soft']);
+      expect(order.slice(2).sort()).toEqual(['early-1', 'early-2', 'early-3']);
+      expect(most).toBe(1);
+    } finally {
+      await gate.stop({ timeoutMs: 1000 });
+    }
   });
 });

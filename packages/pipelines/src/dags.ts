@@ -1278,6 +1278,7 @@ function nodeView(
   return {
     node_id: n.node_id,
     kind: n.kind,
+    job_id: n.job_id,
     endpoint: plan.byId.get(n.plan_node)?.endpoint?.raw ?? null,
     needs: n.needs,
     level: n.level,

@@ -261,6 +261,19 @@ export class DagWorker {
       return;
     }
     const { dag, node, attempt, plan } = begun;
+    // Marie's job record per node run (an executor's run; control runs keep none), as jobs do.
+    const records = l.target ? this.#dags.jobs.records : undefined;
+    const endpoint = plan.byId.get(node.plan_node)?.endpoint?.raw;
+    await records
+      ?.start(job.id, {
+        ...(endpoint ? { endpoint } : {}),
+        ...(dag.ref_id ? { refId: dag.ref_id } : {}),
+        ...(dag.ref_type ? { refType: dag.ref_type } : {}),
+        executor: this.id,
+      })
+      .catch((err: Error) =>
+        this.#logger.warn({ job_id: job.id, err: err.message }, 'job record not started'),
+      );
     const controller = new AbortController();
     this.#running.set(job.id, controller);
     const beat = setInterval(
@@ -295,7 +308,8 @@ export class DagWorker {
     // The end is committed, retrying while Postgres is away; past that, pg-boss runs it again.
     for (let i = 0, delay = 200; ; i++, delay = Math.min(delay * 2, 5000)) {
       try {
-        await this.#dags.end(l.queue, job, attempt, result);
+        const ended = await this.#dags.end(l.queue, job, attempt, result);
+        if (ended && records) await this.#record(records, job.id, result);
         return;
       } catch (err) {
         if (i >= 12) {
@@ -307,6 +321,30 @@ export class DagWorker {
         }
         await new Promise((r) => setTimeout(r, delay));
       }
+    }
+  }
+
+  /** The record's end: succeeded with the results, or failed once no retry is left. */
+  async #record(
+    records: NonNullable<Dags['jobs']['records']>,
+    id: string,
+    result: RunEnd,
+  ): Promise<void> {
+    try {
+      if (result.ok) {
+        const out = result.output as { results?: Record<string, unknown> } | null;
+        await records.succeed(id, out?.results ?? {});
+        return;
+      }
+      const state = (
+        await this.#dags.pool.query(
+          `SELECT state FROM ${this.#dags.t('dag_node')} WHERE job_id = $1`,
+          [id],
+        )
+      ).rows[0]?.state;
+      if (state === 'failed') await records.fail(id, result.error);
+    } catch (err) {
+      this.#logger.warn({ job_id: id, err: (err as Error).message }, 'job record not ended');
     }
   }
 
