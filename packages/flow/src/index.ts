@@ -47,7 +47,7 @@ export {
   parseResources,
   type Resources,
 } from './resources.js';
-export { type Polling, type PollingMode, type PostOptions, ShardRouter } from './router.js';
+export { type Polling, type PollingMode, ShardRouter } from './router.js';
 export {
   parsePort,
   parsePorts,

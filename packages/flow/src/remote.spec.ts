@@ -40,8 +40,13 @@ describe('RemoteDeployment', () => {
       name: 'echo',
       addresses: [`dns:///localhost:${port}`],
     }).start();
-    const docs = await remote.post('/x', [{ text: 'hi' }]);
+    const heard: unknown[] = [];
+    const docs = await remote.post('/x', [{ text: 'hi' }], {
+      onDone: (r) => heard.push(r.parameters.__results__),
+    });
     expect(docs.get('text')).toEqual(['echo hi']);
+    // onDone hears of the answer, as from any client's post.
+    expect(heard).toHaveLength(1);
     expect((await remote.endpoints()).endpoints).toContain('/default');
   });
 

@@ -5,6 +5,7 @@ import {
   ErrorCode,
   type Logger,
   MarieError,
+  type PostOptions,
   throwIfError,
 } from '@marie/core';
 import { AnyDoc, type AnyDocType, DocList } from '@marie/docs';
@@ -14,12 +15,6 @@ import { reduceAnswers } from './reduce-answers.js';
 export type PollingMode = 'ANY' | 'ALL';
 /** One mode for every endpoint, or per endpoint with `*` as the fallback: `{ '/index': 'ALL', '*': 'ANY' }`. */
 export type Polling = PollingMode | Record<string, PollingMode>;
-
-export interface PostOptions<R extends AnyDocType = AnyDocType> {
-  parameters?: Record<string, unknown>;
-  responseSchema?: R;
-  timeoutMs?: number;
-}
 
 export interface SendOptions {
   timeoutMs?: number;
@@ -181,6 +176,12 @@ export class ShardRouter {
       options,
     );
     throwIfError(res);
+    // What every client's post does with `onDone`: the answer's parameters (`__results__`).
+    options.onDone?.({
+      requestId: res.header.requestId,
+      parameters: res.parameters,
+      docs: res.docs as object[],
+    });
     return new DocList(
       (options.responseSchema ?? AnyDoc) as R & { static: object },
       res.docs as never,

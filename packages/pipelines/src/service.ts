@@ -9,6 +9,7 @@ import {
 import { isPlainObject } from '@marie/docs';
 import type { Flow } from '@marie/flow';
 import { type JobService, processorTarget } from '@marie/jobs';
+import { FileHandler, parseS3Config, StorageManager } from '@marie/storage';
 import type { FastifyInstance } from 'fastify';
 import { Dags } from './dags.js';
 import { type KnownEndpoints, loadPlanFile, type Plan, parsePlan } from './plan.js';
@@ -163,10 +164,17 @@ export class DagService {
     const logger = options.logger ?? createLogger('dags');
     const config = parseDagsConfig(options.dags);
     const plans = await loadPlans(options.plans);
+    // Assets are read (the pre-flight) where executors read them: the default roots
+    // ($MARIE_STORAGE_ROOTS, else the working directory and temp folder), the uploads, and S3.
+    const s3 = jobs.config.s3 === undefined ? undefined : parseS3Config(jobs.config.s3, 'jobs.s3');
+    const storage = new StorageManager({
+      file: { roots: [...new FileHandler().roots, ...jobs.uploads.files.roots] },
+      ...(s3 ? { s3 } : {}),
+    });
     const dags = new Dags({
       jobs: jobs.jobs,
       plans,
-      storage: jobs.uploads,
+      storage,
       outputs: config.outputs ?? jobs.uploadKey('dag-outputs', '').replace(/\/+$/, ''),
       logger,
     });
