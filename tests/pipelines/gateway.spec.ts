@@ -1,0 +1,143 @@
+// Pipelines on a real gateway: `marie flow` with `jobs.plans` serves /api/v1/dags (in its OpenAPI
+// document) and runs the plan's nodes on its deployment (2 replicas); `marie plan` checks and
+// shows plans; `marie dag` submits, waits (exit 0 only when completed), lists, retries from the
+// failure. Real processes, real sockets, a real Postgres.
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import type { DagView } from '@marie/jobs-contract';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { testDatabase } from '../../packages/storage/test/support/postgres.js';
+import {
+  MARIE_BIN,
+  type MarieProcess,
+  ROOT,
+  runMarie,
+  waitReady,
+} from '../support/marie-process.js';
+
+const run = promisify(execFile);
+const FIXTURES = join(ROOT, 'tests/pipelines/fixtures');
+let drop: () => Promise<void>;
+let flow: MarieProcess;
+let http: string;
+let flag: string;
+
+/** `marie ...` as a user runs it: its exit code, stdout and stderr. */
+async function marie(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [MARIE_BIN, ...args], {
+      env: { ...process.env, MARIE_GATEWAY: http, MARIE_LOG_LEVEL: 'warn' },
+      timeout: 60_000,
+    });
+    return { code: 0, out: stdout, err: stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, out: err.stdout, err: err.stderr };
+  }
+}
+
+beforeAll(async () => {
+  const t = await testDatabase('marie_dag_gateway');
+  drop = t.drop;
+  flag = join(mkdtempSync(join(tmpdir(), 'marie-dag-flag-')), 'fail');
+  flow = runMarie(['flow', '--uses', join(FIXTURES, 'dag-flow.yml')], {
+    env: { JOBS_DATABASE_URL: t.url, DAG_FAIL_FLAG: flag },
+  });
+  const ready = await waitReady(flow, 2, 60_000);
+  http = ready.find((l) => l.includes('http://'))!.slice('ready '.length);
+}, 120_000);
+
+afterAll(async () => {
+  if (flow && flow.child.exitCode === null) {
+    flow.child.kill('SIGTERM');
+    await flow.exited;
+  }
+  rmSync(join(flag, '..'), { recursive: true, force: true });
+  await drop?.();
+});
+
+describe('pipelines on the gateway (marie flow with jobs.plans, marie plan, marie dag)', () => {
+  it('marie plan validate and show: a summary, the plan as text and Mermaid; a cycle refused (exit 2) naming its nodes', async () => {
+    const ok = await marie('plan', 'validate', join(FIXTURES, 'plan.yml'));
+    expect(ok).toMatchObject({ code: 0, out: 'ok: plan steps v3, 5 nodes, 4 levels\n' });
+    const shown = await marie('plan', 'show', join(FIXTURES, 'plan.yml'));
+    expect(shown.code).toBe(0);
+    expect(shown.out).toContain('plan steps v3: 5 nodes');
+    expect(shown.out).toContain('route -->|invoice| invoice');
+    // A plan at fault is a usage error: exit 2, as for a bad Flow YAML.
+    const bad = await marie('plan', 'validate', join(FIXTURES, 'bad-plan.yml'));
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('plan bad: a cycle through nodes a -> b -> c -> a');
+  });
+
+  it('serves the DAG API in its OpenAPI document', async () => {
+    const doc = (await (await fetch(`${http}/openapi.json`)).json()) as {
+      paths: Record<string, Record<string, unknown>>;
+    };
+    expect(Object.keys(doc.paths['/api/v1/dags']!)).toEqual(
+      expect.arrayContaining(['get', 'post']),
+    );
+    expect(Object.keys(doc.paths['/api/v1/dags/{id}']!)).toEqual(
+      expect.arrayContaining(['get', 'delete']),
+    );
+    expect(doc.paths['/api/v1/dags/{id}/retry']).toBeDefined();
+    expect(doc.paths['/api/v1/dags/{id}/events']).toBeDefined();
+    expect(doc.paths['/api/v1/jobs']).toBeDefined();
+  });
+
+  it('marie dag submit --wait runs the plan on the deployment: the switch on an upstream output, the merge', async () => {
+    const r = await marie(
+      'dag',
+      'submit',
+      'steps',
+      '--parameters',
+      '{"kind":"memo"}',
+      '--ref-id',
+      'cli-1',
+      '--wait',
+    );
+    expect(r.code, r.err).toBe(0);
+    const dag = JSON.parse(r.out) as DagView;
+    expect(dag.state).toBe('completed');
+    const state = Object.fromEntries(dag.nodes!.map((n) => [n.node_id, n.state]));
+    expect(state).toEqual({
+      classify: 'completed',
+      route: 'completed',
+      invoice: 'skipped',
+      other: 'completed',
+      end: 'completed',
+    });
+    // Without a terminal, progress goes to stderr as lines.
+    expect(r.err).toMatch(/dag .*: completed \(5\/5 nodes\)/);
+    const list = await marie('dag', 'list', '--ref-id', 'cli-1');
+    expect(JSON.parse(list.out).dags.map((d: DagView) => d.dag_id)).toEqual([dag.dag_id]);
+  });
+
+  it('a failed node fails the DAG (exit 1); marie dag retry runs only it and what follows', async () => {
+    writeFileSync(flag, 'x');
+    const r = await marie('dag', 'submit', 'steps', '--parameters', '{"kind":"invoice"}', '--wait');
+    expect(r.code).toBe(1);
+    const failed = JSON.parse(r.out) as DagView;
+    expect(failed.state).toBe('failed');
+    expect(failed.error).toMatchObject({ node_id: 'invoice' });
+    expect(failed.error!.message).toContain('told to fail');
+    rmSync(flag);
+    const retried = await marie('dag', 'retry', failed.dag_id);
+    expect(retried.code, retried.err).toBe(0);
+    const waited = await marie('dag', 'wait', failed.dag_id);
+    expect(waited.code, waited.err).toBe(0);
+    const done = JSON.parse(waited.out) as DagView;
+    const runs = Object.fromEntries(done.nodes!.map((n) => [n.node_id, n.runs]));
+    expect(runs).toEqual({ classify: 1, route: 1, invoice: 2, other: 0, end: 1 });
+    // Bad input from the command line: the gateway's 422 names the field.
+    const bad = await marie('dag', 'submit', 'steps', '--priority', '5000');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toContain('priority');
+    const unknown = await marie('dag', 'status', '00000000-0000-4000-8000-000000000000');
+    expect(unknown.code).toBe(1);
+    expect(unknown.err).toContain('no DAG 00000000-0000-4000-8000-000000000000');
+  });
+});
