@@ -22,7 +22,15 @@ import {
 } from '@marie/jobs-contract';
 import { assetPageCount, type StorageManager } from '@marie/storage';
 import pg from 'pg';
-import { CONTROL_QUEUE, decide, expand, mapsPages, type NodeRun, type RunRow } from './expand.js';
+import {
+  CONTROL_QUEUE,
+  decide,
+  expand,
+  MAX_MAP_CAP,
+  mapsPages,
+  type NodeRun,
+  type RunRow,
+} from './expand.js';
 import { type KnownEndpoints, type Plan, type PlanNode, parsePlan } from './plan.js';
 
 /** The channel that wakes DAG workers: its payload is the queue that has runs ready. */
@@ -32,8 +40,6 @@ export const READY_CHANNEL = 'marie_dag_ready';
 const LEVEL = 10_000;
 const RUNNING = 5_000;
 const SLA = 1_000;
-/** Map concurrency caps are pg-boss group tiers `c1`…`c64`; a larger cap is no cap (the slots bound it). */
-export const MAX_MAP_CAP = 64;
 export const GROUP_TIERS: Record<string, number> = Object.fromEntries(
   Array.from({ length: MAX_MAP_CAP }, (_, i) => [`c${i + 1}`, i + 1]),
 );
@@ -94,6 +100,16 @@ export interface NodeRow extends RunRow {
   error: { message: string } | null;
 }
 
+/** What a node run's pg-boss job carries. */
+export interface DagJobData {
+  dag_id: string;
+  node_id: string;
+  /** No parent in its insert: its start starts the DAG. */
+  root?: boolean;
+  /** Attempts of the node before this job (a retried DAG). */
+  base?: number;
+}
+
 /** What a run's end commits: its output, or its error. */
 export type RunEnd = { ok: true; output: unknown; chosen?: string[] } | { ok: false; error: Error };
 
@@ -132,6 +148,7 @@ export class Dags {
   readonly #inlineLimit: number;
   /** Parsed plans of DAGs in flight, by DAG id (bounded). */
   readonly #planCache = new Map<string, Plan>();
+  readonly #dagCache = new Map<string, DagRow>();
   #started?: Promise<void>;
   #unregister?: () => void;
   /** Seconds from a run's last parent ending to its start, and node run seconds (sum, count). */
@@ -169,6 +186,13 @@ export class Dags {
   /** Plans by name, newest version each. */
   get plans(): Plan[] {
     return [...this.#plans].filter(([k]) => !k.includes('@')).map(([, p]) => p);
+  }
+
+  /** The advisory lock space of this schema's DAGs (two-key form: this, the DAG's hash). */
+  get #lockSpace(): number {
+    let h = 0;
+    for (const c of `${this.schema}.marie_dag`) h = (Math.imul(h, 31) + c.charCodeAt(0)) | 0;
+    return h;
   }
 
   t(name: string): string {
@@ -294,46 +318,37 @@ export class Dags {
     const base = s.priority ?? 0;
     const bucket = slaBucket(soft, hard, new Date(now), new Date(now));
     const jobIds = new Map(runs.map((r) => [r.node_id, randomUUID()]));
-    const made = await this.#tx(async (tx) => {
-      const ins = await tx.client.query(
-        `INSERT INTO ${this.t('dag')} (id, plan, version, plan_doc, state, asset_key, ref_id,
-           ref_type, parameters, pages, priority, soft_sla, hard_sla, sla_bucket, idempotency_key)
-         VALUES ($1, $2, $3, $4, 'pending', $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
-         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
-        [
-          id,
-          plan.name,
-          plan.version,
-          JSON.stringify(plan.source),
-          s.asset_key ?? null,
-          s.ref_id ?? null,
-          s.ref_type ?? null,
-          JSON.stringify(s.parameters ?? {}),
-          pages,
-          base,
-          soft,
-          hard,
-          bucket,
-          s.idempotency_key ?? null,
-        ],
-      );
-      if (!ins.rows[0]) return false;
-      await tx.client.query(
-        `INSERT INTO ${this.t('dag_node')} (dag_id, node_id, plan_node, element, kind, queue,
-           job_id, needs, level, state)
-         SELECT $1, x.node_id, x.plan_node, x.element, x.kind, x.queue, x.job_id, x.needs, x.level,
-                CASE WHEN cardinality(x.needs) = 0 THEN 'pending' ELSE 'blocked' END
-         FROM jsonb_to_recordset($2::jsonb) AS x (node_id text, plan_node text, element int,
-           kind text, queue text, job_id uuid, needs text[], level int)`,
-        [id, JSON.stringify(runs.map((r) => ({ ...r, job_id: jobIds.get(r.node_id) })))],
-      );
-      await this.#insertJobs(
-        tx,
-        runs.map((r) => this.flowJobOf(plan, r, id, jobIds, base + bucket * SLA, null)),
-      );
-      for (const q of new Set(runs.filter((r) => r.needs.length === 0).map((r) => r.queue)))
-        await tx.client.query('SELECT pg_notify($1, $2)', [READY_CHANNEL, q]);
-      return true;
+    const made = await this.#oneTrip(async (send) => {
+      // The DAG row and its node rows in one statement (nothing when the idempotency key is
+      // taken); then pg-boss's flow() insert, the NOTIFY and COMMIT in one message.
+      const res = (await send(
+        `BEGIN; WITH d AS (
+           INSERT INTO ${this.t('dag')} (id, plan, version, plan_doc, state, asset_key, ref_id,
+             ref_type, parameters, pages, priority, soft_sla, hard_sla, sla_bucket, idempotency_key)
+           VALUES (${L(id)}, ${L(plan.name)}, ${plan.version}, ${J(plan.source)}, 'pending',
+             ${L(s.asset_key ?? null)}, ${L(s.ref_id ?? null)}, ${L(s.ref_type ?? null)},
+             ${J(s.parameters ?? {})}, ${pages ?? 'NULL'}, ${base},
+             ${soft ? L(soft.toISOString()) : 'NULL'}, ${hard ? L(hard.toISOString()) : 'NULL'},
+             ${bucket}, ${L(s.idempotency_key ?? null)})
+           ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),
+         n AS (
+           INSERT INTO ${this.t('dag_node')} (dag_id, node_id, plan_node, element, kind, queue,
+             job_id, needs, level, state)
+           SELECT d.id, x.node_id, x.plan_node, x.element, x.kind, x.queue, x.job_id, x.needs,
+                  x.level, CASE WHEN cardinality(x.needs) = 0 THEN 'pending' ELSE 'blocked' END
+           FROM d, jsonb_to_recordset(${J(runs.map((r) => ({ ...r, job_id: jobIds.get(r.node_id) })))})
+             AS x (node_id text, plan_node text, element int, kind text, queue text, job_id uuid,
+                   needs text[], level int)
+           RETURNING 1)
+         SELECT (SELECT count(*) FROM d)::int AS made, (SELECT count(*) FROM n)::int AS nodes`,
+      )) as pg.QueryResult[];
+      if (!res[1]!.rows[0].made) return undefined;
+      const jobs = runs.map((r) => this.flowJobOf(plan, r, id, jobIds, base + bucket * SLA, null));
+      const roots = [...new Set(runs.filter((r) => r.needs.length === 0).map((r) => r.queue))];
+      return [
+        ...(await this.#jobsSql(jobs, send)),
+        `SELECT pg_notify(${L(READY_CHANNEL)}, q) FROM unnest(${A(roots)}) AS q`,
+      ];
     });
     if (!made) {
       const seen = await this.#pool.query(
@@ -380,11 +395,20 @@ export class Dags {
   ) {
     const n = plan.byId.get(r.plan_node)!;
     const control = r.queue === CONTROL_QUEUE;
+    const deps = r.needs.filter((p) => within === null || within.has(p));
+    const base = (r as { attempts?: number }).attempts ?? 0;
     const cap = n.map?.concurrency ?? 0;
     return {
       ref: r.node_id,
       name: r.queue,
-      data: { dag_id: dagId, node_id: r.node_id },
+      // `root`: its start also starts the DAG (no parent in this insert); `base`: attempts its
+      // node ran before this insert (a retry of the DAG), so that attempt = base + retries + 1.
+      data: {
+        dag_id: dagId,
+        node_id: r.node_id,
+        ...(deps.length === 0 ? { root: true } : {}),
+        ...(base ? { base } : {}),
+      },
       options: {
         id: jobIds.get(r.node_id)!,
         priority: Math.min(r.level, 200) * LEVEL + basePriority,
@@ -392,12 +416,78 @@ export class Dags {
         retryDelay: control ? 1 : n.retry.delay,
         retryBackoff: control ? false : n.retry.backoff,
         expireInSeconds: control ? 60 : n.timeout,
-        ...(r.element !== null && cap >= 1 && cap <= MAX_MAP_CAP
+        ...(r.queue.endsWith('.capped')
           ? { group: { id: `${dagId}/${r.plan_node}`, tier: `c${cap}` } }
           : {}),
       },
-      dependsOn: r.needs.filter((p) => within === null || within.has(p)),
+      dependsOn: deps,
     };
+  }
+
+  /**
+   * A transaction in two messages: `fn` sends the first (BEGIN and what it reads, literal SQL) and
+   * answers the statements of the second, sent with COMMIT; undefined rolls back.
+   */
+  async #oneTrip(
+    fn: (
+      send: (sql: string) => Promise<pg.QueryResult | pg.QueryResult[]>,
+    ) => Promise<string[] | undefined>,
+  ): Promise<boolean> {
+    const client = await this.#pool.connect();
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+    };
+    client.on('error', onError);
+    try {
+      const last = await fn((sql) => client.query(sql) as unknown as Promise<pg.QueryResult>);
+      if (!last) {
+        await client.query('ROLLBACK');
+        return false;
+      }
+      await client.query(`${last.join(';\n')}${last.length ? ';\n' : ''}COMMIT`);
+      return true;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      throw err;
+    } finally {
+      client.off('error', onError);
+      client.release(lost);
+    }
+  }
+
+  /**
+   * pg-boss's insert of node runs' jobs as SQL to send with the rest: `flow()` writes its whole
+   * insert as one parameter-less statement list, taken from its `db` hook; a lone job (flow wants
+   * two) is inserted there and then through `send`.
+   */
+  async #jobsSql(
+    jobs: ReturnType<Dags['flowJobOf']>[],
+    send: (sql: string) => Promise<unknown>,
+  ): Promise<string[]> {
+    const out: string[] = [];
+    if (jobs.length >= 2) {
+      await this.jobs.boss.flow(jobs, {
+        db: {
+          executeSql: async (text: string, values?: unknown[]) => {
+            if (values?.length)
+              throw new Error('pg-boss flow() sent a parameter: not one statement list');
+            out.push(text);
+            return { rows: [] };
+          },
+        },
+      });
+      return out;
+    }
+    const [j] = jobs;
+    if (j)
+      await this.jobs.boss.insert(j.name, [{ ...j.options, data: j.data }], {
+        db: {
+          executeSql: (text: string, values?: unknown[]) =>
+            send(inline(text, values ?? [])) as never,
+        },
+      });
+    return out;
   }
 
   /** pg-boss's jobs of node runs: `flow()` with their dependencies (one alone is a plain insert). */
@@ -447,64 +537,107 @@ export class Dags {
   }
 
   // A run's life --------------------------------------------------------------------------------
+  //
+  // Each step is as few round trips as it can be: a run's start is one statement, its end three
+  // (BEGIN with the DAG's lock and its node rows; pg-boss's complete or fail; every write and
+  // COMMIT in one message). The writes are built here with literals (pg.escapeLiteral) so that
+  // they travel as one simple-protocol message: a transaction per run's end, as before.
 
   /**
-   * A worker fetched `job`: its node run becomes active (attempt counted) and the DAG running.
-   * Undefined when the run is no longer wanted (cancelled, reset by a retry): the worker drops it.
+   * A worker fetched `job`: its node run becomes active (attempt counted) and the DAG running, in
+   * one statement. Undefined when the run is no longer wanted (cancelled, reset by a retry): the
+   * worker drops it.
    */
   async begin(
     queue: string,
-    job: { id: string; retryCount: number; data: { dag_id: string; node_id: string } },
+    job: { id: string; retryCount: number; data: DagJobData },
   ): Promise<{ dag: DagRow; node: NodeRow; attempt: number; plan: Plan } | undefined> {
     const { dag_id, node_id } = job.data;
-    const after: After = { events: [] };
-    const out = await this.#tx(async (tx) => {
-      const node = (
-        await tx.client.query(
-          `UPDATE ${this.t('dag_node')} SET state = 'active', attempts = attempt_base + $4,
+    void queue;
+    // The DAG's first start also raises its other roots over new DAGs' roots. It skips a DAG row
+    // locked by a cancel (that DAG is ending): waiting there could deadlock on this node's row.
+    const r = (
+      await this.#pool.query(
+        `WITH n AS (
+           UPDATE ${this.t('dag_node')} SET state = 'active', attempts = attempt_base + $4,
              started_on = now()
            WHERE dag_id = $1 AND node_id = $2 AND job_id = $3
              AND state IN ('pending', 'blocked', 'active')
-           RETURNING *`,
-          [dag_id, node_id, job.id, job.retryCount + 1],
-        )
-      ).rows[0] as NodeRow | undefined;
-      if (!node) return undefined;
-      const first = (
-        await tx.client.query(
-          `UPDATE ${this.t('dag')} SET state = 'running', started_on = now()
-           WHERE id = $1 AND started_on IS NULL RETURNING *`,
-          [dag_id],
-        )
-      ).rows[0] as DagRow | undefined;
-      const dag =
-        first ??
-        ((await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1`, [dag_id]))
-          .rows[0] as DagRow);
-      if (first) {
-        // A running DAG's remaining roots go before new DAGs' roots.
-        await tx.client.query(
-          `UPDATE ${this.schema}.job j SET priority = j.priority + ${RUNNING}
-           FROM ${this.t('dag_node')} n
-           WHERE n.dag_id = $1 AND n.level = 0 AND n.state = 'pending' AND j.name = n.queue
-             AND j.id = n.job_id AND j.state < 'active'`,
-          [dag_id],
-        );
-        after.events.push({ what: 'started', status: 'INFO' });
-        after.dag = dag;
-      }
-      return { dag, node };
-    });
-    if (!out) return undefined;
-    const plan = this.planOf(out.dag);
-    if (after.dag)
-      await this.#event(plan.name, 'started', dag_id, 'INFO', undefined, out.dag.ref_type);
-    if (out.node.ready_on && out.node.started_on) {
+           RETURNING *),
+         first AS (
+           UPDATE ${this.t('dag')} SET state = 'running', started_on = now()
+           WHERE id IN (SELECT id FROM ${this.t('dag')} WHERE id = $1 AND started_on IS NULL
+                        FOR UPDATE SKIP LOCKED)
+             AND EXISTS (SELECT 1 FROM n)
+           RETURNING id),
+         bump AS (
+           UPDATE ${this.schema}.job j SET priority = j.priority + ${RUNNING}
+           FROM ${this.t('dag_node')} o
+           WHERE EXISTS (SELECT 1 FROM first) AND o.dag_id = $1 AND o.level = 0
+             AND o.state = 'pending' AND j.name = o.queue AND j.id = o.job_id
+             AND j.state < 'active'
+           RETURNING 1)
+         SELECT (SELECT row_to_json(n) FROM n) AS node,
+                (SELECT row_to_json(d) FROM ${this.t('dag')} d WHERE d.id = $1) AS dag,
+                EXISTS (SELECT 1 FROM first) AS first,
+                (SELECT count(*) FROM bump) AS bumped`,
+        [dag_id, node_id, job.id, job.retryCount + 1],
+      )
+    ).rows[0] as { node: NodeRow | null; dag: DagRow | null; first: boolean };
+    if (!r.node || !r.dag) return undefined;
+    const { node, dag } = r;
+    this.#remember(dag);
+    const plan = this.planOf(dag);
+    if (r.first) await this.#event(plan.name, 'started', dag_id, 'INFO', undefined, dag.ref_type);
+    if (node.ready_on && node.started_on) {
       this.stats.unblock.sum +=
-        (new Date(out.node.started_on).getTime() - new Date(out.node.ready_on).getTime()) / 1000;
+        (new Date(node.started_on).getTime() - new Date(node.ready_on).getTime()) / 1000;
       this.stats.unblock.count++;
     }
-    return { ...out, attempt: out.node.attempts, plan };
+    return { dag, node, attempt: node.attempts, plan };
+  }
+
+  /**
+   * A run that does not start its DAG (it had parents): no write before it runs. Its node reads as
+   * active from pg-boss's job (see `get`); its row is written once, when the run ends. The DAG's
+   * fields come from this process's cache (they never change) or one read.
+   */
+  async known(job: {
+    id: string;
+    retryCount: number;
+    data: DagJobData;
+  }): Promise<{ dag: DagRow; node: NodeRow; attempt: number; plan: Plan } | undefined> {
+    const { dag_id, node_id } = job.data;
+    let dag = this.#dagCache.get(dag_id);
+    if (!dag) {
+      dag = (await this.#pool.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1`, [dag_id]))
+        .rows[0] as DagRow | undefined;
+      if (!dag) return undefined;
+      this.#remember(dag);
+    }
+    const plan = this.planOf(dag);
+    const m = /^(.*)\[(\d+)\]$/.exec(node_id);
+    const planNode = m ? m[1]! : node_id;
+    const p = plan.byId.get(planNode);
+    if (!p) return undefined;
+    const attempt = (job.data.base ?? 0) + job.retryCount + 1;
+    const node = {
+      dag_id,
+      node_id,
+      plan_node: planNode,
+      element: m ? Number(m[2]) : null,
+      kind: mapsPages(p) && !m ? 'fanin' : p.kind,
+      job_id: job.id,
+      state: 'active',
+      attempts: attempt,
+    } as NodeRow;
+    return { dag, node, attempt, plan };
+  }
+
+  /** The DAG rows of runs in flight here (their fields never change), bounded. */
+  #remember(dag: DagRow): void {
+    if (this.#dagCache.size > 2000) this.#dagCache.delete(this.#dagCache.keys().next().value!);
+    this.#dagCache.set(dag.id, dag);
   }
 
   /** What a run reads: the DAG's fields and input, and the outputs its references name. */
@@ -588,14 +721,14 @@ export class Dags {
    */
   async end(
     queue: string,
-    job: { id: string; retryCount: number; data: { dag_id: string; node_id: string } },
+    job: { id: string; retryCount: number; data: DagJobData; startedOn?: Date | null },
     attempt: number,
     result: RunEnd,
   ): Promise<boolean> {
     const { dag_id, node_id } = job.data;
     // A large output goes to the object store first, under its content's hash: written twice by a
     // stale attempt, it is the same object.
-    let inline: string | null = null;
+    let inlined: string | null = null;
     let key: string | null = null;
     let bytes = 0;
     if (result.ok) {
@@ -604,94 +737,166 @@ export class Dags {
       if (bytes > this.#inlineLimit && this.#outputs && this.storage) {
         key = `${this.#outputs}/${createHash('sha256').update(json).digest('hex')}.json`;
         await this.storage.write(key, Buffer.from(json));
-      } else inline = json;
+      } else inlined = json;
     }
     const after: After = { events: [] };
-    const ok = await this.#tx(async (tx) => {
-      const dag = (
-        await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1 FOR UPDATE`, [dag_id])
-      ).rows[0] as DagRow | undefined;
-      if (!dag) return false;
-      const node = (
-        await tx.client.query(
-          `SELECT * FROM ${this.t('dag_node')} WHERE dag_id = $1 AND node_id = $2 FOR UPDATE`,
-          [dag_id, node_id],
-        )
-      ).rows[0] as NodeRow | undefined;
-      if (!node || node.job_id !== job.id || node.state !== 'active' || node.attempts !== attempt)
+    const ok = await this.#locked(dag_id, async (client, dag, rows, w) => {
+      after.dag = dag; // its plan and ref_type name the events sent after COMMIT
+      const node = rows.get(node_id);
+      // The run of this job, not ended (a cancel or a retry's reset changed it otherwise);
+      // pg-boss's fence below refuses a stale attempt of the same job.
+      if (!node || node.job_id !== job.id || (node.state !== 'active' && node.state !== 'pending'))
         return false;
+      const began = job.startedOn ? L(new Date(job.startedOn).toISOString()) : 'now()';
       const fence = { id: job.id, retryCount: job.retryCount };
+      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
       const plan = this.planOf(dag);
+      const id = L(dag_id);
       if (result.ok) {
-        const done = await this.jobs.boss.complete(
+        // pg-boss's complete, fenced to this attempt, sent with the writes below; the guard after
+        // it rolls everything back when it did not complete the job (a stale attempt).
+        let completion: string | undefined;
+        await this.jobs.boss.complete(
           queue,
           fence,
           { dag_id, node_id, attempt },
           {
-            db: tx.db,
+            db: {
+              executeSql: async (text: string, values?: unknown[]) => {
+                completion = inline(text, values ?? []);
+                return { rows: [{ count: '1', ids: [job.id] }] };
+              },
+            },
           },
         );
-        if (!affected(done)) return false;
-        await tx.client.query(
+        w.push(
+          completion!,
+          `SELECT 1 / (SELECT count(*)::int FROM ${this.schema}.job WHERE name = ${L(queue)}
+             AND id = ${L(job.id)} AND state = 'completed' AND retry_count = ${job.retryCount})
+             AS ${STALE_GUARD}`,
+        );
+        w.push(
           `INSERT INTO ${this.t('dag_output')} (dag_id, node_id, attempt, inline, key, bytes)
-           VALUES ($1, $2, $3, $4::jsonb, $5, $6) ON CONFLICT DO NOTHING`,
-          [dag_id, node_id, attempt, inline, key, bytes],
-        );
-        await tx.client.query(
+           VALUES (${id}, ${L(node_id)}, ${attempt}, ${inlined === null ? 'NULL' : `${L(inlined)}::jsonb`},
+                   ${L(key)}, ${bytes}) ON CONFLICT DO NOTHING`,
           `UPDATE ${this.t('dag_node')} SET state = 'completed', ended_on = now(), runs = runs + 1,
-             output_attempt = $3, chosen = $4, error = NULL
-           WHERE dag_id = $1 AND node_id = $2`,
-          [dag_id, node_id, attempt, result.chosen ?? null],
+             attempts = ${attempt}, started_on = COALESCE(started_on, ${began}),
+             output_attempt = ${attempt}, chosen = ${result.chosen ? A(result.chosen) : 'NULL'}, error = NULL
+           WHERE dag_id = ${id} AND node_id = ${L(node_id)}`,
         );
-        // Its children are resolved here: pg-boss's resolver need not visit it again.
-        await tx.client.query(
-          `UPDATE ${this.schema}.job SET blocking = false WHERE name = $1 AND id = $2`,
-          [queue, job.id],
-        );
+        // Its children are resolved below. pg-boss's resolver still visits it later (its
+        // `blocking` flag is left as pg-boss set it): it only touches children still blocked, and
+        // those are the ones this DAG keeps waiting (a merge, a parent not done).
+        node.state = 'completed';
+        node.chosen = result.chosen ?? null;
         after.events.push({
           what: `${node.plan_node}.completed`,
           status: 'OK',
           payload: { node_id, attempt },
         });
-      } else {
-        const message = result.error.message;
-        const failed = await this.jobs.boss.fail(
-          queue,
-          fence,
-          { message, name: result.error.name },
-          { db: tx.db },
-        );
-        if (!affected(failed)) return false;
-        const state = (
-          await tx.client.query(
-            `SELECT state::text FROM ${this.schema}.job WHERE name = $1 AND id = $2`,
-            [queue, job.id],
-          )
-        ).rows[0]?.state as string | undefined;
-        if (state === 'retry' || state === 'created') {
-          await tx.client.query(
-            `UPDATE ${this.t('dag_node')} SET state = 'pending', error = $3 WHERE dag_id = $1 AND node_id = $2`,
-            [dag_id, node_id, { message }],
-          );
-          return true;
-        }
-        await this.#failed(tx, dag, node, plan, message, after);
+        this.#settle(w, dag, plan, rows, [node_id], after);
         return true;
       }
-      await this.#settle(tx, dag, plan, [node_id], after);
+      const message = result.error.message;
+      const failed = await this.jobs.boss.fail(
+        queue,
+        fence,
+        { message, name: result.error.name },
+        { db },
+      );
+      if (!affected(failed)) return false;
+      const state = (
+        await client.query(
+          `SELECT state::text FROM ${this.schema}.job WHERE name = $1 AND id = $2`,
+          [queue, job.id],
+        )
+      ).rows[0]?.state as string | undefined;
+      if (state === 'retry' || state === 'created') {
+        w.push(
+          `UPDATE ${this.t('dag_node')} SET state = 'pending', attempts = ${attempt},
+             error = ${J({ message })}
+           WHERE dag_id = ${id} AND node_id = ${L(node_id)}`,
+        );
+        return true;
+      }
+      w.push(
+        `UPDATE ${this.t('dag_node')} SET attempts = ${attempt}, started_on = COALESCE(started_on, ${began})
+         WHERE dag_id = ${id} AND node_id = ${L(node_id)}`,
+      );
+      this.#failed(w, dag, node, plan, rows, message, after);
       return true;
     });
     await this.#afterCommit(dag_id, after);
     return ok;
   }
 
+  /**
+   * Runs `fn` in a transaction that holds the DAG's row lock, with the DAG and its node rows read
+   * after the lock was taken (BEGIN, the lock and the read in one message); `fn` adds statements
+   * to `w`, sent with COMMIT in one message when it returns true. False, or a throw: rolled back.
+   */
+  async #locked(
+    dagId: string,
+    fn: (
+      client: pg.PoolClient,
+      dag: DagRow,
+      rows: Map<string, NodeRow>,
+      w: string[],
+    ) => Promise<boolean>,
+  ): Promise<boolean> {
+    if (!isUuid(dagId)) return false;
+    const client = await this.#pool.connect();
+    let lost: Error | undefined;
+    const onError = (err: Error) => {
+      lost = err;
+    };
+    client.on('error', onError);
+    try {
+      const res = (await client.query(
+        // A transaction-scoped advisory lock per DAG (memory only: no row lock written to the
+        // WAL on every run's end); the reads after it see what the last holder committed.
+        `BEGIN; SELECT pg_advisory_xact_lock(${this.#lockSpace}, hashtext(${L(dagId)}));
+         SELECT * FROM ${this.t('dag')} WHERE id = ${L(dagId)};
+         SELECT * FROM ${this.t('dag_node')} WHERE dag_id = ${L(dagId)}`,
+      )) as unknown as pg.QueryResult[];
+      const dag = res[2]!.rows[0] as DagRow | undefined;
+      const w: string[] = [];
+      const go =
+        dag !== undefined &&
+        (await fn(client, dag, new Map((res[3]!.rows as NodeRow[]).map((r) => [r.node_id, r])), w));
+      if (!go) {
+        await client.query('ROLLBACK');
+        return false;
+      }
+      await client.query(`${w.join(';\n')}${w.length ? ';\n' : ''}COMMIT`);
+      return true;
+    } catch (err) {
+      await client.query('ROLLBACK').catch(() => {});
+      // The completion's guard: pg-boss did not complete the job for this attempt.
+      if ((err as { code?: string }).code === '22012') return false;
+      throw err;
+    } finally {
+      client.off('error', onError);
+      client.release(lost);
+    }
+  }
+
   /** A run failed for good: its row, then its policy (fail the DAG, or resolve its children). */
-  async #failed(tx: Tx, dag: DagRow, node: NodeRow, plan: Plan, message: string, after: After) {
-    await tx.client.query(
-      `UPDATE ${this.t('dag_node')} SET state = 'failed', ended_on = now(), runs = runs + 1, error = $3
-       WHERE dag_id = $1 AND node_id = $2`,
-      [dag.id, node.node_id, { message }],
+  #failed(
+    w: string[],
+    dag: DagRow,
+    node: NodeRow,
+    plan: Plan,
+    rows: Map<string, NodeRow>,
+    message: string,
+    after: After,
+  ): void {
+    w.push(
+      `UPDATE ${this.t('dag_node')} SET state = 'failed', ended_on = now(), runs = runs + 1,
+         error = ${J({ message })}
+       WHERE dag_id = ${L(dag.id)} AND node_id = ${L(node.node_id)}`,
     );
+    node.state = 'failed';
     after.events.push({
       what: `${node.plan_node}.failed`,
       status: 'FAILED',
@@ -699,56 +904,48 @@ export class Dags {
     });
     const policy = plan.byId.get(node.plan_node)!.onFailure;
     if (policy === 'fail_dag') {
-      await this.#cancelRest(tx, dag.id);
-      await this.#endDag(tx, dag, plan, 'failed', { node_id: node.node_id, message }, after);
+      this.#cancelRest(w, dag.id, rows);
+      this.#endDag(w, dag, 'failed', { node_id: node.node_id, message }, after);
       return;
     }
-    await this.#settle(tx, dag, plan, [node.node_id], after);
+    this.#settle(w, dag, plan, rows, [node.node_id], after);
   }
 
   /** Cancels every run of a DAG that has not ended; running ones are told to abort. */
-  async #cancelRest(tx: Tx, dagId: string): Promise<void> {
-    const rows = (
-      await tx.client.query(
-        `UPDATE ${this.t('dag_node')} SET state = 'cancelled', ended_on = now()
-         WHERE dag_id = $1 AND state IN ('blocked', 'pending', 'active')
-         RETURNING queue, job_id, state`,
-        [dagId],
-      )
-    ).rows as { queue: string; job_id: string }[];
-    await this.#cancelJobs(tx, rows);
+  #cancelRest(w: string[], dagId: string, rows: Map<string, NodeRow>): void {
+    for (const r of rows.values()) if (!NODE_ENDED.has(r.state)) r.state = 'cancelled';
+    w.push(
+      `WITH c AS (
+         UPDATE ${this.t('dag_node')} SET state = 'cancelled', ended_on = now()
+         WHERE dag_id = ${L(dagId)} AND state IN ('blocked', 'pending', 'active')
+         RETURNING queue, job_id),
+       j AS (
+         UPDATE ${this.schema}.job SET state = 'cancelled', completed_on = ${this.schema}.job_now()
+         FROM c WHERE ${this.schema}.job.name = c.queue AND ${this.schema}.job.id = c.job_id
+           AND ${this.schema}.job.state < 'completed'
+         RETURNING 1)
+       SELECT pg_notify(${L(CANCEL_CHANNEL)}, c.job_id::text), (SELECT count(*) FROM j) FROM c`,
+    );
   }
 
-  async #cancelJobs(tx: Tx, rows: { queue: string; job_id: string }[]): Promise<void> {
-    const byQueue = new Map<string, string[]>();
-    for (const r of rows) byQueue.set(r.queue, [...(byQueue.get(r.queue) ?? []), r.job_id]);
-    for (const [q, ids] of byQueue) await this.jobs.boss.cancel(q, ids, { db: tx.db });
-    // A worker running one of them aborts its signal (pg_notify is sent at COMMIT).
-    for (const r of rows)
-      await tx.client.query('SELECT pg_notify($1, $2)', [CANCEL_CHANNEL, r.job_id]);
-  }
-
-  async #endDag(
-    tx: Tx,
+  #endDag(
+    w: string[],
     dag: DagRow,
-    plan: Plan,
     state: DagState,
     error: { node_id: string; message: string } | null,
     after: After,
-  ): Promise<void> {
-    const row = (
-      await tx.client.query(
-        `UPDATE ${this.t('dag')} SET state = $2, ended_on = now(), error = $3 WHERE id = $1 RETURNING *`,
-        [dag.id, state, error],
-      )
-    ).rows[0] as DagRow;
-    after.dag = row;
+  ): void {
+    w.push(
+      `UPDATE ${this.t('dag')} SET state = ${L(state)}, ended_on = now(),
+         error = ${error ? J(error) : 'NULL'} WHERE id = ${L(dag.id)}`,
+    );
+    dag.state = state;
+    after.dag = { ...dag, state, ended_on: new Date(), error };
     after.events.push({
       what: state,
       status: state === 'completed' ? 'OK' : state === 'failed' ? 'FAILED' : 'INFO',
       ...(error ? { payload: { ...error } } : {}),
     });
-    void plan;
   }
 
   /**
@@ -756,71 +953,81 @@ export class Dags {
    * runnable now (its pg-boss job released), one that can no longer run is skipped (its job
    * cancelled) and its own children looked at in turn. Then the DAG's state.
    */
-  async #settle(tx: Tx, dag: DagRow, plan: Plan, ended: string[], after: After): Promise<void> {
-    const rows = new Map(
-      (
-        (
-          await tx.client.query(
-            `SELECT node_id, plan_node, state, needs, chosen, queue, job_id FROM ${this.t('dag_node')}
-             WHERE dag_id = $1`,
-            [dag.id],
-          )
-        ).rows as (RunRow & { queue: string; job_id: string })[]
-      ).map((r) => [r.node_id, r]),
-    );
+  #settle(
+    w: string[],
+    dag: DagRow,
+    plan: Plan,
+    rows: Map<string, NodeRow>,
+    ended: string[],
+    after: After,
+  ): void {
     const children = new Map<string, string[]>();
     for (const r of rows.values())
       for (const p of r.needs) children.set(p, [...(children.get(p) ?? []), r.node_id]);
     const work = ended.flatMap((id) => children.get(id) ?? []);
-    const ready: (RunRow & { queue: string; job_id: string })[] = [];
-    const skipped: (RunRow & { queue: string; job_id: string })[] = [];
-    const seen = new Set<string>();
+    const ready: NodeRow[] = [];
+    const skipped: NodeRow[] = [];
     while (work.length) {
       const id = work.shift()!;
       const c = rows.get(id)!;
       if (c.state !== 'blocked') continue;
       const d = decide(plan, c, rows);
-      if (d === 'wait') continue;
-      if (seen.has(id)) continue;
-      seen.add(id);
       if (d === 'ready') {
         c.state = 'pending';
         ready.push(c);
-      } else {
+      } else if (d === 'skip') {
         c.state = 'skipped';
         skipped.push(c);
         work.push(...(children.get(id) ?? []));
       }
     }
+    const id = L(dag.id);
     if (ready.length) {
-      await tx.client.query(
+      const names = ready.map((r) => r.node_id);
+      w.push(
         `UPDATE ${this.t('dag_node')} SET state = 'pending', ready_on = now()
-         WHERE dag_id = $1 AND node_id = ANY($2::text[])`,
-        [dag.id, ready.map((r) => r.node_id)],
+         WHERE dag_id = ${id} AND node_id = ANY(${A(names)})`,
+        // pg-boss's own release of a child, done now rather than at its resolver's next pass.
+        ...this.#byQueue(
+          ready,
+          (q, ids) =>
+            `UPDATE ${this.schema}.job j SET pending_dependencies = 0, blocked = false,
+               start_after = GREATEST(j.start_after, ${this.schema}.job_now())
+             WHERE j.name = ${L(q)} AND j.id = ANY(${U(ids)}) AND j.blocked`,
+        ),
+        `SELECT pg_notify(${L(READY_CHANNEL)}, q) FROM unnest(${A([...new Set(ready.map((r) => r.queue))])}) AS q`,
       );
-      // pg-boss's own release of a child, done now rather than at its resolver's next pass.
-      await tx.client.query(
-        `UPDATE ${this.schema}.job j SET pending_dependencies = 0, blocked = false,
-           start_after = GREATEST(j.start_after, ${this.schema}.job_now())
-         FROM unnest($1::text[], $2::uuid[]) AS r(name, id)
-         WHERE j.name = r.name AND j.id = r.id AND j.blocked`,
-        [ready.map((r) => r.queue), ready.map((r) => r.job_id)],
-      );
-      for (const q of new Set(ready.map((r) => r.queue)))
-        await tx.client.query('SELECT pg_notify($1, $2)', [READY_CHANNEL, q]);
     }
     if (skipped.length) {
-      await tx.client.query(
+      w.push(
         `UPDATE ${this.t('dag_node')} SET state = 'skipped', ended_on = now()
-         WHERE dag_id = $1 AND node_id = ANY($2::text[])`,
-        [dag.id, skipped.map((r) => r.node_id)],
+         WHERE dag_id = ${id} AND node_id = ANY(${A(skipped.map((r) => r.node_id))})`,
+        ...this.#cancelSql(skipped),
       );
-      await this.#cancelJobs(tx, skipped);
     }
     // The DAG ends when every run has.
-    const open = [...rows.values()].some((r) => !NODE_ENDED.has(r.state as NodeState));
-    if (!open && !DAG_ENDED.has(dag.state))
-      await this.#endDag(tx, dag, plan, 'completed', null, after);
+    const open = [...rows.values()].some((r) => !NODE_ENDED.has(r.state));
+    if (!open && !DAG_ENDED.has(dag.state)) this.#endDag(w, dag, 'completed', null, after);
+  }
+
+  /** One statement per queue (pg-boss's job table is partitioned by queue: each prunes to one). */
+  #byQueue(
+    runs: { queue: string; job_id: string }[],
+    sql: (queue: string, ids: string[]) => string,
+  ): string[] {
+    const by = new Map<string, string[]>();
+    for (const r of runs) by.set(r.queue, [...(by.get(r.queue) ?? []), r.job_id]);
+    return [...by].map(([q, ids]) => sql(q, ids));
+  }
+
+  /** pg-boss's cancel of runs that have not ended (skipped ones: never started). */
+  #cancelSql(runs: { queue: string; job_id: string }[]): string[] {
+    return this.#byQueue(
+      runs,
+      (q, ids) =>
+        `UPDATE ${this.schema}.job j SET state = 'cancelled', completed_on = ${this.schema}.job_now()
+         WHERE j.name = ${L(q)} AND j.id = ANY(${U(ids)}) AND j.state < 'completed'`,
+    );
   }
 
   async #afterCommit(dagId: string, after: After): Promise<void> {
@@ -833,7 +1040,10 @@ export class Dags {
     if (!dag) return;
     for (const e of after.events)
       await this.#event(dag.plan, e.what, dagId, e.status, e.payload, dag.ref_type);
-    if (after.dag && DAG_ENDED.has(after.dag.state)) this.#planCache.delete(dagId);
+    if (after.dag && DAG_ENDED.has(after.dag.state)) {
+      this.#planCache.delete(dagId);
+      this.#dagCache.delete(dagId);
+    }
   }
 
   #event(
@@ -854,14 +1064,12 @@ export class Dags {
     if (!isUuid(id)) return undefined;
     await this.start();
     const after: After = { events: [] };
-    const found = await this.#tx(async (tx) => {
-      const dag = (
-        await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1 FOR UPDATE`, [id])
-      ).rows[0] as DagRow | undefined;
-      if (!dag) return false;
-      if (DAG_ENDED.has(dag.state)) return true;
-      await this.#cancelRest(tx, id);
-      await this.#endDag(tx, dag, this.planOf(dag), 'cancelled', null, after);
+    let found = false;
+    await this.#locked(id, async (_client, dag, rows, w) => {
+      found = true;
+      if (DAG_ENDED.has(dag.state)) return false;
+      this.#cancelRest(w, id, rows);
+      this.#endDag(w, dag, 'cancelled', null, after);
       return true;
     });
     if (!found) return undefined;
@@ -877,39 +1085,33 @@ export class Dags {
     if (!isUuid(id)) return undefined;
     await this.start();
     const after: After = { events: [] };
-    const found = await this.#tx(async (tx) => {
-      const dag = (
-        await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1 FOR UPDATE`, [id])
-      ).rows[0] as DagRow | undefined;
-      if (!dag) return false;
+    let found = false;
+    await this.#locked(id, async (client, dag, rows, w) => {
+      found = true;
       if (!DAG_ENDED.has(dag.state))
         throw new MarieError(
           ErrorCode.Aborted,
           `dag ${id} is ${dag.state}: retry it once it ended`,
         );
       const plan = this.planOf(dag);
-      const rows = (
-        await tx.client.query(`SELECT * FROM ${this.t('dag_node')} WHERE dag_id = $1`, [id])
-      ).rows as NodeRow[];
-      const byId = new Map(rows.map((r) => [r.node_id, r]));
       const children = new Map<string, string[]>();
-      for (const r of rows)
+      for (const r of rows.values())
         for (const p of r.needs) children.set(p, [...(children.get(p) ?? []), r.node_id]);
       const reset = new Set<string>();
-      const work = rows
+      const work = [...rows.values()]
         .filter((r) => r.state === 'failed' || r.state === 'cancelled')
         .map((r) => r.node_id);
       while (work.length) {
         const n = work.shift()!;
         if (reset.has(n)) continue;
         reset.add(n);
-        for (const c of children.get(n) ?? []) if (byId.get(c)!.state !== 'completed') work.push(c);
+        for (const c of children.get(n) ?? []) if (rows.get(c)!.state !== 'completed') work.push(c);
       }
       if (reset.size === 0)
         throw new MarieError(ErrorCode.Aborted, `dag ${id}: nothing failed or was cancelled`);
-      const runs = rows.filter((r) => reset.has(r.node_id));
+      const runs = [...rows.values()].filter((r) => reset.has(r.node_id));
       const jobIds = new Map(runs.map((r) => [r.node_id, randomUUID()]));
-      await tx.client.query(
+      await client.query(
         `UPDATE ${this.t('dag_node')} n SET state = 'blocked', job_id = x.job_id,
            attempt_base = n.attempts, error = NULL, started_on = NULL, ended_on = NULL,
            ready_on = NULL, chosen = NULL
@@ -918,7 +1120,7 @@ export class Dags {
         [id, [...jobIds.keys()], [...jobIds.values()]],
       );
       await this.#insertJobs(
-        tx,
+        { client, db: { executeSql: (text, values) => client.query(text, values as unknown[]) } },
         runs.map((r) =>
           this.flowJobOf(
             plan,
@@ -930,69 +1132,49 @@ export class Dags {
           ),
         ),
       );
-      await tx.client.query(
-        `UPDATE ${this.t('dag')} SET state = 'running', ended_on = NULL, error = NULL WHERE id = $1`,
-        [id],
+      for (const r of runs) {
+        r.state = 'blocked';
+        r.job_id = jobIds.get(r.node_id)!;
+        r.chosen = null;
+      }
+      w.push(
+        `UPDATE ${this.t('dag')} SET state = 'running', ended_on = NULL, error = NULL WHERE id = ${L(id)}`,
       );
       dag.state = 'running';
       after.events.push({ what: 'retried', status: 'INFO', payload: { nodes: reset.size } });
-      // Runs whose parents all stay as they were are resolved now: pg-boss inserted them free.
+      // Runs whose parents all stay as they were were inserted free by pg-boss: ready, or skipped
+      // (a parent skipped), now.
       const roots = runs.filter((r) => !r.needs.some((p) => reset.has(p)));
-      const parents = [...new Set(roots.flatMap((r) => r.needs))];
-      await this.#settleRoots(tx, dag, plan, roots, parents, after);
+      const ready = roots.filter((r) => decide(plan, r, rows) !== 'skip');
+      const skip = roots.filter((r) => !ready.includes(r));
+      for (const r of ready) r.state = 'pending';
+      if (ready.length)
+        w.push(
+          `UPDATE ${this.t('dag_node')} SET state = 'pending', ready_on = now()
+           WHERE dag_id = ${L(id)} AND node_id = ANY(${A(ready.map((r) => r.node_id))})`,
+          `SELECT pg_notify(${L(READY_CHANNEL)}, q) FROM unnest(${A([...new Set(ready.map((r) => r.queue))])}) AS q`,
+        );
+      if (skip.length) {
+        for (const r of skip) r.state = 'skipped';
+        w.push(
+          `UPDATE ${this.t('dag_node')} SET state = 'skipped', ended_on = now()
+           WHERE dag_id = ${L(id)} AND node_id = ANY(${A(skip.map((r) => r.node_id))})`,
+          ...this.#cancelSql(skip),
+        );
+        this.#settle(
+          w,
+          dag,
+          plan,
+          rows,
+          skip.map((r) => r.node_id),
+          after,
+        );
+      }
       return true;
     });
     if (!found) return undefined;
     await this.#afterCommit(id, after);
     return this.get(id);
-  }
-
-  /** After a retry: runs with no parent being retried are ready or skipped at once. */
-  async #settleRoots(
-    tx: Tx,
-    dag: DagRow,
-    plan: Plan,
-    roots: NodeRow[],
-    parents: string[],
-    after: After,
-  ): Promise<void> {
-    const rows = new Map(
-      (
-        (
-          await tx.client.query(
-            `SELECT node_id, plan_node, state, needs, chosen, queue, job_id FROM ${this.t('dag_node')}
-             WHERE dag_id = $1`,
-            [dag.id],
-          )
-        ).rows as (RunRow & { queue: string; job_id: string })[]
-      ).map((r) => [r.node_id, r]),
-    );
-    const skip: string[] = [];
-    const ready: string[] = [];
-    for (const r of roots)
-      (decide(plan, rows.get(r.node_id)!, rows) === 'skip' ? skip : ready).push(r.node_id);
-    void parents;
-    if (ready.length) {
-      await tx.client.query(
-        `UPDATE ${this.t('dag_node')} SET state = 'pending', ready_on = now()
-         WHERE dag_id = $1 AND node_id = ANY($2::text[])`,
-        [dag.id, ready],
-      );
-      for (const q of new Set(ready.map((id) => rows.get(id)!.queue)))
-        await tx.client.query('SELECT pg_notify($1, $2)', [READY_CHANNEL, q]);
-    }
-    if (skip.length) {
-      await tx.client.query(
-        `UPDATE ${this.t('dag_node')} SET state = 'skipped', ended_on = now()
-         WHERE dag_id = $1 AND node_id = ANY($2::text[])`,
-        [dag.id, skip],
-      );
-      await this.#cancelJobs(
-        tx,
-        skip.map((id) => rows.get(id)!),
-      );
-      await this.#settle(tx, dag, plan, skip, after);
-    }
   }
 
   /** A DAG with every node, or undefined for an unknown id. */
@@ -1004,13 +1186,24 @@ export class Dags {
     if (!dag) return undefined;
     const nodes = (
       await this.#pool.query(
-        `SELECT n.*, o.inline, o.key FROM ${this.t('dag_node')} n
+        // A run that started its work without a write of its own (it had parents) reads as
+        // active from pg-boss's job: its state, start and attempt are there.
+        `SELECT n.*, o.inline, o.key, j.state::text AS job_state, j.started_on AS job_started,
+                j.retry_count AS job_retries
+         FROM ${this.t('dag_node')} n
          LEFT JOIN ${this.t('dag_output')} o ON o.dag_id = n.dag_id AND o.node_id = n.node_id
            AND o.attempt = n.output_attempt
+         LEFT JOIN ${this.schema}.job j ON n.state = 'pending' AND j.name = n.queue AND j.id = n.job_id
          WHERE n.dag_id = $1 ORDER BY n.level, n.plan_node, n.element NULLS LAST`,
         [id],
       )
-    ).rows as (NodeRow & { inline: unknown; key: string | null })[];
+    ).rows as ViewRow[];
+    for (const n of nodes)
+      if (n.state === 'pending' && n.job_state === 'active') {
+        n.state = 'active';
+        n.started_on = n.job_started;
+        n.attempts = n.attempt_base + (n.job_retries ?? 0) + 1;
+      }
     const view = dagView(dag, nodes);
     const withOutputs = options.outputs ?? true;
     const plan = this.planOf(dag);
@@ -1103,25 +1296,15 @@ export class Dags {
       }[];
       for (const l of lost) {
         const after: After = { events: [] };
-        const did = await this.#tx(async (tx) => {
-          const dag = (
-            await tx.client.query(`SELECT * FROM ${this.t('dag')} WHERE id = $1 FOR UPDATE`, [
-              l.dag_id,
-            ])
-          ).rows[0] as DagRow;
-          const node = (
-            await tx.client.query(
-              `SELECT * FROM ${this.t('dag_node')} WHERE dag_id = $1 AND node_id = $2 FOR UPDATE`,
-              [l.dag_id, l.node_id],
-            )
-          ).rows[0] as NodeRow;
+        const did = await this.#locked(l.dag_id, async (_client, dag, rows, w) => {
+          const node = rows.get(l.node_id);
           if (!node || node.job_id !== l.job_id || !['pending', 'active'].includes(node.state))
             return false;
           const message =
             l.job_state === null
               ? 'its pg-boss job is gone'
               : `pg-boss ended its job as ${l.job_state}${l.message ? `: ${l.message}` : ''}`;
-          await this.#failed(tx, dag, node, this.planOf(dag), message, after);
+          this.#failed(w, dag, node, this.planOf(dag), rows, message, after);
           return true;
         });
         if (did) {
@@ -1230,6 +1413,65 @@ export function slaBucket(soft: Date | null, hard: Date | null, created: Date, n
   return 0;
 }
 
+/** SQL literals for the one-message writes: a string (or NULL), text[] and uuid[] arrays, jsonb. */
+const L = (v: string | null) => (v === null ? 'NULL' : pg.escapeLiteral(v));
+const A = (xs: string[]) => (xs.length ? `ARRAY[${xs.map(L).join(', ')}]::text[]` : `'{}'::text[]`);
+const U = (xs: string[]) => (xs.length ? `ARRAY[${xs.map(L).join(', ')}]::uuid[]` : `'{}'::uuid[]`);
+const J = (v: unknown) => `${pg.escapeLiteral(JSON.stringify(v))}::jsonb`;
+
+/** The name of the guard that rolls back a run's end whose completion was refused. */
+const STALE_GUARD = 'marie_stale_attempt_guard';
+
+/** A literal of a pg-boss parameter: text, numbers, arrays (Postgres's array text), JSON. */
+function literal(v: unknown): string {
+  if (v === null || v === undefined) return 'NULL';
+  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
+  if (typeof v === 'boolean') return v ? 'true' : 'false';
+  if (v instanceof Date) return L(v.toISOString());
+  if (Array.isArray(v))
+    return L(
+      `{${v
+        .map((e) => (e === null ? 'NULL' : `"${String(e).replace(/[\\"]/g, (c) => `\\${c}`)}"`))
+        .join(',')}}`,
+    );
+  return L(typeof v === 'string' ? v : JSON.stringify(v));
+}
+
+/**
+ * A parameterized statement of pg-boss's with its parameters written in as literals, so that it
+ * travels in one message with others (as insert.ts does for a job's submit). `$n` inside quotes
+ * or identifiers is text, as Postgres reads it; dollar quoting is refused.
+ */
+export function inline(text: string, values: readonly unknown[]): string {
+  let out = '';
+  let quote: string | null = null;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i]!;
+    if (quote) {
+      out += c;
+      if (c === quote) quote = null;
+      continue;
+    }
+    if (c === "'" || c === '"') {
+      quote = c;
+      out += c;
+      continue;
+    }
+    if (c === '$') {
+      const m = /^\$(\d+)/.exec(text.slice(i));
+      if (!m) throw new Error('pg-boss statement uses dollar quoting: cannot inline it');
+      const k = Number(m[1]) - 1;
+      if (k < 0 || k >= values.length)
+        throw new Error(`pg-boss statement refers to $${m[1]}: not given`);
+      out += literal(values[k]);
+      i += m[0].length - 1;
+      continue;
+    }
+    out += c;
+  }
+  return out;
+}
+
 /** pg-boss's command answers carry `affected` (its types do not say so). */
 const affected = (r: object) => (r as { affected?: number }).affected ?? 0;
 
@@ -1267,6 +1509,14 @@ function dagView(dag: DagRow, nodes?: NodeRow[], done?: number, total?: number):
     ...(dag.error ? { error: dag.error } : {}),
   };
 }
+
+type ViewRow = NodeRow & {
+  inline: unknown;
+  key: string | null;
+  job_state: string | null;
+  job_started: Date | null;
+  job_retries: number | null;
+};
 
 function nodeView(
   n: NodeRow & { inline: unknown; key: string | null },

@@ -23,6 +23,15 @@ export const mapsPages = (n: PlanNode) => n.kind === 'map' && n.map!.over === 'p
 /** The queue of control runs (branch, switch, merge, noop, fan-in, schema and regex guardrails). */
 export const CONTROL_QUEUE = 'dag.control';
 
+/** Map concurrency caps are pg-boss group tiers `c1`…`c64`; a larger cap is no cap (slots bound it). */
+export const MAX_MAP_CAP = 64;
+
+/**
+ * The queue of an executor's map pages under a concurrency cap: fetched with pg-boss's group
+ * concurrency, which costs every fetch a count of the queue's active jobs (kept off the main one).
+ */
+export const cappedQueue = (queue: string) => `${queue}.capped`;
+
 /** An executor's DAG queue: `dag.<executor>`, or `dag.flow` for the Flow's own endpoints. */
 export function queueFor(n: PlanNode): string {
   if (!n.endpoint || (CONTROL_KINDS.has(n.kind) && n.kind !== 'guardrail')) return CONTROL_QUEUE;
@@ -52,7 +61,7 @@ export function expand(plan: Plan, pages: number | null): NodeRun[] {
           plan_node: n.id,
           element: i,
           kind: n.kind,
-          queue: queueFor(n),
+          queue: n.map!.concurrency <= MAX_MAP_CAP ? cappedQueue(queueFor(n)) : queueFor(n),
           needs: n.needs.map((p) => parentRun(p, i)),
           level: n.level,
         });

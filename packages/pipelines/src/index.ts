@@ -3,10 +3,10 @@
 // Plans: the model, its checks, the builder, Marie's plan JSON, and how a plan reads as text.
 export { type NodeOptions, PlanBuilder, plan } from './builder.js';
 export {
+  type DagJobData,
   Dags,
   type DagsOptions,
   GROUP_TIERS,
-  MAX_MAP_CAP,
   READY_CHANNEL,
   type RunEnd,
   slaBucket,
@@ -14,10 +14,12 @@ export {
 // Runs: expansion and resolution, the engine on Postgres, its workers and HTTP API.
 export {
   CONTROL_QUEUE,
+  cappedQueue,
   decide,
   type Edge,
   edge,
   expand,
+  MAX_MAP_CAP,
   mapsPages,
   type NodeRun,
   queueFor,

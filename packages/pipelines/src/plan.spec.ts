@@ -83,10 +83,11 @@ describe('plans', () => {
     const p = parsePlan(parse(DOC));
     const runs = expand(p, 3);
     const byId = new Map(runs.map((r) => [r.node_id, r]));
-    expect(byId.get('orient[0]')).toMatchObject({ needs: [], queue: 'dag.orientation' });
+    // Pages of a map with a concurrency cap go to the executor's capped queue.
+    expect(byId.get('orient[0]')).toMatchObject({ needs: [], queue: 'dag.orientation.capped' });
     expect(byId.get('ocr[2]')).toMatchObject({
       needs: ['orient[2]'],
-      queue: 'dag.extract_executor',
+      queue: 'dag.extract_executor.capped',
     });
     expect(byId.get('ocr')).toMatchObject({
       kind: 'fanin',

@@ -5,8 +5,9 @@ import { matches, valueAt } from '@marie/flow';
 import { CANCEL_CHANNEL, type JobTarget } from '@marie/jobs';
 import { Ajv } from 'ajv';
 import pg from 'pg';
-import type { Job } from 'pg-boss';
+import type { JobWithMetadata } from 'pg-boss';
 import {
+  type DagJobData,
   type DagRow,
   type Dags,
   GROUP_TIERS,
@@ -16,6 +17,7 @@ import {
 } from './dags.js';
 import {
   CONTROL_QUEUE,
+  cappedQueue,
   mapsPages,
   type RunContext,
   referencedNodes,
@@ -45,17 +47,29 @@ export interface DagWorkerOptions {
   logger?: Logger;
 }
 
-type DagJob = Job<{ dag_id: string; node_id: string }>;
+type DagJob = JobWithMetadata<DagJobData>;
 
-interface Loop {
-  queue: string;
+/** An executor as this worker sees it: its slots, its target, whether it is ready. */
+interface Budget {
+  name: string;
   slots: number;
   running: number;
   target?: DagTarget;
   ready: boolean;
+  checking?: Promise<void>;
+  loops: Loop[];
+}
+
+/** One queue of an executor (its runs, and its map pages under a concurrency cap). */
+interface Loop {
+  queue: string;
+  budget: Budget;
+  /** Fetch with pg-boss's group concurrency (the capped queue only: it costs a fetch more). */
+  capped: boolean;
   pumping: boolean;
   again: boolean;
-  checking?: Promise<void>;
+  /** Its last fetch found nothing: a freed slot tries it again only after a NOTIFY or a poll. */
+  idle: boolean;
 }
 
 /**
@@ -92,29 +106,44 @@ export class DagWorker {
 
   async start(): Promise<void> {
     await this.#dags.start();
+    const add = (b: Budget) => {
+      for (const l of b.loops) this.#loops.set(l.queue, l);
+    };
     for (const [name, e] of Object.entries(this.#options.executors)) {
-      const queue = `dag.${name}`;
-      await this.#dags.jobs.ensureQueue(queue);
-      this.#loops.set(queue, {
-        queue,
+      const b: Budget = {
+        name,
         slots: e.slots ?? 1,
         running: 0,
         target: e.target,
         ready: !e.target.ready,
-        pumping: false,
-        again: false,
-      });
+        loops: [],
+      };
+      for (const queue of [`dag.${name}`, cappedQueue(`dag.${name}`)]) {
+        await this.#dags.jobs.ensureQueue(queue);
+        b.loops.push({
+          queue,
+          budget: b,
+          capped: queue !== `dag.${name}`,
+          pumping: false,
+          again: false,
+          idle: false,
+        });
+      }
+      add(b);
     }
     const control = this.#options.control ?? 8;
-    if (control > 0)
-      this.#loops.set(CONTROL_QUEUE, {
+    if (control > 0) {
+      const b: Budget = { name: 'control', slots: control, running: 0, ready: true, loops: [] };
+      b.loops.push({
         queue: CONTROL_QUEUE,
-        slots: control,
-        running: 0,
-        ready: true,
+        budget: b,
+        capped: false,
         pumping: false,
         again: false,
+        idle: false,
       });
+      add(b);
+    }
     await this.#listen();
     const poll = this.#options.pollMs ?? 500;
     this.#timer = setInterval(() => {
@@ -159,7 +188,10 @@ export class DagWorker {
         this.#running.get(n.payload)?.abort(new Error(`node run ${n.payload} was cancelled`));
       else if (n.channel === READY_CHANNEL) {
         const l = this.#loops.get(n.payload);
-        if (l) this.#pump(l);
+        if (l) {
+          l.idle = false;
+          this.#pump(l);
+        }
       }
     });
     try {
@@ -180,31 +212,32 @@ export class DagWorker {
   }
 
   /** Readiness of an executor: its health check and dry run, retried with backoff until they pass. */
-  #check(l: Loop): void {
-    if (l.ready || l.checking || !l.target?.ready) return;
-    l.checking = (async () => {
+  #check(b: Budget): void {
+    if (b.ready || b.checking || !b.target?.ready) return;
+    b.checking = (async () => {
       let delay = 100;
       while (!this.#stopped) {
-        const ok = await l.target!.ready!().catch(() => false);
+        const ok = await b.target!.ready!().catch(() => false);
         if (ok) {
-          l.ready = true;
-          this.#logger.info({ queue: l.queue }, 'executor ready: taking its DAG runs');
+          b.ready = true;
+          this.#logger.info({ executor: b.name }, 'executor ready: taking its DAG runs');
           break;
         }
         await new Promise((r) => setTimeout(r, delay).unref());
         delay = Math.min(delay * 2, 5000);
       }
     })().finally(() => {
-      l.checking = undefined;
-      this.#pump(l);
+      b.checking = undefined;
+      for (const l of b.loops) this.#pump(l);
     });
   }
 
-  /** Fetches while the loop has free slots (one fetch at a time per loop). */
+  /** Fetches while the executor has free slots (one fetch at a time per queue). */
   #pump(l: Loop): void {
+    const b = l.budget;
     if (this.#stopped) return;
-    if (!l.ready) {
-      this.#check(l);
+    if (!b.ready) {
+      this.#check(b);
       return;
     }
     if (l.pumping) {
@@ -216,23 +249,22 @@ export class DagWorker {
       try {
         do {
           l.again = false;
-          while (!this.#stopped && l.ready && l.running < l.slots) {
-            const jobs = (await this.#dags.jobs.boss.fetch<{ dag_id: string; node_id: string }>(
-              l.queue,
-              {
-                batchSize: l.slots - l.running,
-                ...(l.queue === CONTROL_QUEUE
-                  ? {}
-                  : { groupConcurrency: { default: 1_000_000, tiers: GROUP_TIERS } }),
-              },
-            )) as DagJob[];
+          while (!this.#stopped && b.ready && b.running < b.slots) {
+            const jobs = (await this.#dags.jobs.boss.fetch<DagJobData>(l.queue, {
+              batchSize: b.slots - b.running,
+              includeMetadata: true,
+              ...(l.capped ? { groupConcurrency: { default: 1_000_000, tiers: GROUP_TIERS } } : {}),
+            })) as DagJob[];
+            l.idle = jobs.length === 0;
             if (!jobs.length) break;
             for (const job of jobs) {
-              l.running++;
+              b.running++;
               const p = this.#run(l, job).finally(() => {
-                l.running--;
+                b.running--;
                 this.#inflight.delete(p);
+                // A slot is free: this queue first, then the executor's other one if it had work.
                 this.#pump(l);
+                for (const o of b.loops) if (o !== l && !o.idle) this.#pump(o);
               });
               this.#inflight.add(p);
             }
@@ -249,7 +281,8 @@ export class DagWorker {
   async #run(l: Loop, job: DagJob): Promise<void> {
     let begun: Awaited<ReturnType<Dags['begin']>>;
     try {
-      begun = await this.#dags.begin(l.queue, job);
+      // A root run starts its DAG (one statement); any other starts without a write.
+      begun = job.data.root ? await this.#dags.begin(l.queue, job) : await this.#dags.known(job);
     } catch (err) {
       // Postgres gone: the job stays active, its heartbeat stops, pg-boss hands it out again.
       this.#logger.warn({ job_id: job.id, err: (err as Error).message }, 'DAG run not begun');
@@ -262,7 +295,7 @@ export class DagWorker {
     }
     const { dag, node, attempt, plan } = begun;
     // Marie's job record per node run (an executor's run; control runs keep none), as jobs do.
-    const records = l.target ? this.#dags.jobs.records : undefined;
+    const records = l.budget.target ? this.#dags.jobs.records : undefined;
     const endpoint = plan.byId.get(node.plan_node)?.endpoint?.raw;
     await records
       ?.start(job.id, {
@@ -293,9 +326,9 @@ export class DagWorker {
       controller.signal.throwIfAborted();
     } catch (err) {
       result = { ok: false, error: err instanceof Error ? err : new Error(String(err)) };
-      if (l.target && MarieError.from(err).code === ErrorCode.Unavailable) {
+      if (l.budget.target && MarieError.from(err).code === ErrorCode.Unavailable) {
         // The executor went away (restarting): no more of its runs until it answers again.
-        l.ready = false;
+        l.budget.ready = false;
       }
     } finally {
       clearInterval(beat);
@@ -437,7 +470,7 @@ export class DagWorker {
       ...(dag.ref_type ? { ref_type: dag.ref_type } : {}),
     };
     let results: Record<string, unknown> = {};
-    const answer = await l.target!.post(n.endpoint!.path, docs as object[], {
+    const answer = await l.budget.target!.post(n.endpoint!.path, docs as object[], {
       parameters,
       signal,
       onDone: (r) => {
