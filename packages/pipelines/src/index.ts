@@ -54,4 +54,5 @@ export {
   loadPlans,
   parseDagsConfig,
 } from './service.js';
+export { dagUi } from './ui.js';
 export { type DagTarget, DagWorker, type DagWorkerOptions } from './worker.js';

@@ -14,6 +14,7 @@ import type { FastifyInstance } from 'fastify';
 import { Dags } from './dags.js';
 import { type KnownEndpoints, loadPlanFile, type Plan, parsePlan } from './plan.js';
 import { dagRoutes } from './routes.js';
+import { dagUi } from './ui.js';
 import { type DagTarget, DagWorker } from './worker.js';
 
 /** A `jobs:` section's `dags:` settings. */
@@ -192,9 +193,9 @@ export class DagService {
     return service;
   }
 
-  /** The DAG API. */
+  /** The DAG API and its page, `/ui/dags`. */
   plugins(): ((app: FastifyInstance) => Promise<void>)[] {
-    return this.config.api ? [dagRoutes(this.dags)] : [];
+    return this.config.api ? [dagRoutes(this.dags), dagUi(this.dags)] : [];
   }
 
   /**

@@ -1,14 +1,12 @@
 import { Client } from '@marie/client';
 import { MarieError } from '@marie/core';
 import { Jobs } from '@marie/jobs';
+import { Dags, DagWorker, dagRoutes } from '@marie/pipelines';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { testDatabase } from '../../storage/test/support/postgres.js';
-import { Dags } from './dags.js';
-import { dagRoutes } from './routes.js';
-import { DagWorker } from './worker.js';
+import { testDatabase } from '../../packages/storage/test/support/postgres.js';
 
-// The DAG API over real HTTP, through the Client a user would use.
+// The DAG API (@marie/pipelines' dagRoutes) over real HTTP, through the Client a user would use.
 let drop: () => Promise<void>;
 let jobs: Jobs;
 let dags: Dags;
