@@ -41,6 +41,7 @@ const PACKAGES = [
   'ocr',
   'jobs-contract',
   'jobs',
+  'pipelines',
   'metrics',
   'tracing',
 ];
@@ -129,6 +130,7 @@ import { MarieExecutor } from '@marie/executor';
 import { OcrEngine } from '@marie/ocr';
 import { jobUi } from '@marie/jobs';
 import { isTerminalState, parseSubmission, queueOf } from '@marie/jobs-contract';
+import { dagUi, plan, planMermaid } from '@marie/pipelines';
 import Fastify from 'fastify';
 import { Metrics } from '@marie/metrics';
 import { startTracing } from '@marie/tracing';
@@ -171,9 +173,15 @@ const blank = await engine.ocr({ data: new Uint8Array(96 * 64 * 3).fill(255), wi
 // the jobs tests run it), and the states a job ends in.
 const queue = queueOf(parseSubmission({ endpoint: '/document/extract', retry_limit: 1 })) + (isTerminalState('expired') ? '' : '?');
 // ...and /ui's page, script and styles, served from the files the tarball ships.
+// @marie/pipelines: a plan built and checked (a cycle refused), drawn as Mermaid; its page's files.
+const built = plan('packed').map('ocr', 'ocr://document/extract').executor('fields', '/fields', { needs: ['ocr'] }).build();
+let cycle = '';
+try { plan('bad').noop('a', { needs: ['b'] }).noop('b', { needs: ['a'] }).build(); } catch (e) { cycle = e.message; }
+const drawn = planMermaid(built).startsWith('flowchart TD') && cycle.includes('a cycle through nodes a -> b -> a');
 const web = Fastify();
 await web.register(jobUi(/** @type {any} */ ({ config: {} })));
-const ui = await Promise.all(['/ui', '/ui/app.js', '/ui/app.css'].map((url) => web.inject({ url })));
+await web.register(dagUi(/** @type {any} */ ({})));
+const ui = await Promise.all(['/ui', '/ui/app.js', '/ui/app.css', '/ui/dags', '/ui/dags/dags.js', '/ui/dags/dags.css'].map((url) => web.inject({ url })));
 await web.close();
 // @marie/metrics: Jina's names on prom-client, counted for the executor above.
 const metrics = new Metrics({ runtimeName: 'packed', processMetrics: false });
@@ -185,10 +193,11 @@ const tracing = startTracing({ serviceName: 'packed', exporter: { export: (s, do
 await new RequestHandler(ex).post('/up', [{ text: 't' }]);
 await tracing.shutdown();
 const traced = spans.some((s) => s.name === 'Upper /up');
-const uiOk = ui.every((r) => r.statusCode === 200 && r.body.length > 500) && ui[0].body.includes('Marie jobs');
+const uiOk = ui.every((r) => r.statusCode === 200 && r.body.length > 500) && ui[0].body.includes('Marie jobs') && ui[3].body.includes('Marie DAGs');
 console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n + ' png=' + pages[0].tensor.shape.join('x') +
   ' nvml=' + nvml.available + ' events=' + drained + ' healthy=' + JSON.parse(status[0].text).healthy +
-  ' ocr=' + engine.provider + ':' + blank.lines.length + ' queue=' + queue + ' ui=' + uiOk + ' metrics=' + counted + ' traced=' + traced);
+  ' ocr=' + engine.provider + ':' + blank.lines.length + ' queue=' + queue + ' ui=' + uiOk + ' metrics=' + counted + ' traced=' + traced +
+  ' plan=' + built.nodes.length + ':' + drawn);
 `,
     );
     // The suite runs on Node 24; the packed packages must also work on the oldest Node that
@@ -200,7 +209,7 @@ console.log(docs[0].text + ' ' + remote[0].text + ' stored=' + rows[0].content.n
         env: { ...process.env, MARIE_LOG_LEVEL: 'silent' },
       });
       expect(stdout.trim(), node).toBe(
-        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0 queue=document.extract ui=true metrics=true traced=true',
+        'PACKED OVER GRPC stored=1 png=1x1x3 nvml=false events=true healthy=true ocr=cpu:0 queue=document.extract ui=true metrics=true traced=true plan=2:true',
       );
       const version = await run(node, [join(app, 'node_modules/.bin/marie'), '--version']);
       expect(version.stdout.trim()).toBe('0.1.0');
