@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import type { DagView } from '@marie/jobs-contract';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../packages/storage/test/support/postgres.js';
 import {
@@ -21,8 +22,10 @@ import {
 const run = promisify(execFile);
 const FIXTURES = join(ROOT, 'tests/pipelines/fixtures');
 let drop: () => Promise<void>;
+let url: string;
 let flow: MarieProcess;
 let http: string;
+let grpc: string;
 let flag: string;
 
 /** `marie ...` as a user runs it: its exit code, stdout and stderr. */
@@ -42,12 +45,14 @@ async function marie(...args: string[]): Promise<{ code: number; out: string; er
 beforeAll(async () => {
   const t = await testDatabase('marie_dag_gateway');
   drop = t.drop;
+  url = t.url;
   flag = join(mkdtempSync(join(tmpdir(), 'marie-dag-flag-')), 'fail');
   flow = runMarie(['flow', '--uses', join(FIXTURES, 'dag-flow.yml')], {
     env: { JOBS_DATABASE_URL: t.url, DAG_FAIL_FLAG: flag },
   });
   const ready = await waitReady(flow, 2, 60_000);
   http = ready.find((l) => l.includes('http://'))!.slice('ready '.length);
+  grpc = ready.find((l) => l.includes('grpc://'))!.slice('ready '.length);
 }, 120_000);
 
 afterAll(async () => {
@@ -140,4 +145,62 @@ describe('pipelines on the gateway (marie flow with jobs.plans, marie plan, mari
     expect(unknown.code).toBe(1);
     expect(unknown.err).toContain('no DAG 00000000-0000-4000-8000-000000000000');
   });
+
+  it('marie worker --dag adds slots: DAG nodes of the executor run in the worker process too', async () => {
+    const worker = runMarie(['worker', '--target', grpc, '--database', url, '--dag', 'steps=2']);
+    try {
+      const started = Date.now();
+      while (!worker.stdout().includes('ready worker')) {
+        if (worker.child.exitCode !== null) throw new Error(`worker exited: ${worker.stderr()}`);
+        if (Date.now() - started > 30_000) throw new Error(`worker not ready: ${worker.stderr()}`);
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(worker.stdout()).toContain('ready worker dag.steps=2');
+      // More runs at once than the gateway's slots (2 replicas x 2): some go to the worker.
+      const made = await Promise.all(
+        Array.from({ length: 12 }, (_, i) =>
+          fetch(`${http}/api/v1/dags`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({
+              plan: 'steps',
+              ref_id: `w${i}`,
+              parameters: { kind: 'memo', ms: 400 },
+            }),
+          }).then((r) => r.json() as Promise<{ dag_id: string }>),
+        ),
+      );
+      for (const { dag_id } of made) {
+        const w = await marie('dag', 'wait', dag_id);
+        expect(w.code, w.err).toBe(0);
+      }
+      // Marie's job record of each node run names the process that ran it.
+      const db = new pg.Client({ connectionString: url });
+      await db.connect();
+      try {
+        const rows = await db.query(
+          `SELECT count(*)::int AS n FROM public.marie_job WHERE executor LIKE $1 AND status = 'SUCCEEDED'`,
+          [`%-${worker.child.pid}-%`],
+        );
+        expect(rows.rows[0].n).toBeGreaterThan(0);
+      } finally {
+        await db.end();
+      }
+    } finally {
+      worker.child.kill('SIGTERM');
+      const { code } = await worker.exited;
+      expect(code, worker.stderr()).toBe(0);
+    }
+  }, 120_000);
+
+  it('a Flow whose plan names an executor it lacks is refused at start (exit 2), naming plan, node and endpoint', async () => {
+    const bad = runMarie(['flow', '--uses', join(FIXTURES, 'unknown-executor-flow.yml')], {
+      env: { JOBS_DATABASE_URL: url },
+    });
+    const { code } = await bad.exited;
+    expect(code).toBe(2);
+    expect(bad.stderr()).toContain(
+      'marie flow: plan typo: node a: endpoint: stpes://step: no executor "stpes" in the Flow (it has steps)',
+    );
+  }, 60_000);
 });

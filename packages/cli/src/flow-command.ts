@@ -67,6 +67,8 @@ async function runFlow(
     try {
       await flow.start();
       await jobs?.startWorkers(processorTarget(flow.gateway!));
+      // Plans are checked against what the Flow serves before any node is taken.
+      await dags?.checkPlans(flow);
       await dags?.startWorkers(dags.flowExecutors(flow));
     } catch (err) {
       await flow.close().catch(() => {});

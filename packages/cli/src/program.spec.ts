@@ -14,8 +14,21 @@ describe('marie program', () => {
       'ocr',
       'worker',
       'job',
+      'dag',
+      'plan',
       'new',
     ]);
+    const dag = program.commands.find((c) => c.name() === 'dag')!;
+    expect(dag.commands.map((c) => c.name())).toEqual([
+      'submit',
+      'status',
+      'list',
+      'wait',
+      'retry',
+      'cancel',
+    ]);
+    const plan = program.commands.find((c) => c.name() === 'plan')!;
+    expect(plan.commands.map((c) => c.name())).toEqual(['validate', 'show']);
     const job = program.commands.find((c) => c.name() === 'job')!;
     expect(job.commands.map((c) => c.name())).toEqual([
       'submit',
@@ -26,7 +39,14 @@ describe('marie program', () => {
     ]);
     const worker = program.commands.find((c) => c.name() === 'worker')!;
     expect(worker.options.map((o) => o.long)).toEqual(
-      expect.arrayContaining(['--target', '--database', '--queue', '--jobs', '--stop-timeout']),
+      expect.arrayContaining([
+        '--target',
+        '--database',
+        '--queue',
+        '--dag',
+        '--jobs',
+        '--stop-timeout',
+      ]),
     );
     const executor = program.commands[0]!;
     const flags = executor.options.map((o) => o.long);

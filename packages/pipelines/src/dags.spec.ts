@@ -189,6 +189,15 @@ describe('DAG runs', () => {
         'pages-branch.big.completed',
       ]),
     );
+    // The metrics: DAGs by state (Postgres), node runs and their time, unblocks (this process).
+    const families = new Map((await dags.metrics()).map((f) => [f.name, f]));
+    const completed = families
+      .get('marie_dags')!
+      .samples.find((x) => x.labels?.state === 'completed')!.value;
+    expect(completed).toBeGreaterThanOrEqual(1);
+    expect(families.get('marie_dag_node_runs_total')!.samples[0]!.value).toBeGreaterThanOrEqual(8);
+    expect(families.get('marie_dag_node_run_seconds_total')!.samples[0]!.value).toBeGreaterThan(0);
+    expect(families.get('marie_dag_unblocked_total')!.samples[0]!.value).toBeGreaterThanOrEqual(5);
     // Marie's job record of each executor run, as for jobs.
     expect((await records.get(node(d, 'read[1]').job_id))?.status).toBe('SUCCEEDED');
     expect((await records.get(node(d, 'big').job_id))?.refId).toBe('r1');

@@ -143,7 +143,8 @@ export class Dags {
   readonly #pool: pg.Pool;
   readonly #logger: Logger;
   readonly #plans = new Map<string, Plan>();
-  readonly #known: KnownEndpoints | undefined;
+  /** What inline plans' endpoints are checked against (set once the Flow answers). */
+  endpoints: KnownEndpoints | undefined;
   readonly #outputs: string | undefined;
   readonly #inlineLimit: number;
   /** Parsed plans of DAGs in flight, by DAG id (bounded). */
@@ -159,7 +160,7 @@ export class Dags {
     this.schema = options.jobs.schema;
     this.storage = options.storage;
     this.#logger = options.logger ?? createLogger('dags');
-    this.#known = options.known;
+    this.endpoints = options.known;
     this.#outputs = options.outputs?.replace(/\/+$/, '');
     this.#inlineLimit = options.inlineLimit ?? 64 * 1024;
     for (const p of options.plans ?? []) this.addPlan(p);
@@ -181,6 +182,11 @@ export class Dags {
     this.#plans.set(`${plan.name}@${plan.version}`, plan);
     const cur = this.#plans.get(plan.name);
     if (!cur || cur.version <= plan.version) this.#plans.set(plan.name, plan);
+  }
+
+  /** Every plan and version this Dags knows. */
+  get allPlans(): Plan[] {
+    return [...this.#plans].filter(([k]) => k.includes('@')).map(([, p]) => p);
   }
 
   /** Plans by name, newest version each. */
@@ -285,7 +291,10 @@ export class Dags {
       return p;
     }
     try {
-      return parsePlan(plan, { where: 'plan', ...(this.#known ? { known: this.#known } : {}) });
+      return parsePlan(plan, {
+        where: 'plan',
+        ...(this.endpoints ? { known: this.endpoints } : {}),
+      });
     } catch (err) {
       if (err instanceof ConfigError)
         throw new MarieError(ErrorCode.InvalidArgument, err.message, { field: 'plan' });
@@ -748,6 +757,12 @@ export class Dags {
       if (!node || node.job_id !== job.id || (node.state !== 'active' && node.state !== 'pending'))
         return false;
       const began = job.startedOn ? L(new Date(job.startedOn).toISOString()) : 'now()';
+      // Unblock latency: from the end that made it runnable to its start (pg-boss's started_on).
+      if (node.ready_on && job.startedOn && node.attempts === 0) {
+        this.stats.unblock.sum +=
+          (new Date(job.startedOn).getTime() - new Date(node.ready_on).getTime()) / 1000;
+        this.stats.unblock.count++;
+      }
       const fence = { id: job.id, retryCount: job.retryCount };
       const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
       const plan = this.planOf(dag);

@@ -125,16 +125,22 @@ export function deploymentTarget(d: {
   };
 }
 
-/** What a Flow serves, for checking plans' endpoints at load. */
+/**
+ * What a Flow serves, for checking plans' endpoints at load: each deployment's endpoints (as its
+ * first replica lists them), and their union as what the Flow's own `/path` reaches.
+ */
 export async function knownEndpoints(flow: Flow): Promise<KnownEndpoints> {
   const executors = new Map<string, ReadonlySet<string>>();
+  const all = new Set<string>();
   for (const [name, d] of flow.deployments) {
     const listing = (await d.endpoints().catch(() => undefined)) as
       | { endpoints?: string[] }
       | undefined;
-    executors.set(name, new Set(listing?.endpoints ?? []));
+    const ends = new Set(listing?.endpoints ?? []);
+    executors.set(name, ends);
+    for (const e of ends) all.add(e);
   }
-  return { executors };
+  return { executors, ...(all.has('/default') ? {} : { flow: all }) };
 }
 
 /**
@@ -212,6 +218,17 @@ export class DagService {
       logger: this.#logger,
     });
     await this.#worker.start();
+  }
+
+  /**
+   * Checks every plan against what the started Flow serves (an unknown executor or endpoint is a
+   * ConfigError naming the plan, the node and the endpoint), and inline plans submitted later too.
+   */
+  async checkPlans(flow: Flow): Promise<void> {
+    const known = await knownEndpoints(flow);
+    for (const p of this.dags.allPlans)
+      parsePlan(p.source, { where: `jobs.plans: plan ${p.name} v${p.version}`, known });
+    this.dags.endpoints = known;
   }
 
   /** A Flow's deployments as DAG executors (and its gateway as `flow`), with their slots. */
