@@ -201,6 +201,11 @@ describe('DAG runs', () => {
     // Marie's job record of each executor run, as for jobs.
     expect((await records.get(node(d, 'read[1]').job_id))?.status).toBe('SUCCEEDED');
     expect((await records.get(node(d, 'big').job_id))?.refId).toBe('r1');
+    // Outputs are the DAG's own: still readable once pg-boss deleted its jobs.
+    await dags.pool.query(`DELETE FROM pgboss.job WHERE data->>'dag_id' = $1`, [dag_id]);
+    const later = await dags.get(dag_id);
+    expect(node(later!, 'read[2]').output).toEqual(node(d, 'read[2]').output);
+    expect(node(later!, 'route').state).toBe('completed');
     // One output row per node run that completed, stored once.
     const outs = await dags.pool.query(
       `SELECT count(*)::int AS n, count(DISTINCT node_id)::int AS d FROM pgboss.marie_dag_output WHERE dag_id = $1`,

@@ -871,8 +871,9 @@ export class Dags {
         // A transaction-scoped advisory lock per DAG (memory only: no row lock written to the
         // WAL on every run's end); the reads after it see what the last holder committed.
         `BEGIN; SELECT pg_advisory_xact_lock(${this.#lockSpace}, hashtext(${L(dagId)}));
-         SELECT * FROM ${this.t('dag')} WHERE id = ${L(dagId)};
-         SELECT * FROM ${this.t('dag_node')} WHERE dag_id = ${L(dagId)}`,
+         SELECT ${DAG_COLUMNS}${this.#planCache.has(dagId) ? '' : ', plan_doc'}
+           FROM ${this.t('dag')} WHERE id = ${L(dagId)};
+         SELECT ${NODE_COLUMNS} FROM ${this.t('dag_node')} WHERE dag_id = ${L(dagId)}`,
       )) as unknown as pg.QueryResult[];
       const dag = res[2]!.rows[0] as DagRow | undefined;
       const w: string[] = [];
@@ -1433,6 +1434,13 @@ const L = (v: string | null) => (v === null ? 'NULL' : pg.escapeLiteral(v));
 const A = (xs: string[]) => (xs.length ? `ARRAY[${xs.map(L).join(', ')}]::text[]` : `'{}'::text[]`);
 const U = (xs: string[]) => (xs.length ? `ARRAY[${xs.map(L).join(', ')}]::uuid[]` : `'{}'::uuid[]`);
 const J = (v: unknown) => `${pg.escapeLiteral(JSON.stringify(v))}::jsonb`;
+
+/** What a run's end reads of its DAG (its plan's document only when this process has not parsed it). */
+const DAG_COLUMNS =
+  'id, plan, version, state, ref_type, priority, sla_bucket, created_on, started_on';
+/** What resolution, a retry and a cancel read of the node rows. */
+const NODE_COLUMNS =
+  'dag_id, node_id, plan_node, element, kind, queue, job_id, needs, level, state, attempts, attempt_base, runs, ready_on, chosen';
 
 /** The name of the guard that rolls back a run's end whose completion was refused. */
 const STALE_GUARD = 'marie_stale_attempt_guard';
