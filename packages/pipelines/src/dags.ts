@@ -150,6 +150,7 @@ export class Dags {
   /** Parsed plans of DAGs in flight, by DAG id (bounded). */
   readonly #planCache = new Map<string, Plan>();
   readonly #dagCache = new Map<string, DagRow>();
+  readonly #sources = new WeakMap<Plan, string>();
   #started?: Promise<void>;
   #unregister?: () => void;
   /** Seconds from a run's last parent ending to its start, and node run seconds (sum, count). */
@@ -327,38 +328,33 @@ export class Dags {
     const base = s.priority ?? 0;
     const bucket = slaBucket(soft, hard, new Date(now), new Date(now));
     const jobIds = new Map(runs.map((r) => [r.node_id, randomUUID()]));
-    const made = await this.#oneTrip(async (send) => {
-      // The DAG row and its node rows in one statement (nothing when the idempotency key is
-      // taken); then pg-boss's flow() insert, the NOTIFY and COMMIT in one message.
-      const res = (await send(
-        `BEGIN; WITH d AS (
-           INSERT INTO ${this.t('dag')} (id, plan, version, plan_doc, state, asset_key, ref_id,
-             ref_type, parameters, pages, priority, soft_sla, hard_sla, sla_bucket, idempotency_key)
-           VALUES (${L(id)}, ${L(plan.name)}, ${plan.version}, ${J(plan.source)}, 'pending',
-             ${L(s.asset_key ?? null)}, ${L(s.ref_id ?? null)}, ${L(s.ref_type ?? null)},
-             ${J(s.parameters ?? {})}, ${pages ?? 'NULL'}, ${base},
-             ${soft ? L(soft.toISOString()) : 'NULL'}, ${hard ? L(hard.toISOString()) : 'NULL'},
-             ${bucket}, ${L(s.idempotency_key ?? null)})
-           ON CONFLICT (idempotency_key) DO NOTHING RETURNING id),
-         n AS (
-           INSERT INTO ${this.t('dag_node')} (dag_id, node_id, plan_node, element, kind, queue,
-             job_id, needs, level, state)
-           SELECT d.id, x.node_id, x.plan_node, x.element, x.kind, x.queue, x.job_id, x.needs,
-                  x.level, CASE WHEN cardinality(x.needs) = 0 THEN 'pending' ELSE 'blocked' END
-           FROM d, jsonb_to_recordset(${J(runs.map((r) => ({ ...r, job_id: jobIds.get(r.node_id) })))})
-             AS x (node_id text, plan_node text, element int, kind text, queue text, job_id uuid,
-                   needs text[], level int)
-           RETURNING 1)
-         SELECT (SELECT count(*) FROM d)::int AS made, (SELECT count(*) FROM n)::int AS nodes`,
-      )) as pg.QueryResult[];
-      if (!res[1]!.rows[0].made) return undefined;
-      const jobs = runs.map((r) => this.flowJobOf(plan, r, id, jobIds, base + bucket * SLA, null));
-      const roots = [...new Set(runs.filter((r) => r.needs.length === 0).map((r) => r.queue))];
-      return [
-        ...(await this.#jobsSql(jobs, send)),
-        `SELECT pg_notify(${L(READY_CHANNEL)}, q) FROM unnest(${A(roots)}) AS q`,
-      ];
-    });
+    // One message: the DAG row and its node rows, a guard that rolls it all back when the
+    // idempotency key was taken meanwhile (its DAG is answered below), pg-boss's flow() insert,
+    // the NOTIFY that wakes a worker, COMMIT.
+    const jobs = runs.map((r) => this.flowJobOf(plan, r, id, jobIds, base + bucket * SLA, null));
+    const roots = [...new Set(runs.filter((r) => r.needs.length === 0).map((r) => r.queue))];
+    const made = await this.#oneTrip(async (send) => [
+      `BEGIN`,
+      `WITH d AS (
+         INSERT INTO ${this.t('dag')} (id, plan, version, plan_doc, state, asset_key, ref_id,
+           ref_type, parameters, pages, priority, soft_sla, hard_sla, sla_bucket, idempotency_key)
+         VALUES (${L(id)}, ${L(plan.name)}, ${plan.version}, ${this.#sourceOf(plan)}, 'pending',
+           ${L(s.asset_key ?? null)}, ${L(s.ref_id ?? null)}, ${L(s.ref_type ?? null)},
+           ${J(s.parameters ?? {})}, ${pages ?? 'NULL'}, ${base},
+           ${soft ? L(soft.toISOString()) : 'NULL'}, ${hard ? L(hard.toISOString()) : 'NULL'},
+           ${bucket}, ${L(s.idempotency_key ?? null)})
+         ON CONFLICT (idempotency_key) DO NOTHING RETURNING id)
+       INSERT INTO ${this.t('dag_node')} (dag_id, node_id, plan_node, element, kind, queue, job_id,
+         needs, level, state)
+       SELECT d.id, x.node_id, x.plan_node, x.element, x.kind, x.queue, x.job_id, x.needs, x.level,
+              CASE WHEN cardinality(x.needs) = 0 THEN 'pending' ELSE 'blocked' END
+       FROM d, jsonb_to_recordset(${J(runs.map((r) => ({ ...r, job_id: jobIds.get(r.node_id) })))})
+         AS x (node_id text, plan_node text, element int, kind text, queue text, job_id uuid,
+               needs text[], level int)`,
+      `SELECT 1 / (SELECT count(*)::int FROM ${this.t('dag')} WHERE id = ${L(id)}) AS ${TAKEN_GUARD}`,
+      ...(await this.#jobsSql(jobs, send)),
+      `SELECT pg_notify(${L(READY_CHANNEL)}, q) FROM unnest(${A(roots)}) AS q`,
+    ]);
     if (!made) {
       const seen = await this.#pool.query(
         `SELECT id FROM ${this.t('dag')} WHERE idempotency_key = $1`,
@@ -438,9 +434,7 @@ export class Dags {
    * answers the statements of the second, sent with COMMIT; undefined rolls back.
    */
   async #oneTrip(
-    fn: (
-      send: (sql: string) => Promise<pg.QueryResult | pg.QueryResult[]>,
-    ) => Promise<string[] | undefined>,
+    fn: (send: (sql: string) => Promise<unknown>) => Promise<string[] | undefined>,
   ): Promise<boolean> {
     const client = await this.#pool.connect();
     let lost: Error | undefined;
@@ -448,21 +442,41 @@ export class Dags {
       lost = err;
     };
     client.on('error', onError);
+    let begun = false;
     try {
-      const last = await fn((sql) => client.query(sql) as unknown as Promise<pg.QueryResult>);
+      // `send` runs a statement at once (in the transaction: BEGIN is sent first when needed).
+      const send = async (sql: string) => {
+        if (!begun) await client.query('BEGIN');
+        begun = true;
+        return client.query(sql);
+      };
+      const last = await fn(send);
       if (!last) {
-        await client.query('ROLLBACK');
+        if (begun) await client.query('ROLLBACK');
         return false;
       }
-      await client.query(`${last.join(';\n')}${last.length ? ';\n' : ''}COMMIT`);
+      const all = begun ? last.filter((q) => q !== 'BEGIN') : last;
+      await client.query(`${all.join(';\n')};\nCOMMIT`);
       return true;
     } catch (err) {
       await client.query('ROLLBACK').catch(() => {});
+      // The guard: the idempotency key was taken by another submit meanwhile.
+      if ((err as { code?: string }).code === '22012') return false;
       throw err;
     } finally {
       client.off('error', onError);
       client.release(lost);
     }
+  }
+
+  /** A plan's document as a jsonb literal, written once per plan. */
+  #sourceOf(plan: Plan): string {
+    let lit = this.#sources.get(plan);
+    if (!lit) {
+      lit = J(plan.source);
+      this.#sources.set(plan, lit);
+    }
+    return lit;
   }
 
   /**
@@ -1441,6 +1455,9 @@ const DAG_COLUMNS =
 /** What resolution, a retry and a cancel read of the node rows. */
 const NODE_COLUMNS =
   'dag_id, node_id, plan_node, element, kind, queue, job_id, needs, level, state, attempts, attempt_base, runs, ready_on, chosen';
+
+/** The name of the guard that rolls back a submit whose idempotency key another took. */
+const TAKEN_GUARD = 'marie_idempotency_key_taken';
 
 /** The name of the guard that rolls back a run's end whose completion was refused. */
 const STALE_GUARD = 'marie_stale_attempt_guard';

@@ -5,7 +5,7 @@ import { matches, valueAt } from '@marie/flow';
 import { CANCEL_CHANNEL, type JobTarget } from '@marie/jobs';
 import { Ajv } from 'ajv';
 import pg from 'pg';
-import type { JobWithMetadata } from 'pg-boss';
+import type { Job } from 'pg-boss';
 import {
   type DagJobData,
   type DagRow,
@@ -47,7 +47,8 @@ export interface DagWorkerOptions {
   logger?: Logger;
 }
 
-type DagJob = JobWithMetadata<DagJobData>;
+/** A fetched run, and when this worker took it (its node's start: no write at a start). */
+type DagJob = Job<DagJobData> & { startedOn?: Date };
 
 /** An executor as this worker sees it: its slots, its target, whether it is ready. */
 interface Budget {
@@ -252,7 +253,6 @@ export class DagWorker {
           while (!this.#stopped && b.ready && b.running < b.slots) {
             const jobs = (await this.#dags.jobs.boss.fetch<DagJobData>(l.queue, {
               batchSize: b.slots - b.running,
-              includeMetadata: true,
               ...(l.capped ? { groupConcurrency: { default: 1_000_000, tiers: GROUP_TIERS } } : {}),
             })) as DagJob[];
             l.idle = jobs.length === 0;
@@ -279,6 +279,7 @@ export class DagWorker {
   }
 
   async #run(l: Loop, job: DagJob): Promise<void> {
+    job.startedOn = new Date();
     let begun: Awaited<ReturnType<Dags['begin']>>;
     try {
       // A root run starts its DAG (one statement); any other starts without a write.
