@@ -199,7 +199,10 @@ describe('DAG runs', () => {
     expect(families.get('marie_dag_node_run_seconds_total')!.samples[0]!.value).toBeGreaterThan(0);
     expect(families.get('marie_dag_unblocked_total')!.samples[0]!.value).toBeGreaterThanOrEqual(5);
     // Marie's job record of each executor run, as for jobs.
-    expect((await records.get(node(d, 'read[1]').job_id))?.status).toBe('SUCCEEDED');
+    await until(
+      "read[1]'s record SUCCEEDED",
+      async () => (await records.get(node(d, 'read[1]').job_id))?.status === 'SUCCEEDED',
+    );
     expect((await records.get(node(d, 'big').job_id))?.refId).toBe('r1');
     // Outputs are the DAG's own: still readable once pg-boss deleted its jobs.
     await dags.pool.query(`DELETE FROM pgboss.job WHERE data->>'dag_id' = $1`, [dag_id]);
@@ -232,7 +235,11 @@ describe('DAG runs', () => {
     expect(d.state).toBe('failed');
     expect(d.error).toEqual({ node_id: 'b', message: 'Error: echo failed (run 1)' });
     expect(node(d, 'b').state).toBe('failed');
-    expect((await records.get(node(d, 'b').job_id))?.status).toBe('FAILED');
+    // The record follows the run's end (written after its commit, never inside it).
+    await until(
+      "b's record FAILED",
+      async () => (await records.get(node(d, 'b').job_id))?.status === 'FAILED',
+    );
     expect(node(d, 'c').state).toBe('cancelled');
     // `side` either finished before b failed or was cancelled with the rest: never left blocked.
     expect(['completed', 'cancelled']).toContain(node(d, 'side').state);
