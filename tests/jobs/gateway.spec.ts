@@ -2,22 +2,19 @@
 // OpenAPI document) and runs jobs through the Flow; a `marie worker` process beside it takes
 // jobs of the same queue through the gateway's gRPC port; `marie job` drives it all from the
 // command line. Real processes, real sockets, a real Postgres.
-import { execFile } from 'node:child_process';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { Client } from '@marie/client';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../packages/storage/test/support/postgres.js';
 import {
-  MARIE_BIN,
   type MarieProcess,
+  marieCommand,
   ROOT,
   runMarie,
   waitReady,
 } from '../support/marie-process.js';
 
-const run = promisify(execFile);
 const FLOW = join(ROOT, 'tests/jobs/fixtures/jobs-flow.yml');
 
 let url: string;
@@ -28,19 +25,8 @@ let http: string;
 let grpc: string;
 let client: Client;
 
-/** `marie job ...` as a user runs it: its exit code, stdout and stderr. */
-async function marieJob(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [MARIE_BIN, 'job', ...args], {
-      env: { ...process.env, MARIE_GATEWAY: http, MARIE_LOG_LEVEL: 'warn' },
-      timeout: 60_000,
-    });
-    return { code: 0, out: stdout, err: stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, out: err.stdout, err: err.stderr };
-  }
-}
+/** `marie job ...` as a user runs it, against this gateway: its exit code, stdout and stderr. */
+const marieJob = (...args: string[]) => marieCommand(['job', ...args], { MARIE_GATEWAY: http });
 
 beforeAll(async () => {
   const t = await testDatabase('marie_jobs_gateway');

@@ -2,24 +2,21 @@
 // document) and runs the plan's nodes on its deployment (2 replicas); `marie plan` checks and
 // shows plans; `marie dag` submits, waits (exit 0 only when completed), lists, retries from the
 // failure. Real processes, real sockets, a real Postgres.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import type { DagView } from '@marie/jobs-contract';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../packages/storage/test/support/postgres.js';
 import {
-  MARIE_BIN,
   type MarieProcess,
+  marieCommand,
   ROOT,
   runMarie,
   waitReady,
 } from '../support/marie-process.js';
 
-const run = promisify(execFile);
 const FIXTURES = join(ROOT, 'tests/pipelines/fixtures');
 let drop: () => Promise<void>;
 let url: string;
@@ -28,19 +25,8 @@ let http: string;
 let grpc: string;
 let flag: string;
 
-/** `marie ...` as a user runs it: its exit code, stdout and stderr. */
-async function marie(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [MARIE_BIN, ...args], {
-      env: { ...process.env, MARIE_GATEWAY: http, MARIE_LOG_LEVEL: 'warn' },
-      timeout: 60_000,
-    });
-    return { code: 0, out: stdout, err: stderr };
-  } catch (e) {
-    const err = e as { code: number; stdout: string; stderr: string };
-    return { code: err.code, out: err.stdout, err: err.stderr };
-  }
-}
+/** `marie ...` as a user runs it, against this gateway: its exit code, stdout and stderr. */
+const marie = (...args: string[]) => marieCommand([...args], { MARIE_GATEWAY: http });
 
 beforeAll(async () => {
   const t = await testDatabase('marie_dag_gateway');

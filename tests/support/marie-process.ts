@@ -1,5 +1,6 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const MARIE_BIN = join(ROOT, 'packages/cli/dist/bin.js');
@@ -79,4 +80,21 @@ export async function waitReady(p: MarieProcess, count = 1, timeoutMs = 20_000):
 /** `ready grpc://127.0.0.1:1234` -> 1234 */
 export function portOf(readyLine: string): number {
   return Number(/:(\d+)$/.exec(readyLine)?.[1]);
+}
+
+/** `marie ARGS...` as a user runs it to its end (60 s at most): its exit code, stdout and stderr. */
+export async function marieCommand(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+): Promise<{ code: number; out: string; err: string }> {
+  try {
+    const { stdout, stderr } = await promisify(execFile)(process.execPath, [MARIE_BIN, ...args], {
+      env: { ...process.env, MARIE_LOG_LEVEL: 'warn', ...env },
+      timeout: 60_000,
+    });
+    return { code: 0, out: stdout, err: stderr };
+  } catch (e) {
+    const err = e as { code: number; stdout: string; stderr: string };
+    return { code: err.code, out: err.stdout, err: err.stderr };
+  }
 }

@@ -20,6 +20,7 @@ export {
   type JobsOptions,
   SUBMIT_CHANNEL,
 } from './jobs.js';
+export { Listener, type ListenerOptions } from './listener.js';
 export { apiErrors, followEvents, type JobRoutesOptions, jobRoutes } from './routes.js';
 export {
   JobService,
@@ -28,7 +29,8 @@ export {
   parseQueues,
   processorTarget,
 } from './service.js';
-export { jobUi } from './ui.js';
+export { jobUi, readUiFile } from './ui.js';
+export { isUuid } from './view.js';
 export {
   type JobOutcome,
   type JobRun,

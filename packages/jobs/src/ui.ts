@@ -11,7 +11,16 @@ const FILES: Record<string, string> = {
   '': 'text/html; charset=utf-8',
   'app.js': 'text/javascript; charset=utf-8',
   'app.css': 'text/css; charset=utf-8',
+  'api.js': 'text/javascript; charset=utf-8',
 };
+
+/**
+ * A file of this package's page (`ui/`): `api.js` is what other pages share with it (elements,
+ * the API with its key, Server-Sent Events), served by @marie/pipelines under `/ui/dags`.
+ */
+export function readUiFile(name: 'api.js' | 'app.js' | 'app.css' | 'index.html'): Promise<Buffer> {
+  return readFile(new URL(name, new URL('../ui/', import.meta.url)));
+}
 const EXT = { png: 'png', jpeg: 'jpg', tiff: 'tiff', pdf: 'pdf' } as const;
 
 /**

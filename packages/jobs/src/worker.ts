@@ -10,9 +10,9 @@ import {
   traced,
   withLogContext,
 } from '@marie/core';
-import pg from 'pg';
 import type { JobWithMetadata } from 'pg-boss';
 import { CANCEL_CHANNEL, type JobData, type Jobs, SUBMIT_CHANNEL } from './jobs.js';
+import { Listener } from './listener.js';
 
 /** One of a queue's pg-boss workers (a concurrency slot). */
 interface Slot {
@@ -72,7 +72,7 @@ export class JobWorker {
   readonly #logger: Logger;
   readonly #running = new Map<string, AbortController>();
   readonly #slots = new Map<string, Slot[]>();
-  #listener?: pg.Client;
+  #listener?: Listener;
   #stopped = false;
   /** `queue outcome` -> jobs; and seconds spent running, per queue. */
   readonly #finished = new Map<string, number>();
@@ -196,45 +196,20 @@ export class JobWorker {
     if (idle) this.#jobs.boss.notifyWorker(idle.id);
   }
 
-  /**
-   * LISTEN for cancellations on a connection of its own, outside the pool (a pooled one held for
-   * good would leave the pool one short for every worker). A lost connection (Postgres restarted)
-   * is opened again, backing off, until the worker stops.
-   */
-  async #listen(attempt = 0): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#jobs.connectionString });
-    let gone = false;
-    const again = (err?: Error) => {
-      if (gone) return;
-      gone = true;
-      if (this.#listener === client) this.#listener = undefined;
-      client.end().catch(() => {});
-      if (this.#stopped) return;
-      this.#logger.warn({ err: err?.message }, 'cancellation listener lost; listening again');
-      const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
-      setTimeout(() => void this.#listen(attempt + 1).catch(() => {}), delay).unref();
-    };
-    client.on('error', again);
-    client.on('end', () => again());
-    client.on('notification', (n) => {
-      if (!n.payload) return;
-      if (n.channel === CANCEL_CHANNEL)
-        this.#running.get(n.payload)?.abort(new Error(`job ${n.payload} was cancelled`));
-      else if (n.channel === SUBMIT_CHANNEL) this.#wake(n.payload);
+  /** Cancellations (a run's signal fires) and submits (an idle slot wakes), over a Listener. */
+  async #listen(): Promise<void> {
+    this.#listener = new Listener({
+      connectionString: this.#jobs.connectionString,
+      channels: [CANCEL_CHANNEL, SUBMIT_CHANNEL],
+      what: 'cancellation listener',
+      logger: this.#logger,
+      onNotification: (channel, payload) => {
+        if (channel === CANCEL_CHANNEL)
+          this.#running.get(payload)?.abort(new Error(`job ${payload} was cancelled`));
+        else if (channel === SUBMIT_CHANNEL) this.#wake(payload);
+      },
     });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${CANCEL_CHANNEL}; LISTEN ${SUBMIT_CHANNEL}`);
-    } catch (err) {
-      if (attempt === 0) {
-        gone = true;
-        await client.end().catch(() => {});
-        throw err;
-      }
-      again(err as Error);
-      return;
-    }
-    this.#listener = client;
+    await this.#listener.start();
   }
 
   /** Stops taking jobs; running ones finish (or are aborted after `timeoutMs`). */
@@ -251,10 +226,8 @@ export class JobWorker {
     const deadline = Date.now() + (options.timeoutMs ?? 10_000);
     while (this.#running.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
     for (const c of this.#running.values()) c.abort(new Error('the worker is stopping'));
-    if (this.#listener) {
-      await this.#listener.end().catch(() => {});
-      this.#listener = undefined;
-    }
+    await this.#listener?.close();
+    this.#listener = undefined;
   }
 
   async #handle(queue: string, job: JobWithMetadata<JobData>): Promise<JobOutcome> {

@@ -8,7 +8,7 @@ import {
   type MetricFamily,
   registerMetricSource,
 } from '@marie/core';
-import { CANCEL_CHANNEL, type Jobs } from '@marie/jobs';
+import { CANCEL_CHANNEL, isUuid, type Jobs } from '@marie/jobs';
 import {
   DAG_ENDED,
   DAG_STATES,
@@ -32,6 +32,8 @@ import {
   type RunRow,
 } from './expand.js';
 import { type KnownEndpoints, type Plan, type PlanNode, parsePlan } from './plan.js';
+import { A, inline, J, L, U } from './sql.js';
+import { dagView, nodeView, type ViewRow } from './views.js';
 
 /** The channel that wakes DAG workers: its payload is the queue that has runs ready. */
 export const READY_CHANNEL = 'marie_dag_ready';
@@ -62,7 +64,7 @@ export interface DagsOptions {
   logger?: Logger;
 }
 
-interface DagRow {
+export interface DagRow {
   id: string;
   plan: string;
   version: number;
@@ -113,19 +115,11 @@ export interface DagJobData {
 /** What a run's end commits: its output, or its error. */
 export type RunEnd = { ok: true; output: unknown; chosen?: string[] } | { ok: false; error: Error };
 
-/** A client on a transaction: pg's, and pg-boss's `db` over it. */
-export interface Tx {
-  client: pg.PoolClient;
-  db: { executeSql(text: string, values?: unknown[]): Promise<{ rows: unknown[] }> };
-}
-
 /** What a transaction leaves to do once committed. */
 interface After {
   events: { what: string; status: 'INFO' | 'OK' | 'FAILED'; payload?: Record<string, unknown> }[];
   dag?: DagRow;
 }
-
-const iso = (d: Date | string | null | undefined) => (d ? new Date(d).toISOString() : null);
 
 /**
  * DAG runs of plans on pg-boss's flows. A submit checks the asset, expands the plan into node runs
@@ -430,43 +424,55 @@ export class Dags {
   }
 
   /**
-   * A transaction in two messages: `fn` sends the first (BEGIN and what it reads, literal SQL) and
-   * answers the statements of the second, sent with COMMIT; undefined rolls back.
+   * A pooled client for `fn`, released afterwards; a connection lost while it is checked out
+   * (reported as an 'error' event, which the pool only hears on idle ones) is released as broken.
    */
-  async #oneTrip(
-    fn: (send: (sql: string) => Promise<unknown>) => Promise<string[] | undefined>,
-  ): Promise<boolean> {
+  async #withClient<T>(fn: (client: pg.PoolClient) => Promise<T>): Promise<T> {
     const client = await this.#pool.connect();
     let lost: Error | undefined;
     const onError = (err: Error) => {
       lost = err;
     };
     client.on('error', onError);
-    let begun = false;
     try {
-      // `send` runs a statement at once (in the transaction: BEGIN is sent first when needed).
-      const send = async (sql: string) => {
-        if (!begun) await client.query('BEGIN');
-        begun = true;
-        return client.query(sql);
-      };
-      const last = await fn(send);
-      if (!last) {
-        if (begun) await client.query('ROLLBACK');
-        return false;
-      }
-      const all = begun ? last.filter((q) => q !== 'BEGIN') : last;
-      await client.query(`${all.join(';\n')};\nCOMMIT`);
-      return true;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      // The guard: the idempotency key was taken by another submit meanwhile.
-      if ((err as { code?: string }).code === '22012') return false;
-      throw err;
+      return await fn(client);
     } finally {
       client.off('error', onError);
       client.release(lost);
     }
+  }
+
+  /**
+   * A transaction in two messages: `fn` sends the first (BEGIN and what it reads, literal SQL) and
+   * answers the statements of the second, sent with COMMIT; undefined rolls back.
+   */
+  async #oneTrip(
+    fn: (send: (sql: string) => Promise<unknown>) => Promise<string[] | undefined>,
+  ): Promise<boolean> {
+    return this.#withClient(async (client) => {
+      let begun = false;
+      try {
+        // `send` runs a statement at once (in the transaction: BEGIN is sent first when needed).
+        const send = async (sql: string) => {
+          if (!begun) await client.query('BEGIN');
+          begun = true;
+          return client.query(sql);
+        };
+        const last = await fn(send);
+        if (!last) {
+          if (begun) await client.query('ROLLBACK');
+          return false;
+        }
+        const all = begun ? last.filter((q) => q !== 'BEGIN') : last;
+        await client.query(`${all.join(';\n')};\nCOMMIT`);
+        return true;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        // The guard: the idempotency key was taken by another submit meanwhile.
+        if ((err as { code?: string }).code === '22012') return false;
+        throw err;
+      }
+    });
   }
 
   /** A plan's document as a jsonb literal, written once per plan. */
@@ -511,41 +517,6 @@ export class Dags {
         },
       });
     return out;
-  }
-
-  /** pg-boss's jobs of node runs: `flow()` with their dependencies (one alone is a plain insert). */
-  async #insertJobs(tx: Tx, jobs: ReturnType<Dags['flowJobOf']>[]): Promise<void> {
-    if (jobs.length >= 2) {
-      await this.jobs.boss.flow(jobs, { db: tx.db });
-      return;
-    }
-    const [j] = jobs;
-    if (j) await this.jobs.boss.insert(j.name, [{ ...j.options, data: j.data }], { db: tx.db });
-  }
-
-  /** Runs `fn` in a transaction; pg-boss's calls go through it as `tx.db`. */
-  async #tx<T>(fn: (tx: Tx) => Promise<T>): Promise<T> {
-    const client = await this.#pool.connect();
-    let lost: Error | undefined;
-    const onError = (err: Error) => {
-      lost = err;
-    };
-    client.on('error', onError);
-    try {
-      await client.query('BEGIN');
-      const out = await fn({
-        client,
-        db: { executeSql: (text, values) => client.query(text, values as unknown[]) },
-      });
-      await client.query('COMMIT');
-      return out;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      client.off('error', onError);
-      client.release(lost);
-    }
   }
 
   /** The plan of a DAG (cached while it runs). */
@@ -874,41 +845,39 @@ export class Dags {
     ) => Promise<boolean>,
   ): Promise<boolean> {
     if (!isUuid(dagId)) return false;
-    const client = await this.#pool.connect();
-    let lost: Error | undefined;
-    const onError = (err: Error) => {
-      lost = err;
-    };
-    client.on('error', onError);
-    try {
-      const res = (await client.query(
-        // A transaction-scoped advisory lock per DAG (memory only: no row lock written to the
-        // WAL on every run's end); the reads after it see what the last holder committed.
-        `BEGIN; SELECT pg_advisory_xact_lock(${this.#lockSpace}, hashtext(${L(dagId)}));
-         SELECT ${DAG_COLUMNS}${this.#planCache.has(dagId) ? '' : ', plan_doc'}
-           FROM ${this.t('dag')} WHERE id = ${L(dagId)};
-         SELECT ${NODE_COLUMNS} FROM ${this.t('dag_node')} WHERE dag_id = ${L(dagId)}`,
-      )) as unknown as pg.QueryResult[];
-      const dag = res[2]!.rows[0] as DagRow | undefined;
-      const w: string[] = [];
-      const go =
-        dag !== undefined &&
-        (await fn(client, dag, new Map((res[3]!.rows as NodeRow[]).map((r) => [r.node_id, r])), w));
-      if (!go) {
-        await client.query('ROLLBACK');
-        return false;
+    return this.#withClient(async (client) => {
+      try {
+        const res = (await client.query(
+          // A transaction-scoped advisory lock per DAG (memory only: no row lock written to the
+          // WAL on every run's end); the reads after it see what the last holder committed.
+          `BEGIN; SELECT pg_advisory_xact_lock(${this.#lockSpace}, hashtext(${L(dagId)}));
+           SELECT ${DAG_COLUMNS}${this.#planCache.has(dagId) ? '' : ', plan_doc'}
+             FROM ${this.t('dag')} WHERE id = ${L(dagId)};
+           SELECT ${NODE_COLUMNS} FROM ${this.t('dag_node')} WHERE dag_id = ${L(dagId)}`,
+        )) as unknown as pg.QueryResult[];
+        const dag = res[2]!.rows[0] as DagRow | undefined;
+        const w: string[] = [];
+        const go =
+          dag !== undefined &&
+          (await fn(
+            client,
+            dag,
+            new Map((res[3]!.rows as NodeRow[]).map((r) => [r.node_id, r])),
+            w,
+          ));
+        if (!go) {
+          await client.query('ROLLBACK');
+          return false;
+        }
+        await client.query(`${w.join(';\n')}${w.length ? ';\n' : ''}COMMIT`);
+        return true;
+      } catch (err) {
+        await client.query('ROLLBACK').catch(() => {});
+        // The completion's guard: pg-boss did not complete the job for this attempt.
+        if ((err as { code?: string }).code === '22012') return false;
+        throw err;
       }
-      await client.query(`${w.join(';\n')}${w.length ? ';\n' : ''}COMMIT`);
-      return true;
-    } catch (err) {
-      await client.query('ROLLBACK').catch(() => {});
-      // The completion's guard: pg-boss did not complete the job for this attempt.
-      if ((err as { code?: string }).code === '22012') return false;
-      throw err;
-    } finally {
-      client.off('error', onError);
-      client.release(lost);
-    }
+    });
   }
 
   /** A run failed for good: its row, then its policy (fail the DAG, or resolve its children). */
@@ -1149,8 +1118,7 @@ export class Dags {
          WHERE n.dag_id = $1 AND n.node_id = x.node_id`,
         [id, [...jobIds.keys()], [...jobIds.values()]],
       );
-      await this.#insertJobs(
-        { client, db: { executeSql: (text, values) => client.query(text, values as unknown[]) } },
+      const jobsSql = await this.#jobsSql(
         runs.map((r) =>
           this.flowJobOf(
             plan,
@@ -1161,7 +1129,9 @@ export class Dags {
             reset,
           ),
         ),
+        (sql) => client.query(sql),
       );
+      w.push(...jobsSql);
       for (const r of runs) {
         r.state = 'blocked';
         r.job_id = jobIds.get(r.node_id)!;
@@ -1353,19 +1323,15 @@ export class Dags {
       for (const d of live) {
         const b = slaBucket(d.soft_sla, d.hard_sla, d.created_on, now);
         if (b === d.sla_bucket) continue;
-        await this.#tx(async (tx) => {
-          await tx.client.query(`UPDATE ${this.t('dag')} SET sla_bucket = $2 WHERE id = $1`, [
-            d.id,
-            b,
-          ]);
-          await tx.client.query(
-            `UPDATE ${this.schema}.job j SET priority = j.priority + $2
-             FROM ${this.t('dag_node')} n
-             WHERE n.dag_id = $1 AND n.state IN ('pending', 'blocked') AND j.name = n.queue
-               AND j.id = n.job_id AND j.state < 'active'`,
-            [d.id, (b - d.sla_bucket) * SLA],
-          );
-        });
+        // The bucket and its queued jobs' priority together, in one statement.
+        await this.#pool.query(
+          `WITH d AS (UPDATE ${this.t('dag')} SET sla_bucket = $2 WHERE id = $1)
+           UPDATE ${this.schema}.job j SET priority = j.priority + $3
+           FROM ${this.t('dag_node')} n
+           WHERE n.dag_id = $1 AND n.state IN ('pending', 'blocked') AND j.name = n.queue
+             AND j.id = n.job_id AND j.state < 'active'`,
+          [d.id, b, (b - d.sla_bucket) * SLA],
+        );
         raised++;
       }
       return { failed, raised };
@@ -1443,12 +1409,6 @@ export function slaBucket(soft: Date | null, hard: Date | null, created: Date, n
   return 0;
 }
 
-/** SQL literals for the one-message writes: a string (or NULL), text[] and uuid[] arrays, jsonb. */
-const L = (v: string | null) => (v === null ? 'NULL' : pg.escapeLiteral(v));
-const A = (xs: string[]) => (xs.length ? `ARRAY[${xs.map(L).join(', ')}]::text[]` : `'{}'::text[]`);
-const U = (xs: string[]) => (xs.length ? `ARRAY[${xs.map(L).join(', ')}]::uuid[]` : `'{}'::uuid[]`);
-const J = (v: unknown) => `${pg.escapeLiteral(JSON.stringify(v))}::jsonb`;
-
 /** What a run's end reads of its DAG (its plan's document only when this process has not parsed it). */
 const DAG_COLUMNS =
   'id, plan, version, state, ref_type, priority, sla_bucket, created_on, started_on';
@@ -1462,126 +1422,7 @@ const TAKEN_GUARD = 'marie_idempotency_key_taken';
 /** The name of the guard that rolls back a run's end whose completion was refused. */
 const STALE_GUARD = 'marie_stale_attempt_guard';
 
-/** A literal of a pg-boss parameter: text, numbers, arrays (Postgres's array text), JSON. */
-function literal(v: unknown): string {
-  if (v === null || v === undefined) return 'NULL';
-  if (typeof v === 'number' || typeof v === 'bigint') return String(v);
-  if (typeof v === 'boolean') return v ? 'true' : 'false';
-  if (v instanceof Date) return L(v.toISOString());
-  if (Array.isArray(v))
-    return L(
-      `{${v
-        .map((e) => (e === null ? 'NULL' : `"${String(e).replace(/[\\"]/g, (c) => `\\${c}`)}"`))
-        .join(',')}}`,
-    );
-  return L(typeof v === 'string' ? v : JSON.stringify(v));
-}
-
-/**
- * A parameterized statement of pg-boss's with its parameters written in as literals, so that it
- * travels in one message with others (as insert.ts does for a job's submit). `$n` inside quotes
- * or identifiers is text, as Postgres reads it; dollar quoting is refused.
- */
-export function inline(text: string, values: readonly unknown[]): string {
-  let out = '';
-  let quote: string | null = null;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (quote) {
-      out += c;
-      if (c === quote) quote = null;
-      continue;
-    }
-    if (c === "'" || c === '"') {
-      quote = c;
-      out += c;
-      continue;
-    }
-    if (c === '$') {
-      const m = /^\$(\d+)/.exec(text.slice(i));
-      if (!m) throw new Error('pg-boss statement uses dollar quoting: cannot inline it');
-      const k = Number(m[1]) - 1;
-      if (k < 0 || k >= values.length)
-        throw new Error(`pg-boss statement refers to $${m[1]}: not given`);
-      out += literal(values[k]);
-      i += m[0].length - 1;
-      continue;
-    }
-    out += c;
-  }
-  return out;
-}
-
 /** pg-boss's command answers carry `affected` (its types do not say so). */
 const affected = (r: object) => (r as { affected?: number }).affected ?? 0;
 
-function isUuid(s: string): boolean {
-  return /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(s);
-}
-
-function dagView(dag: DagRow, nodes?: NodeRow[], done?: number, total?: number): DagView {
-  const now = Date.now();
-  const at = dag.ended_on ? new Date(dag.ended_on).getTime() : now;
-  const late =
-    dag.hard_sla && at > new Date(dag.hard_sla).getTime()
-      ? 'hard'
-      : dag.soft_sla && at > new Date(dag.soft_sla).getTime()
-        ? 'soft'
-        : 'no';
-  return {
-    dag_id: dag.id,
-    plan: dag.plan,
-    version: dag.version,
-    state: dag.state,
-    asset_key: dag.asset_key,
-    ref_id: dag.ref_id,
-    ref_type: dag.ref_type,
-    pages: dag.pages,
-    priority: dag.priority,
-    soft_sla: iso(dag.soft_sla),
-    hard_sla: iso(dag.hard_sla),
-    late,
-    created_on: iso(dag.created_on)!,
-    started_on: iso(dag.started_on),
-    ended_on: iso(dag.ended_on),
-    nodes_done: done ?? nodes?.filter((n) => NODE_ENDED.has(n.state)).length ?? 0,
-    nodes_total: total ?? nodes?.length ?? 0,
-    ...(dag.error ? { error: dag.error } : {}),
-  };
-}
-
-type ViewRow = NodeRow & {
-  inline: unknown;
-  key: string | null;
-  job_state: string | null;
-  job_started: Date | null;
-  job_retries: number | null;
-};
-
-function nodeView(
-  n: NodeRow & { inline: unknown; key: string | null },
-  outputs: boolean,
-  plan: Plan,
-): DagNodeView {
-  const started = n.started_on ? new Date(n.started_on).getTime() : null;
-  const ended = n.ended_on ? new Date(n.ended_on).getTime() : null;
-  return {
-    node_id: n.node_id,
-    kind: n.kind,
-    job_id: n.job_id,
-    endpoint: plan.byId.get(n.plan_node)?.endpoint?.raw ?? null,
-    needs: n.needs,
-    level: n.level,
-    state: n.state,
-    attempts: n.attempts - n.attempt_base,
-    runs: n.runs,
-    started_on: iso(n.started_on),
-    ended_on: iso(n.ended_on),
-    duration_ms: started !== null && ended !== null ? ended - started : null,
-    ...(outputs && n.inline !== null && n.inline !== undefined ? { output: n.inline } : {}),
-    ...(n.key ? { output_key: n.key } : {}),
-    ...(n.error ? { error: n.error } : {}),
-  };
-}
-
-export type { DagRow, PlanNode };
+export type { PlanNode };

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { readUiFile } from '@marie/jobs';
 import { docsFromAsset } from '@marie/storage';
 import type { FastifyInstance } from 'fastify';
 import sharp from 'sharp';
@@ -8,6 +9,7 @@ const FILES: Record<string, string> = {
   '': 'text/html; charset=utf-8',
   'dags.js': 'text/javascript; charset=utf-8',
   'dags.css': 'text/css; charset=utf-8',
+  'api.js': 'text/javascript; charset=utf-8',
 };
 
 /**
@@ -22,7 +24,13 @@ export function dagUi(dags: Dags) {
     const folder = new URL('../ui/', import.meta.url);
     const files = new Map<string, Buffer>();
     for (const name of Object.keys(FILES))
-      files.set(name, await readFile(new URL(name || 'dags.html', folder)));
+      files.set(
+        name,
+        // The helpers the jobs page has (the API with its key, SSE), served from @marie/jobs.
+        name === 'api.js'
+          ? await readUiFile('api.js')
+          : await readFile(new URL(name || 'dags.html', folder)),
+      );
     for (const [name, type] of Object.entries(FILES))
       app.get(
         `/ui/dags${name ? `/${name}` : ''}`,

@@ -2,9 +2,8 @@ import { hostname } from 'node:os';
 import { createLogger, ErrorCode, type Logger, MarieError, withLogContext } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
 import { matches, valueAt } from '@marie/flow';
-import { CANCEL_CHANNEL, type JobTarget } from '@marie/jobs';
+import { CANCEL_CHANNEL, type JobTarget, Listener } from '@marie/jobs';
 import { Ajv } from 'ajv';
-import pg from 'pg';
 import type { Job } from 'pg-boss';
 import {
   type DagJobData,
@@ -22,7 +21,6 @@ import {
   type RunContext,
   referencedNodes,
   resolveRefs,
-  targetsOf,
 } from './expand.js';
 import type { Plan, PlanNode } from './plan.js';
 
@@ -90,7 +88,7 @@ export class DagWorker {
   readonly #inflight = new Set<Promise<void>>();
   readonly #ajv = new Ajv({ allErrors: false, strict: false });
   readonly #schemas = new Map<string, ReturnType<Ajv['compile']>>();
-  #listener?: pg.Client;
+  #listener?: Listener;
   #timer?: NodeJS.Timeout;
   #stopped = false;
 
@@ -163,53 +161,34 @@ export class DagWorker {
       await new Promise((r) => setTimeout(r, 25));
     for (const c of this.#running.values()) c.abort(new Error('the worker is stopping'));
     await Promise.allSettled([...this.#inflight]);
-    await this.#listener?.end().catch(() => {});
+    await this.#listener?.close();
     this.#listener = undefined;
   }
 
-  /** LISTEN for ready runs and cancellations; a lost connection is opened again. */
-  async #listen(attempt = 0): Promise<void> {
-    const client = new pg.Client({ connectionString: this.#dags.jobs.connectionString });
-    let gone = false;
-    const again = (err?: Error) => {
-      if (gone) return;
-      gone = true;
-      if (this.#listener === client) this.#listener = undefined;
-      client.end().catch(() => {});
-      if (this.#stopped) return;
-      this.#logger.warn({ err: err?.message }, 'DAG listener lost; listening again');
-      const delay = Math.min(5000, 100 * 2 ** Math.min(attempt, 6));
-      setTimeout(() => void this.#listen(attempt + 1).catch(() => {}), delay).unref();
-    };
-    client.on('error', again);
-    client.on('end', () => again());
-    client.on('notification', (n) => {
-      if (!n.payload) return;
-      if (n.channel === CANCEL_CHANNEL)
-        this.#running.get(n.payload)?.abort(new Error(`node run ${n.payload} was cancelled`));
-      else if (n.channel === READY_CHANNEL) {
-        const l = this.#loops.get(n.payload);
-        if (l) {
-          l.idle = false;
-          this.#pump(l);
+  /** Ready runs (a loop fetches) and cancellations (a run's signal fires), over a Listener. */
+  async #listen(): Promise<void> {
+    this.#listener = new Listener({
+      connectionString: this.#dags.jobs.connectionString,
+      channels: [CANCEL_CHANNEL, READY_CHANNEL],
+      what: 'DAG listener',
+      logger: this.#logger,
+      onNotification: (channel, payload) => {
+        if (channel === CANCEL_CHANNEL)
+          this.#running.get(payload)?.abort(new Error(`node run ${payload} was cancelled`));
+        else if (channel === READY_CHANNEL) {
+          const l = this.#loops.get(payload);
+          if (l) {
+            l.idle = false;
+            this.#pump(l);
+          }
         }
-      }
+      },
+      // Anything made ready while no one listened.
+      onReconnect: () => {
+        for (const l of this.#loops.values()) this.#pump(l);
+      },
     });
-    try {
-      await client.connect();
-      await client.query(`LISTEN ${CANCEL_CHANNEL}; LISTEN ${READY_CHANNEL}`);
-    } catch (err) {
-      if (attempt === 0) {
-        gone = true;
-        await client.end().catch(() => {});
-        throw err;
-      }
-      again(err as Error);
-      return;
-    }
-    this.#listener = client;
-    // Anything made ready while no one listened.
-    if (attempt > 0) for (const l of this.#loops.values()) this.#pump(l);
+    await this.#listener.start();
   }
 
   /** Readiness of an executor: its health check and dry run, retried with backoff until they pass. */
@@ -519,7 +498,6 @@ export class DagWorker {
       why = out.results;
     }
     const chosen = pass ? g.pass : g.fail;
-    void targetsOf;
     return { ok: true, output: { pass, ...(why ? { why } : {}), chosen }, chosen };
   }
 }

@@ -1,6 +1,8 @@
 // The /ui/dags page of @marie/pipelines: recent DAGs, one DAG as a graph coloured by state and
 // followed over its events, a node's output or error, an OCR node's pages with their word boxes.
 // Plain JS for today's browsers: the gateway serves this file as it is.
+import { api, call, el, events } from './api.js';
+
 const ENDED = new Set(['completed', 'failed', 'cancelled']);
 const STATES = ['blocked', 'pending', 'active', 'completed', 'failed', 'cancelled', 'skipped'];
 const SVG = 'http://www.w3.org/2000/svg';
@@ -9,66 +11,10 @@ let following;
 let current;
 let selected;
 
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
-  node.append(...children);
-  return node;
-}
-
 function svg(tag, attrs = {}) {
   const node = document.createElementNS(SVG, tag);
   for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
   return node;
-}
-
-// As /ui does: a gateway with API keys answers 401, the page asks for a key once per tab.
-const KEY = 'marie-api-key';
-function authorized(init = {}) {
-  const key = sessionStorage.getItem(KEY);
-  return key ? { ...init, headers: { ...init.headers, authorization: `Bearer ${key}` } } : init;
-}
-async function call(path, init) {
-  let res = await fetch(path, authorized(init));
-  if (res.status === 401) {
-    const key = window.prompt('This gateway wants an API key:');
-    if (key) {
-      sessionStorage.setItem(KEY, key.trim());
-      res = await fetch(path, authorized(init));
-    }
-  }
-  return res;
-}
-async function api(path) {
-  const res = await call(path);
-  const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(body.detail ?? `${res.status} ${res.statusText}`);
-  return body;
-}
-
-/** Server-Sent Events over fetch: `onEvent(name, data)` for each, until `signal` aborts. */
-async function events(path, onEvent, signal) {
-  const res = await call(path, { signal });
-  if (!res.ok || !res.body) throw new Error(`${res.status} ${res.statusText}`);
-  const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
-  let buffer = '';
-  for (;;) {
-    const { value, done } = await reader.read();
-    if (done) return;
-    buffer += value;
-    let end = buffer.indexOf('\n\n');
-    while (end >= 0) {
-      const block = buffer.slice(0, end).split('\n');
-      buffer = buffer.slice(end + 2);
-      const name = block.find((l) => l.startsWith('event: '))?.slice(7) ?? 'message';
-      const data = block
-        .filter((l) => l.startsWith('data: '))
-        .map((l) => l.slice(6))
-        .join('\n');
-      if (data) onEvent(name, data);
-      end = buffer.indexOf('\n\n');
-    }
-  }
 }
 
 const seconds = (ms) => (ms === null || ms === undefined ? '' : `${(ms / 1000).toFixed(2)} s`);
