@@ -10,6 +10,7 @@
 // dispatch latency: a root's start minus its DAG's submit. Peak RSS of this process and peak
 // Postgres connections of the bench database are sampled every 100 ms.
 // Run by hand after `npm run build`: npm run bench:dags (DATABASE_URL: an admin URL)
+import { readFileSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { Jobs } from '@marie/jobs';
 import { Dags, DagWorker, plan } from '@marie/pipelines';
@@ -31,6 +32,15 @@ interface Row {
   connections: number;
   /** CPU of this process (submitting and working, not Postgres) per DAG, ms. */
   cpuMs: number;
+  /** CPU of the whole machine (this process, Postgres, the rest) per DAG, ms: /proc/stat. */
+  machineMs: number;
+}
+
+/** Busy CPU time of the machine so far, ms (every core: user, nice, system, irq, softirq). */
+function machineBusy(): number {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
+  const [user, nice, system, , , irq, softirq, steal] = f as number[];
+  return ((user! + nice! + system! + irq! + softirq! + (steal ?? 0)) * 1000) / 100;
 }
 
 const pct = (xs: number[], p: number) => {
@@ -91,6 +101,7 @@ async function raw(force: boolean): Promise<Row> {
   const stop = sampler(url);
   const t = performance.now();
   const cpu = process.cpuUsage();
+  const busy = machineBusy();
   const submitted: number[] = [];
   await Promise.all(
     Array.from({ length: 16 }, async (_, w) => {
@@ -124,6 +135,7 @@ async function raw(force: boolean): Promise<Row> {
   );
   const seconds = (performance.now() - t) / 1000;
   const used = process.cpuUsage(cpu);
+  const machineMs = (machineBusy() - busy) / N;
   const peaks = await stop();
   // From pg-boss's own table: a child's start minus its parents' last completion.
   const db = new pg.Client({ connectionString: url });
@@ -145,6 +157,7 @@ async function raw(force: boolean): Promise<Row> {
     dagsPerSecond: N / seconds,
     submittedIn,
     cpuMs: (used.user + used.system) / 1000 / N,
+    machineMs,
     unblock: lat.rows.map((r) => Number(r.ms)),
     dispatch: roots.rows.map((r) => Number(r.ms)),
     ...peaks,
@@ -175,6 +188,7 @@ async function dags(): Promise<Row> {
   const stop = sampler(url);
   const t = performance.now();
   const cpu = process.cpuUsage();
+  const busy = machineBusy();
   await Promise.all(
     Array.from({ length: 16 }, async (_, w) => {
       for (let i = w; i < N; i += 16) await d.submit({ plan: 'four' });
@@ -190,6 +204,7 @@ async function dags(): Promise<Row> {
   }
   const seconds = (performance.now() - t) / 1000;
   const used = process.cpuUsage(cpu);
+  const machineMs = (machineBusy() - busy) / N;
   const peaks = await stop();
   const lat = await d.pool.query(
     `SELECT EXTRACT(EPOCH FROM (c.started_on - max(p.ended_on))) * 1000 AS ms
@@ -206,6 +221,7 @@ async function dags(): Promise<Row> {
     `SELECT count(*)::int AS n FROM pgboss.marie_dag WHERE state <> 'completed'`,
   );
   if (failed.rows[0].n) throw new Error(`${failed.rows[0].n} DAGs did not complete`);
+  if (process.env.STATS) console.table((await d.pool.query(`select relname, n_tup_upd, n_tup_hot_upd, n_tup_ins from pg_stat_user_tables where schemaname='pgboss' order by n_tup_upd desc limit 8`)).rows);
   await worker.stop({ timeoutMs: 2000 });
   await d.stop();
   await jobs.stop({ graceful: false, timeoutMs: 2000 });
@@ -215,6 +231,7 @@ async function dags(): Promise<Row> {
     dagsPerSecond: N / seconds,
     submittedIn,
     cpuMs: (used.user + used.system) / 1000 / N,
+    machineMs,
     unblock: lat.rows.map((r) => Number(r.ms)),
     dispatch: roots.rows.map((r) => Number(r.ms)),
     ...peaks,
@@ -235,9 +252,9 @@ console.log(
   `bench/dags: ${N} DAGs of 4 no-op nodes, all in flight, ${SLOTS} slots; Node ${process.version}, ${cpus()[0]?.model} x${cpus().length}`,
 );
 console.log(
-  'row         DAGs/s   x raw   submitted s   unblock p50/p99 ms   dispatch p50/p99 ms   peak RSS MB   peak pg conns   CPU ms/DAG',
+  'row         DAGs/s   x raw   submitted s   unblock p50/p99 ms   dispatch p50/p99 ms   peak RSS MB   peak pg conns   CPU ms/DAG   machine CPU ms/DAG',
 );
 for (const r of rows)
   console.log(
-    `${r.name.padEnd(10)} ${r.dagsPerSecond.toFixed(1).padStart(7)} ${(r.dagsPerSecond / base.dagsPerSecond).toFixed(2).padStart(7)}x ${r.submittedIn.toFixed(1).padStart(13)} ${`${pct(r.unblock, 50).toFixed(1)}/${pct(r.unblock, 99).toFixed(1)}`.padStart(20)} ${`${pct(r.dispatch, 50).toFixed(0)}/${pct(r.dispatch, 99).toFixed(0)}`.padStart(21)} ${r.rssMb.toFixed(0).padStart(13)} ${String(r.connections).padStart(15)} ${r.cpuMs.toFixed(2).padStart(12)}`,
+    `${r.name.padEnd(10)} ${r.dagsPerSecond.toFixed(1).padStart(7)} ${(r.dagsPerSecond / base.dagsPerSecond).toFixed(2).padStart(7)}x ${r.submittedIn.toFixed(1).padStart(13)} ${`${pct(r.unblock, 50).toFixed(1)}/${pct(r.unblock, 99).toFixed(1)}`.padStart(20)} ${`${pct(r.dispatch, 50).toFixed(0)}/${pct(r.dispatch, 99).toFixed(0)}`.padStart(21)} ${r.rssMb.toFixed(0).padStart(13)} ${String(r.connections).padStart(15)} ${r.cpuMs.toFixed(2).padStart(12)} ${r.machineMs.toFixed(2).padStart(20)}`,
   );

@@ -12,11 +12,9 @@ import { CANCEL_CHANNEL, isUuid, type Jobs } from '@marie/jobs';
 import {
   DAG_ENDED,
   DAG_STATES,
-  type DagNodeView,
   type DagState,
   type DagView,
   NODE_ENDED,
-  type NodeState,
   parseDagSubmission,
   slaTime,
 } from '@marie/jobs-contract';
@@ -149,6 +147,8 @@ export class Dags {
   #unregister?: () => void;
   /** Seconds from a run's last parent ending to its start, and node run seconds (sum, count). */
   readonly stats = { unblock: { sum: 0, count: 0 }, run: { sum: 0, count: 0 } };
+  /** A queue's job table (#jobTable). */
+  readonly #tables = new Map<string, string>();
 
   constructor(options: DagsOptions) {
     this.jobs = options.jobs;
@@ -200,6 +200,25 @@ export class Dags {
     return `${this.schema}.marie_${name}`;
   }
 
+  /**
+   * The table that holds a queue's jobs (pg-boss's `job_common`, or the queue's own partition), as
+   * pg-boss's own statements name it: a statement on it is planned for that table alone, where one
+   * on the partitioned `job` plans every partition first (most of its cost for one row). `job`
+   * until the queue was looked up (#lookUpTables, in every locked step).
+   */
+  #jobTable(queue: string): string {
+    return this.#tables.get(queue) ?? `${this.schema}.job`;
+  }
+
+  async #lookUpTables(queues: Iterable<string>): Promise<void> {
+    for (const q of new Set(queues)) {
+      if (this.#tables.has(q)) continue;
+      const found = await this.jobs.boss.getQueue(q);
+      if (found?.table && /^[a-z_][a-z0-9_]*$/.test(found.table))
+        this.#tables.set(q, `${this.schema}.${found.table}`);
+    }
+  }
+
   /** Creates the DAG tables (and pg-boss's schema, through Jobs). */
   start(): Promise<void> {
     this.#started ??= (async () => {
@@ -245,10 +264,13 @@ export class Dags {
           chosen text[],
           error jsonb,
           PRIMARY KEY (dag_id, node_id)
-        );
+        ) WITH (fillfactor = 50);
         CREATE INDEX IF NOT EXISTS marie_dag_node_job ON ${this.t('dag_node')} (job_id);
-        CREATE INDEX IF NOT EXISTS marie_dag_node_live ON ${this.t('dag_node')} (dag_id)
-          WHERE state IN ('pending', 'active');
+        -- A node row changes state four times or more: no index on what changes (state, times),
+        -- and room on its page, so that each change is a HOT update (no index entries written).
+        -- The sweep finds live runs through the live DAGs (marie_dag_live) instead.
+        DROP INDEX IF EXISTS ${this.schema}.marie_dag_node_live;
+        ALTER TABLE ${this.t('dag_node')} SET (fillfactor = 50);
         CREATE TABLE IF NOT EXISTS ${this.t('dag_output')} (
           dag_id uuid NOT NULL REFERENCES ${this.t('dag')} (id) ON DELETE CASCADE,
           node_id text NOT NULL,
@@ -550,9 +572,12 @@ export class Dags {
     void queue;
     // The DAG's first start also raises its other roots over new DAGs' roots. It skips a DAG row
     // locked by a cancel (that DAG is ending): waiting there could deadlock on this node's row.
+    // Prepared once per connection (named): its plan (a join on the partitioned job table) is
+    // cached rather than made again for every root's start.
     const r = (
-      await this.#pool.query(
-        `WITH n AS (
+      await this.#pool.query({
+        name: `marie_dag_begin_${this.schema}`,
+        text: `WITH n AS (
            UPDATE ${this.t('dag_node')} SET state = 'active', attempts = attempt_base + $4,
              started_on = now()
            WHERE dag_id = $1 AND node_id = $2 AND job_id = $3
@@ -575,8 +600,8 @@ export class Dags {
                 (SELECT row_to_json(d) FROM ${this.t('dag')} d WHERE d.id = $1) AS dag,
                 EXISTS (SELECT 1 FROM first) AS first,
                 (SELECT count(*) FROM bump) AS bumped`,
-        [dag_id, node_id, job.id, job.retryCount + 1],
-      )
+        values: [dag_id, node_id, job.id, job.retryCount + 1],
+      })
     ).rows[0] as { node: NodeRow | null; dag: DagRow | null; first: boolean };
     if (!r.node || !r.dag) return undefined;
     const { node, dag } = r;
@@ -734,98 +759,103 @@ export class Dags {
       } else inlined = json;
     }
     const after: After = { events: [] };
-    const ok = await this.#locked(dag_id, async (client, dag, rows, w) => {
-      after.dag = dag; // its plan and ref_type name the events sent after COMMIT
-      const node = rows.get(node_id);
-      // The run of this job, not ended (a cancel or a retry's reset changed it otherwise);
-      // pg-boss's fence below refuses a stale attempt of the same job.
-      if (!node || node.job_id !== job.id || (node.state !== 'active' && node.state !== 'pending'))
-        return false;
-      const began = job.startedOn ? L(new Date(job.startedOn).toISOString()) : 'now()';
-      // Unblock latency: from the end that made it runnable to its start (pg-boss's started_on).
-      if (node.ready_on && job.startedOn && node.attempts === 0) {
-        this.stats.unblock.sum +=
-          (new Date(job.startedOn).getTime() - new Date(node.ready_on).getTime()) / 1000;
-        this.stats.unblock.count++;
-      }
-      const fence = { id: job.id, retryCount: job.retryCount };
-      const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
-      const plan = this.planOf(dag);
-      const id = L(dag_id);
-      if (result.ok) {
-        // pg-boss's complete, fenced to this attempt, sent with the writes below; the guard after
-        // it rolls everything back when it did not complete the job (a stale attempt).
-        let completion: string | undefined;
-        await this.jobs.boss.complete(
-          queue,
-          fence,
-          { dag_id, node_id, attempt },
-          {
-            db: {
-              executeSql: async (text: string, values?: unknown[]) => {
-                completion = inline(text, values ?? []);
-                return { rows: [{ count: '1', ids: [job.id] }] };
-              },
+    const fence = { id: job.id, retryCount: job.retryCount };
+    // A success: pg-boss's complete, fenced to this attempt, runs first in the locked transaction
+    // (its statement taken from its `db` hook); when it completed nothing (a stale attempt), all
+    // is rolled back.
+    let completion: string | undefined;
+    if (result.ok)
+      await this.jobs.boss.complete(
+        queue,
+        fence,
+        { dag_id, node_id, attempt },
+        {
+          db: {
+            executeSql: async (text: string, values?: unknown[]) => {
+              completion = inline(text, values ?? []);
+              return { rows: [{ count: '1', ids: [job.id] }] };
             },
           },
-        );
-        w.push(
-          completion!,
-          `SELECT 1 / (SELECT count(*)::int FROM ${this.schema}.job WHERE name = ${L(queue)}
-             AND id = ${L(job.id)} AND state = 'completed' AND retry_count = ${job.retryCount})
-             AS ${STALE_GUARD}`,
-        );
-        w.push(
-          `INSERT INTO ${this.t('dag_output')} (dag_id, node_id, attempt, inline, key, bytes)
+        },
+      );
+    const ok = await this.#locked(
+      dag_id,
+      async (client, dag, rows, w, completed) => {
+        after.dag = dag; // its plan and ref_type name the events sent after COMMIT
+        const node = rows.get(node_id);
+        // The run of this job, not ended (a cancel or a retry's reset changed it otherwise);
+        // pg-boss's fence below refuses a stale attempt of the same job.
+        if (
+          !node ||
+          node.job_id !== job.id ||
+          (node.state !== 'active' && node.state !== 'pending')
+        )
+          return false;
+        const began = job.startedOn ? L(new Date(job.startedOn).toISOString()) : 'now()';
+        // Unblock latency: from the end that made it runnable to its start (pg-boss's started_on).
+        if (node.ready_on && job.startedOn && node.attempts === 0) {
+          this.stats.unblock.sum +=
+            (new Date(job.startedOn).getTime() - new Date(node.ready_on).getTime()) / 1000;
+          this.stats.unblock.count++;
+        }
+        const db = { executeSql: (text: string, values?: unknown[]) => client.query(text, values) };
+        const plan = this.planOf(dag);
+        const id = L(dag_id);
+        if (result.ok) {
+          if (Number(completed[0]?.count) !== 1) return false;
+          w.push(
+            `INSERT INTO ${this.t('dag_output')} (dag_id, node_id, attempt, inline, key, bytes)
            VALUES (${id}, ${L(node_id)}, ${attempt}, ${inlined === null ? 'NULL' : `${L(inlined)}::jsonb`},
                    ${L(key)}, ${bytes}) ON CONFLICT DO NOTHING`,
-          `UPDATE ${this.t('dag_node')} SET state = 'completed', ended_on = now(), runs = runs + 1,
+            `UPDATE ${this.t('dag_node')} SET state = 'completed', ended_on = now(), runs = runs + 1,
              attempts = ${attempt}, started_on = COALESCE(started_on, ${began}),
              output_attempt = ${attempt}, chosen = ${result.chosen ? A(result.chosen) : 'NULL'}, error = NULL
            WHERE dag_id = ${id} AND node_id = ${L(node_id)}`,
+          );
+          // Its children are resolved below. pg-boss's resolver still visits it later (its
+          // `blocking` flag is left as pg-boss set it): it only touches children still blocked, and
+          // those are the ones this DAG keeps waiting (a merge, a parent not done).
+          node.state = 'completed';
+          node.chosen = result.chosen ?? null;
+          after.events.push({
+            what: `${node.plan_node}.completed`,
+            status: 'OK',
+            payload: { node_id, attempt },
+          });
+          this.#settle(w, dag, plan, rows, [node_id], after);
+          return true;
+        }
+        const message = result.error.message;
+        const failed = await this.jobs.boss.fail(
+          queue,
+          fence,
+          { message, name: result.error.name },
+          { db },
         );
-        // Its children are resolved below. pg-boss's resolver still visits it later (its
-        // `blocking` flag is left as pg-boss set it): it only touches children still blocked, and
-        // those are the ones this DAG keeps waiting (a merge, a parent not done).
-        node.state = 'completed';
-        node.chosen = result.chosen ?? null;
-        after.events.push({
-          what: `${node.plan_node}.completed`,
-          status: 'OK',
-          payload: { node_id, attempt },
-        });
-        this.#settle(w, dag, plan, rows, [node_id], after);
-        return true;
-      }
-      const message = result.error.message;
-      const failed = await this.jobs.boss.fail(
-        queue,
-        fence,
-        { message, name: result.error.name },
-        { db },
-      );
-      if (!affected(failed)) return false;
-      const state = (
-        await client.query(
-          `SELECT state::text FROM ${this.schema}.job WHERE name = $1 AND id = $2`,
-          [queue, job.id],
-        )
-      ).rows[0]?.state as string | undefined;
-      if (state === 'retry' || state === 'created') {
-        w.push(
-          `UPDATE ${this.t('dag_node')} SET state = 'pending', attempts = ${attempt},
+        if (!affected(failed)) return false;
+        const state = (
+          await client.query(
+            `SELECT state::text FROM ${this.#jobTable(queue)} WHERE name = $1 AND id = $2`,
+            [queue, job.id],
+          )
+        ).rows[0]?.state as string | undefined;
+        if (state === 'retry' || state === 'created') {
+          w.push(
+            `UPDATE ${this.t('dag_node')} SET state = 'pending', attempts = ${attempt},
              error = ${J({ message })}
            WHERE dag_id = ${id} AND node_id = ${L(node_id)}`,
-        );
-        return true;
-      }
-      w.push(
-        `UPDATE ${this.t('dag_node')} SET attempts = ${attempt}, started_on = COALESCE(started_on, ${began})
+          );
+          return true;
+        }
+        w.push(
+          `UPDATE ${this.t('dag_node')} SET attempts = ${attempt}, started_on = COALESCE(started_on, ${began})
          WHERE dag_id = ${id} AND node_id = ${L(node_id)}`,
-      );
-      this.#failed(w, dag, node, plan, rows, message, after);
-      return true;
-    });
+        );
+        this.#failed(w, dag, node, plan, rows, message, after);
+        return true;
+      },
+      completion,
+    );
     await this.#afterCommit(dag_id, after);
     return ok;
   }
@@ -834,6 +864,8 @@ export class Dags {
    * Runs `fn` in a transaction that holds the DAG's row lock, with the DAG and its node rows read
    * after the lock was taken (BEGIN, the lock and the read in one message); `fn` adds statements
    * to `w`, sent with COMMIT in one message when it returns true. False, or a throw: rolled back.
+   * `first`, a statement run after the lock and before the reads (in the same message), gives
+   * `fn` its rows.
    */
   async #locked(
     dagId: string,
@@ -842,7 +874,9 @@ export class Dags {
       dag: DagRow,
       rows: Map<string, NodeRow>,
       w: string[],
+      first: Record<string, unknown>[],
     ) => Promise<boolean>,
+    first?: string,
   ): Promise<boolean> {
     if (!isUuid(dagId)) return false;
     return this.#withClient(async (client) => {
@@ -850,20 +884,24 @@ export class Dags {
         const res = (await client.query(
           // A transaction-scoped advisory lock per DAG (memory only: no row lock written to the
           // WAL on every run's end); the reads after it see what the last holder committed.
-          `BEGIN; SELECT pg_advisory_xact_lock(${this.#lockSpace}, hashtext(${L(dagId)}));
+          `BEGIN; SELECT pg_advisory_xact_lock(${this.#lockSpace}, hashtext(${L(dagId)}));${first ? `\n${first};` : ''}
            SELECT ${DAG_COLUMNS}${this.#planCache.has(dagId) ? '' : ', plan_doc'}
              FROM ${this.t('dag')} WHERE id = ${L(dagId)};
            SELECT ${NODE_COLUMNS} FROM ${this.t('dag_node')} WHERE dag_id = ${L(dagId)}`,
         )) as unknown as pg.QueryResult[];
-        const dag = res[2]!.rows[0] as DagRow | undefined;
+        const at = first ? 3 : 2;
+        const dag = res[at]!.rows[0] as DagRow | undefined;
+        const nodes = res[at + 1]!.rows as NodeRow[];
+        await this.#lookUpTables(nodes.map((r) => r.queue));
         const w: string[] = [];
         const go =
           dag !== undefined &&
           (await fn(
             client,
             dag,
-            new Map((res[3]!.rows as NodeRow[]).map((r) => [r.node_id, r])),
+            new Map(nodes.map((r) => [r.node_id, r])),
             w,
+            first ? res[2]!.rows : [],
           ));
         if (!go) {
           await client.query('ROLLBACK');
@@ -873,8 +911,6 @@ export class Dags {
         return true;
       } catch (err) {
         await client.query('ROLLBACK').catch(() => {});
-        // The completion's guard: pg-boss did not complete the job for this attempt.
-        if ((err as { code?: string }).code === '22012') return false;
         throw err;
       }
     });
@@ -990,7 +1026,7 @@ export class Dags {
         ...this.#byQueue(
           ready,
           (q, ids) =>
-            `UPDATE ${this.schema}.job j SET pending_dependencies = 0, blocked = false,
+            `UPDATE ${this.#jobTable(q)} j SET pending_dependencies = 0, blocked = false,
                start_after = GREATEST(j.start_after, ${this.schema}.job_now())
              WHERE j.name = ${L(q)} AND j.id = ANY(${U(ids)}) AND j.blocked`,
         ),
@@ -1024,7 +1060,7 @@ export class Dags {
     return this.#byQueue(
       runs,
       (q, ids) =>
-        `UPDATE ${this.schema}.job j SET state = 'cancelled', completed_on = ${this.schema}.job_now()
+        `UPDATE ${this.#jobTable(q)} j SET state = 'cancelled', completed_on = ${this.schema}.job_now()
          WHERE j.name = ${L(q)} AND j.id = ANY(${U(ids)}) AND j.state < 'completed'`,
     );
   }
@@ -1281,9 +1317,10 @@ export class Dags {
         await this.#pool.query(
           `SELECT n.dag_id, n.node_id, n.queue, n.job_id, j.state::text AS job_state,
                   j.output->>'message' AS message
-           FROM ${this.t('dag_node')} n
+           FROM ${this.t('dag')} d
+           JOIN ${this.t('dag_node')} n ON n.dag_id = d.id
            LEFT JOIN ${this.schema}.job j ON j.name = n.queue AND j.id = n.job_id
-           WHERE n.state IN ('pending', 'active')
+           WHERE d.state IN ('pending', 'running') AND n.state IN ('pending', 'active')
              AND (j.id IS NULL OR j.state::text IN ('failed', 'cancelled', 'completed'))
            LIMIT 500`,
         )
@@ -1420,7 +1457,6 @@ const NODE_COLUMNS =
 const TAKEN_GUARD = 'marie_idempotency_key_taken';
 
 /** The name of the guard that rolls back a run's end whose completion was refused. */
-const STALE_GUARD = 'marie_stale_attempt_guard';
 
 /** pg-boss's command answers carry `affected` (its types do not say so). */
 const affected = (r: object) => (r as { affected?: number }).affected ?? 0;
