@@ -134,6 +134,42 @@ const ended = (id: string) =>
   });
 const node = (d: DagView, id: string) => d.nodes!.find((n) => n.node_id === id)!;
 
+describe('DAG tables', () => {
+  it('a database from before is brought up to date, by processes starting together', async () => {
+    const t = await testDatabase('marie_dags_schema');
+    const made: { jobs: Jobs; dags: Dags }[] = [];
+    const open = () => {
+      const j = new Jobs({ connectionString: t.url });
+      const d = new Dags({ jobs: j });
+      made.push({ jobs: j, dags: d });
+      return d;
+    };
+    try {
+      await open().start();
+      // The shape before: an index on the node rows' state (so every state change wrote index
+      // entries) and no room left on their pages.
+      await made[0]!.dags.pool.query(
+        `CREATE INDEX marie_dag_node_live ON pgboss.marie_dag_node (dag_id)
+           WHERE state IN ('pending', 'active');
+         ALTER TABLE pgboss.marie_dag_node RESET (fillfactor)`,
+      );
+      await Promise.all([open().start(), open().start(), open().start()]);
+      const r = await made[0]!.dags.pool.query(
+        `SELECT c.reloptions, (SELECT count(*)::int FROM pg_indexes
+            WHERE schemaname = 'pgboss' AND indexname = 'marie_dag_node_live') AS old
+         FROM pg_class c WHERE c.oid = 'pgboss.marie_dag_node'::regclass`,
+      );
+      expect(r.rows[0]).toEqual({ reloptions: ['fillfactor=50'], old: 0 });
+    } finally {
+      for (const m of made) {
+        await m.dags.stop();
+        await m.jobs.stop({ graceful: false, timeoutMs: 1000 });
+      }
+      await t.drop();
+    }
+  });
+});
+
 describe('DAG runs', () => {
   it('runs a map over pages into a branch on an upstream output, outputs passed down, each node once', async () => {
     const p = plan('pages-branch')

@@ -224,7 +224,13 @@ export class Dags {
     this.#started ??= (async () => {
       await this.jobs.start();
       this.#unregister ??= registerMetricSource(() => this.metrics());
-      await this.#pool.query(`
+      // One process at a time (workers and gateways start together): concurrent CREATE ... IF
+      // NOT EXISTS can still collide on the catalog, and the ALTER waits its turn.
+      await this.#withClient((client) =>
+        client
+          .query(`
+        BEGIN;
+        SELECT pg_advisory_xact_lock(hashtext(${L(`${this.schema}.marie_dag_schema`)}));
         CREATE TABLE IF NOT EXISTS ${this.t('dag')} (
           id uuid PRIMARY KEY,
           plan text NOT NULL,
@@ -270,7 +276,12 @@ export class Dags {
         -- and room on its page, so that each change is a HOT update (no index entries written).
         -- The sweep finds live runs through the live DAGs (marie_dag_live) instead.
         DROP INDEX IF EXISTS ${this.schema}.marie_dag_node_live;
-        ALTER TABLE ${this.t('dag_node')} SET (fillfactor = 50);
+        DO $marie$ BEGIN
+          IF NOT EXISTS (SELECT 1 FROM pg_class WHERE oid = ${L(this.t('dag_node'))}::regclass
+                         AND 'fillfactor=50' = ANY(COALESCE(reloptions, '{}'))) THEN
+            ALTER TABLE ${this.t('dag_node')} SET (fillfactor = 50);
+          END IF;
+        END $marie$;
         CREATE TABLE IF NOT EXISTS ${this.t('dag_output')} (
           dag_id uuid NOT NULL REFERENCES ${this.t('dag')} (id) ON DELETE CASCADE,
           node_id text NOT NULL,
@@ -280,7 +291,13 @@ export class Dags {
           bytes int NOT NULL,
           created_on timestamptz NOT NULL DEFAULT now(),
           PRIMARY KEY (dag_id, node_id, attempt)
-        );`);
+        );
+        COMMIT;`)
+          .catch(async (err) => {
+            await client.query('ROLLBACK').catch(() => {});
+            throw err;
+          }),
+      );
       await this.jobs.ensureQueue(CONTROL_QUEUE);
     })();
     this.#started.catch(() => {
@@ -653,7 +670,14 @@ export class Dags {
     return { dag, node, attempt, plan };
   }
 
+  /** A DAG whose run is ending, as this process knows it (its fields but state: it is live). */
+  #liveDag(id: string): DagRow | undefined {
+    const d = this.#dagCache.get(id);
+    return d && !DAG_ENDED.has(d.state) ? { ...d, state: 'running' } : undefined;
+  }
+
   /** The DAG rows of runs in flight here (their fields never change), bounded. */
+
   #remember(dag: DagRow): void {
     if (this.#dagCache.size > 2000) this.#dagCache.delete(this.#dagCache.keys().next().value!);
     this.#dagCache.set(dag.id, dag);
@@ -803,14 +827,16 @@ export class Dags {
         const id = L(dag_id);
         if (result.ok) {
           if (Number(completed[0]?.count) !== 1) return false;
+          // The output and the run's row in one statement (each statement costs its parse and plan).
           w.push(
-            `INSERT INTO ${this.t('dag_output')} (dag_id, node_id, attempt, inline, key, bytes)
-           VALUES (${id}, ${L(node_id)}, ${attempt}, ${inlined === null ? 'NULL' : `${L(inlined)}::jsonb`},
-                   ${L(key)}, ${bytes}) ON CONFLICT DO NOTHING`,
-            `UPDATE ${this.t('dag_node')} SET state = 'completed', ended_on = now(), runs = runs + 1,
-             attempts = ${attempt}, started_on = COALESCE(started_on, ${began}),
-             output_attempt = ${attempt}, chosen = ${result.chosen ? A(result.chosen) : 'NULL'}, error = NULL
-           WHERE dag_id = ${id} AND node_id = ${L(node_id)}`,
+            `WITH o AS (
+               INSERT INTO ${this.t('dag_output')} (dag_id, node_id, attempt, inline, key, bytes)
+               VALUES (${id}, ${L(node_id)}, ${attempt}, ${inlined === null ? 'NULL' : `${L(inlined)}::jsonb`},
+                       ${L(key)}, ${bytes}) ON CONFLICT DO NOTHING)
+             UPDATE ${this.t('dag_node')} SET state = 'completed', ended_on = now(), runs = runs + 1,
+               attempts = ${attempt}, started_on = COALESCE(started_on, ${began}),
+               output_attempt = ${attempt}, chosen = ${result.chosen ? A(result.chosen) : 'NULL'}, error = NULL
+             WHERE dag_id = ${id} AND node_id = ${L(node_id)}`,
           );
           // Its children are resolved below. pg-boss's resolver still visits it later (its
           // `blocking` flag is left as pg-boss set it): it only touches children still blocked, and
@@ -855,6 +881,9 @@ export class Dags {
         return true;
       },
       completion,
+      // The DAG's fields from this process (they do not change) and its plan cached: a run still
+      // active under the lock means the DAG is live, so its row is not read again.
+      this.#planCache.has(dag_id) ? this.#liveDag(dag_id) : undefined,
     );
     await this.#afterCommit(dag_id, after);
     return ok;
@@ -865,7 +894,8 @@ export class Dags {
    * after the lock was taken (BEGIN, the lock and the read in one message); `fn` adds statements
    * to `w`, sent with COMMIT in one message when it returns true. False, or a throw: rolled back.
    * `first`, a statement run after the lock and before the reads (in the same message), gives
-   * `fn` its rows.
+   * `fn` its rows. `dag`, the DAG's row as the caller knows it: not read again (a run's end, whose
+   * run still active proves the DAG live; `fn` returns false otherwise).
    */
   async #locked(
     dagId: string,
@@ -877,6 +907,7 @@ export class Dags {
       first: Record<string, unknown>[],
     ) => Promise<boolean>,
     first?: string,
+    known?: DagRow,
   ): Promise<boolean> {
     if (!isUuid(dagId)) return false;
     return this.#withClient(async (client) => {
@@ -884,14 +915,18 @@ export class Dags {
         const res = (await client.query(
           // A transaction-scoped advisory lock per DAG (memory only: no row lock written to the
           // WAL on every run's end); the reads after it see what the last holder committed.
-          `BEGIN; SELECT pg_advisory_xact_lock(${this.#lockSpace}, hashtext(${L(dagId)}));${first ? `\n${first};` : ''}
+          `BEGIN; SELECT pg_advisory_xact_lock(${this.#lockSpace}, hashtext(${L(dagId)}));${first ? `\n${first};` : ''}${
+            known
+              ? ''
+              : `
            SELECT ${DAG_COLUMNS}${this.#planCache.has(dagId) ? '' : ', plan_doc'}
-             FROM ${this.t('dag')} WHERE id = ${L(dagId)};
+             FROM ${this.t('dag')} WHERE id = ${L(dagId)};`
+          }
            SELECT ${NODE_COLUMNS} FROM ${this.t('dag_node')} WHERE dag_id = ${L(dagId)}`,
         )) as unknown as pg.QueryResult[];
         const at = first ? 3 : 2;
-        const dag = res[at]!.rows[0] as DagRow | undefined;
-        const nodes = res[at + 1]!.rows as NodeRow[];
+        const dag = known ?? (res[at]!.rows[0] as DagRow | undefined);
+        const nodes = res[known ? at : at + 1]!.rows as NodeRow[];
         await this.#lookUpTables(nodes.map((r) => r.queue));
         const w: string[] = [];
         const go =
@@ -1019,18 +1054,20 @@ export class Dags {
     const id = L(dag.id);
     if (ready.length) {
       const names = ready.map((r) => r.node_id);
+      // One statement: the rows, pg-boss's own release of each child's job (done now rather than
+      // at its resolver's next pass; one update per queue, each on its table), the workers told.
+      const release = this.#byQueue(
+        ready,
+        (q, ids) =>
+          `UPDATE ${this.#jobTable(q)} j SET pending_dependencies = 0, blocked = false,
+             start_after = GREATEST(j.start_after, ${this.schema}.job_now())
+           WHERE j.name = ${L(q)} AND j.id = ANY(${U(ids)}) AND j.blocked`,
+      );
       w.push(
-        `UPDATE ${this.t('dag_node')} SET state = 'pending', ready_on = now()
-         WHERE dag_id = ${id} AND node_id = ANY(${A(names)})`,
-        // pg-boss's own release of a child, done now rather than at its resolver's next pass.
-        ...this.#byQueue(
-          ready,
-          (q, ids) =>
-            `UPDATE ${this.#jobTable(q)} j SET pending_dependencies = 0, blocked = false,
-               start_after = GREATEST(j.start_after, ${this.schema}.job_now())
-             WHERE j.name = ${L(q)} AND j.id = ANY(${U(ids)}) AND j.blocked`,
-        ),
-        `SELECT pg_notify(${L(READY_CHANNEL)}, q) FROM unnest(${A([...new Set(ready.map((r) => r.queue))])}) AS q`,
+        `WITH r AS (
+           UPDATE ${this.t('dag_node')} SET state = 'pending', ready_on = now()
+           WHERE dag_id = ${id} AND node_id = ANY(${A(names)}))${release.map((u, i) => `,\n         j${i} AS (${u})`).join('')}
+         SELECT pg_notify(${L(READY_CHANNEL)}, q) FROM unnest(${A([...new Set(ready.map((r) => r.queue))])}) AS q`,
       );
     }
     if (skipped.length) {
@@ -1455,8 +1492,6 @@ const NODE_COLUMNS =
 
 /** The name of the guard that rolls back a submit whose idempotency key another took. */
 const TAKEN_GUARD = 'marie_idempotency_key_taken';
-
-/** The name of the guard that rolls back a run's end whose completion was refused. */
 
 /** pg-boss's command answers carry `affected` (its types do not say so). */
 const affected = (r: object) => (r as { affected?: number }).affected ?? 0;
