@@ -384,7 +384,12 @@ export class Dags {
        FROM d, jsonb_to_recordset(${J(runs.map((r) => ({ ...r, job_id: jobIds.get(r.node_id) })))})
          AS x (node_id text, plan_node text, element int, kind text, queue text, job_id uuid,
                needs text[], level int)`,
-      `SELECT 1 / (SELECT count(*)::int FROM ${this.t('dag')} WHERE id = ${L(id)}) AS ${TAKEN_GUARD}`,
+      // (Without a key nothing can conflict: no guard.)
+      ...(s.idempotency_key
+        ? [
+            `SELECT 1 / (SELECT count(*)::int FROM ${this.t('dag')} WHERE id = ${L(id)}) AS ${TAKEN_GUARD}`,
+          ]
+        : []),
       ...(await this.#jobsSql(jobs, send)),
       `SELECT pg_notify(${L(READY_CHANNEL)}, q) FROM unnest(${A(roots)}) AS q`,
     ]);
