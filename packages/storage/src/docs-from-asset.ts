@@ -16,6 +16,8 @@ export interface DocsFromAssetOptions {
   dpi?: number;
   /** Where the asset is read from (default: a StorageManager for local files only). */
   storage?: StorageManager;
+  /** The PDF's password, when it is encrypted. */
+  password?: string;
 }
 
 /** The type of an asset by its magic bytes, or undefined. */
@@ -67,7 +69,7 @@ export async function docsFromAsset(
   try {
     const docs =
       type === 'pdf'
-        ? await pdfPages(assetKey, bytes, pages, dpi)
+        ? await pdfPages(assetKey, bytes, pages, dpi, options.password)
         : await imagePages(assetKey, bytes, type, pages);
     return new DocList(MarieDoc, docs, { trusted: true });
   } catch (err) {
@@ -120,7 +122,8 @@ export async function assetPageCount(
   }
 }
 
-async function readAsset(storage: StorageManager, assetKey: string): Promise<Buffer> {
+/** An asset's bytes; a remote one through a temporary file. */
+export async function readAsset(storage: StorageManager, assetKey: string): Promise<Buffer> {
   const handler = storage.handlerFor(assetKey);
   if (handler === storage.files) return storage.read(assetKey);
   // Remote assets pass through a temporary file (streamed, never half-kept), removed afterwards.
@@ -176,27 +179,60 @@ async function imagePages(
 
 let pdfjs: Promise<typeof import('pdfjs-dist/legacy/build/pdf.mjs')> | undefined;
 
-async function pdfPages(
+/**
+ * A PDF opened with pdfjs-dist (its standard fonts and CMaps from the package), and the pages
+ * asked for checked against its count. An encrypted PDF without its password, or with a wrong
+ * one, is an error naming the asset and saying which.
+ */
+export async function openPdf(
   assetKey: string,
-  bytes: Buffer,
-  requested: number[],
-  dpi: number,
-): Promise<MarieDoc[]> {
+  bytes: Uint8Array,
+  requested: readonly number[],
+  password?: string,
+) {
   pdfjs ??= import('pdfjs-dist/legacy/build/pdf.mjs');
   const lib = await pdfjs;
   const root = createRequire(import.meta.url)
     .resolve('pdfjs-dist/package.json')
     .replace(/package\.json$/, '');
-  const doc = await lib.getDocument({
-    data: new Uint8Array(bytes),
-    standardFontDataUrl: join(root, 'standard_fonts/'),
-    cMapUrl: join(root, 'cmaps/'),
-    cMapPacked: true,
-    isEvalSupported: false,
-    verbosity: 0,
-  }).promise;
+  let doc: Awaited<ReturnType<typeof lib.getDocument>['promise']>;
   try {
-    const pages = checkPages(assetKey, requested, doc.numPages);
+    doc = await lib.getDocument({
+      data: new Uint8Array(bytes),
+      standardFontDataUrl: join(root, 'standard_fonts/'),
+      cMapUrl: join(root, 'cmaps/'),
+      cMapPacked: true,
+      isEvalSupported: false,
+      verbosity: 0,
+      ...(password !== undefined ? { password } : {}),
+    }).promise;
+  } catch (err) {
+    if ((err as { name?: string }).name === 'PasswordException')
+      throw new StorageError(
+        password === undefined
+          ? `${assetKey}: the PDF is encrypted: give its password (parameter password)`
+          : `${assetKey}: the PDF's password is wrong`,
+        { code: ErrorCode.InvalidArgument },
+      );
+    throw err;
+  }
+  try {
+    return { lib, doc, pages: checkPages(assetKey, [...requested], doc.numPages) };
+  } catch (err) {
+    await doc.destroy();
+    throw err;
+  }
+}
+
+async function pdfPages(
+  assetKey: string,
+  bytes: Buffer,
+  requested: number[],
+  dpi: number,
+  password?: string,
+): Promise<MarieDoc[]> {
+  const { doc, pages } = await openPdf(assetKey, bytes, requested, password);
+  try {
     const out: MarieDoc[] = [];
     // One canvas for every page (reset to each page's size): a canvas per page would keep tens of
     // MB of native memory each until the garbage collector gets to them.

@@ -41,6 +41,13 @@ export type { Body, StorageHandler } from './objects/handler.js';
 export { parseS3Config, parseS3Uri, type S3Config, S3Handler } from './objects/s3-handler.js';
 export { StorageManager, type StorageManagerOptions } from './objects/storage-manager.js';
 export { PageDoc, type PageImage, pageImages } from './page-docs.js';
+export {
+  type PixelBox,
+  pdfTextLayer,
+  type TextLayerOptions,
+  type TextLayerPage,
+  type TextLayerWord,
+} from './pdf-text.js';
 export { Database, type DatabaseOptions, type Queryable } from './pg/database.js';
 export { type EmbeddedPostgres, startEmbeddedPostgres } from './pg/embedded.js';
 export { MIGRATIONS_TABLE, type Migration, migrate } from './pg/migrations.js';

@@ -31,7 +31,7 @@ export interface PageImage {
  */
 export async function pageImages(
   docs: Iterable<Pick<PageDoc, 'asset_key' | 'pages' | 'tensor'>>,
-  options: { dpi?: number; storage?: StorageManager } = {},
+  options: { dpi?: number; storage?: StorageManager; password?: string } = {},
 ): Promise<PageImage[]> {
   const out: PageImage[] = [];
   let i = 0;
@@ -41,6 +41,7 @@ export async function pageImages(
         pages: d.pages ?? [],
         ...(options.dpi !== undefined ? { dpi: options.dpi } : {}),
         ...(options.storage ? { storage: options.storage } : {}),
+        ...(options.password !== undefined ? { password: options.password } : {}),
       });
       for (const p of pages)
         out.push({ ...rgb(p.tensor!, `docs[${i}]`), page: Number(p.tags.page) });

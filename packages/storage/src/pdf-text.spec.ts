@@ -1,0 +1,150 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PDFDocument, StandardFonts } from 'pdf-lib';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { makeTextPdfs, type TextPdfs } from '../test/support/text-pdfs.js';
+import { docsFromAsset } from './docs-from-asset.js';
+import { pdfTextLayer, type TextLayerPage } from './pdf-text.js';
+
+// The text layer against poppler's `pdftotext -bbox` (Debian's poppler-utils, the peer), on pages
+// made here with pdf-lib: every word found, each box within 2 px of poppler's at the render dpi.
+
+const DPI = 150;
+let dir: string;
+let pdfs: TextPdfs;
+
+interface PeerWord {
+  text: string;
+  box: [number, number, number, number];
+}
+
+/** `pdftotext -bbox` at `dpi`: per page, its words with boxes in the rendered page's pixels. */
+function poppler(file: string, dpi = DPI): PeerWord[][] {
+  const xml = execFileSync('pdftotext', ['-bbox', '-r', String(dpi), file, '-'], {
+    encoding: 'utf8',
+  });
+  const unescape = (s: string) =>
+    s
+      .replace(/&amp;/g, '&')
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&quot;/g, '"');
+  return xml
+    .split('<page ')
+    .slice(1)
+    .map((page) =>
+      [
+        ...page.matchAll(
+          /<word xMin="([\d.]+)" yMin="([\d.]+)" xMax="([\d.]+)" yMax="([\d.]+)">([^<]*)<\/word>/g,
+        ),
+      ].map((m) => {
+        const [x0, y0, x1, y1] = m.slice(1, 5).map(Number) as [number, number, number, number];
+        return { text: unescape(m[5]!), box: [x0, y0, x1 - x0, y1 - y0] };
+      }),
+    );
+}
+
+/** Order-free word F1 and, for each word matched to the peer's (same text, nearest), the box error. */
+function compare(ours: TextLayerPage, peer: PeerWord[]) {
+  const left = [...peer];
+  let matched = 0;
+  let worst = 0;
+  for (const w of ours.words) {
+    let best = -1;
+    let dist = Number.POSITIVE_INFINITY;
+    left.forEach((p, i) => {
+      if (p.text !== w.text) return;
+      const d = Math.max(...p.box.map((v, k) => Math.abs(v - w.box[k]!)));
+      if (d < dist) {
+        dist = d;
+        best = i;
+      }
+    });
+    if (best < 0) continue;
+    matched++;
+    worst = Math.max(worst, dist);
+    left.splice(best, 1);
+  }
+  const precision = matched / Math.max(ours.words.length, 1);
+  const recall = matched / Math.max(peer.length, 1);
+  return { f1: (2 * precision * recall) / Math.max(precision + recall, 1e-9), worst };
+}
+
+beforeAll(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'marie-text-layer-'));
+  pdfs = await makeTextPdfs(dir);
+});
+
+describe('pdfTextLayer', () => {
+  it('born-digital pages (one and two columns, a table, rotated, a TrueType font): word F1 >= 0.99 against pdftotext -bbox, boxes within 2 px', async () => {
+    const ours = (await pdfTextLayer(pdfs.digital, { dpi: DPI }))!;
+    const peer = poppler(pdfs.digital);
+    expect(ours).toHaveLength(5);
+    expect(peer).toHaveLength(5);
+    const scores = ours.map((p, i) => ({ page: i, ...compare(p, peer[i]!) }));
+    for (const s of scores) {
+      expect(s.f1, `page ${s.page}`).toBeGreaterThanOrEqual(0.99);
+      expect(s.worst, `page ${s.page}`).toBeLessThanOrEqual(2);
+    }
+    // The rotated page reads a quarter turn clockwise; the others left to right.
+    expect(new Set(ours[3]!.words.map((w) => w.dir))).toEqual(new Set([90]));
+    expect(new Set(ours[0]!.words.map((w) => w.dir))).toEqual(new Set([0]));
+    // The pixels are those of the page as docsFromAsset renders it (the rotated one landscape).
+    const rendered = await docsFromAsset(pdfs.digital, { pages: [0, 3], dpi: DPI });
+    expect(rendered.map((d) => [d.tensor!.shape[1], d.tensor!.shape[0]])).toEqual([
+      [ours[0]!.width, ours[0]!.height],
+      [ours[3]!.width, ours[3]!.height],
+    ]);
+    expect(ours[3]!.width).toBeGreaterThan(ours[3]!.height);
+  });
+
+  it('says where images are and how much they cover; glyphs drawn invisibly are counted', async () => {
+    const [scan] = (await pdfTextLayer(pdfs.scan, { dpi: DPI }))!;
+    expect(scan!.chars).toBe(0);
+    expect(scan!.imageCoverage).toBeGreaterThan(0.99);
+    const [mixed] = (await pdfTextLayer(pdfs.mixed, { dpi: DPI }))!;
+    expect(mixed!.chars).toBeGreaterThan(100);
+    expect(mixed!.images).toHaveLength(1);
+    expect(mixed!.imageCoverage).toBeGreaterThan(0.05);
+    expect(mixed!.imageCoverage).toBeLessThan(0.2);
+    const [inv] = (await pdfTextLayer(pdfs.invisible, { dpi: DPI }))!;
+    expect(inv!.invisibleChars).toBe(inv!.chars);
+    expect(inv!.words.slice(0, 3).map((w) => w.text)).toEqual(['The', 'quarterly', 'statement']);
+    expect(inv!.words.every((w) => w.invisible)).toBe(true);
+  });
+
+  it('bad input: an image is no PDF (undefined), a page out of range and a broken file are errors naming the asset', async () => {
+    const png = join(dir, 'x.png');
+    writeFileSync(
+      png,
+      Buffer.from(
+        '89504e470d0a1a0a0000000d4948445200000001000000010806000000' +
+          '1f15c4890000000d49444154789c6360000002000100e221bc330000000049454e44ae426082',
+        'hex',
+      ),
+    );
+    expect(await pdfTextLayer(png)).toBeUndefined();
+    await expect(pdfTextLayer(pdfs.mixed, { pages: [3] })).rejects.toThrow(
+      `${pdfs.mixed}: page 3 is out of range (the asset has 1 page, 0-based)`,
+    );
+    const broken = join(dir, 'broken.pdf');
+    writeFileSync(broken, '%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF');
+    await expect(pdfTextLayer(broken)).rejects.toThrow(broken);
+  });
+
+  it('a page of 20,000 glyphs is read whole', async () => {
+    const doc = await PDFDocument.create();
+    const font = await doc.embedFont(StandardFonts.Courier);
+    const page = doc.addPage([612, 792]);
+    const row = 'abcd efgh '.repeat(10);
+    for (let i = 0; i < 200; i++) page.drawText(row, { x: 10, y: 780 - i * 3.9, size: 3, font });
+    const file = join(dir, 'dense.pdf');
+    writeFileSync(file, await doc.save());
+    const [p] = (await pdfTextLayer(file, { dpi: 72 }))!;
+    expect(p!.chars).toBe(200 * 80);
+    expect(p!.words).toHaveLength(200 * 20);
+    expect(p!.words[20]!.text).toBe('abcd');
+  });
+});
