@@ -5,6 +5,14 @@ import { createDataRequest, RequestHandler } from '@marie/core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../../packages/storage/test/support/postgres.js';
+import {
+  LEFT,
+  makeTextPdfs,
+  PROSE,
+  RIGHT,
+  TABLE,
+  type TextPdfs,
+} from '../../../packages/storage/test/support/text-pdfs.js';
 import { TextExtractionExecutor } from './text-extraction.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'marie-te-'));
@@ -183,5 +191,75 @@ describe('TextExtractionExecutor', () => {
       index: 'complete',
       use_cuda: false,
     });
+  });
+});
+
+describe('text from where it is (source: auto | text | ocr)', () => {
+  let pdfs: TextPdfs;
+  beforeAll(async () => {
+    pdfs = await makeTextPdfs(dir);
+  }, 60_000);
+  let n = 0;
+  const ocrOf = async (asset: string, payload: Record<string, unknown> = {}) =>
+    results(
+      await extract(
+        { job_id: `te-src-${n++}`, ref_id: 'src', payload: { return_ocr: true, ...payload } },
+        [{ asset_key: asset }],
+      ),
+    ).metadata;
+  const words = (p: { words: { text: string }[] }) => p.words.map((w) => w.text);
+
+  it('born-digital pages come from their text layer, in reading order: columns apart, the table by rows', async () => {
+    const m = await ocrOf(pdfs.digital);
+    expect(m.sources).toEqual({ text: 5, ocr: 0, mixed: 0 });
+    expect(m.ocr.map((p: { meta: { source: string } }) => p.meta.source)).toEqual(
+      Array(5).fill('text'),
+    );
+    const [one, two, table, rotated, ttf] = m.ocr;
+    expect(one.lines.map((l: { text: string }) => l.text)).toEqual([
+      'Statement of Account',
+      ...PROSE,
+    ]);
+    expect(two.lines.map((l: { text: string }) => l.text)).toEqual([
+      'Shipment Report',
+      ...LEFT,
+      ...RIGHT,
+    ]);
+    // A table's cells are lines of their own (as OCR finds them), read row by row.
+    expect(words(table)).toEqual(TABLE.flat());
+    expect(rotated.lines.map((l: { text: string }) => l.text)).toEqual(PROSE.slice(0, 3));
+    expect(ttf.lines.map((l: { text: string }) => l.text)).toEqual(PROSE.slice(2, 6));
+    // Words with confidence 1 and boxes in the page's pixels (200 dpi: 612 pt is 1700 px).
+    expect(one.meta.imageSize.width).toBe(1700);
+    expect(one.words[0]).toMatchObject({ text: 'Statement', confidence: 1 });
+    expect(one.words[0].box[0]).toBeCloseTo(200, 0);
+  });
+
+  it("a scan is OCR'd; a mixed page takes its text layer and OCRs the pasted paragraph; an invisible layer is trusted", async () => {
+    const scan = await ocrOf(pdfs.scan);
+    expect(scan.sources).toEqual({ text: 0, ocr: 1, mixed: 0 });
+    expect(words(scan.ocr[0]).join(' ')).toContain('quarterly statement');
+    const mixed = await ocrOf(pdfs.mixed);
+    expect(mixed.sources).toEqual({ text: 0, ocr: 0, mixed: 1 });
+    const text = mixed.ocr[0].lines.map((l: { text: string }) => l.text);
+    expect(text.slice(0, 3)).toEqual(PROSE.slice(0, 3));
+    expect(text.slice(3).join(' ')).toMatch(/scanned.*paper letter.*pasted/);
+    const inv = await ocrOf(pdfs.invisible);
+    expect(inv.sources).toEqual({ text: 1, ocr: 0, mixed: 0 });
+    expect(inv.ocr[0].lines.map((l: { text: string }) => l.text)).toEqual(PROSE.slice(0, 4));
+  });
+
+  it('source: ocr redoes every page (the invisible layer too); source: text takes the layer as it is', async () => {
+    const inv = await ocrOf(pdfs.invisible, { source: 'ocr' });
+    expect(inv.sources).toEqual({ text: 0, ocr: 1, mixed: 0 });
+    expect(inv.ocr[0].meta.source).toBe('ocr');
+    expect(words(inv.ocr[0]).join(' ')).toContain('quarterly statement');
+    const scan = await ocrOf(pdfs.scan, { source: 'text' });
+    expect(scan.sources).toEqual({ text: 1, ocr: 0, mixed: 0 });
+    expect(scan.ocr[0].words).toEqual([]);
+    const bad = await extract({ job_id: 'x', ref_id: 'x', payload: { source: 'best' } }, [
+      { asset_key: pdfs.scan },
+    ]);
+    expect(JSON.stringify(bad.header.status)).toContain('source');
   });
 });

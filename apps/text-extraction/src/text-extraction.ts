@@ -2,8 +2,24 @@ import { hostname } from 'node:os';
 import { ErrorCode, MarieError, type RequestContext, requests } from '@marie/core';
 import { type DocList, type Static, Type } from '@marie/docs';
 import { MarieExecutor, type MarieExecutorArgs } from '@marie/executor';
-import { type OcrEngineArgs, type OcrPage, toMarieJson, withOcrEngine } from '@marie/ocr';
-import { PageDoc, type PageImage, pageImages } from '@marie/storage';
+import {
+  chooseSource,
+  mergeOcr,
+  type OcrEngineArgs,
+  type OcrPage,
+  type PageSource,
+  type SourceDecision,
+  textLayerPage,
+  toMarieJson,
+  withOcrEngine,
+} from '@marie/ocr';
+import {
+  PageDoc,
+  type PageImage,
+  pageImages,
+  pdfTextLayer,
+  type TextLayerPage,
+} from '@marie/storage';
 
 /** What `/document/extract` takes: an AssetKeyDoc (`asset_key`, `pages`) or a MarieDoc image (`tensor`). */
 export const ExtractDoc = PageDoc;
@@ -36,6 +52,13 @@ const PayloadOptions = {
     Type.String({ description: `${MODES.join(' | ')} (Marie's fallback for another: sparse)` }),
   ),
   return_ocr: Type.Optional(Type.Boolean({ description: 'answer the per-page OCR JSON too' })),
+  source: Type.Optional(
+    Type.Union([Type.Literal('auto'), Type.Literal('text'), Type.Literal('ocr')], {
+      description:
+        "where a PDF page's text comes from: auto (default: its text layer where usable, OCR where not, both where images cover part of it), text, ocr",
+    }),
+  ),
+  password: Type.Optional(Type.String({ description: "an encrypted PDF's password" })),
 };
 
 /**
@@ -151,6 +174,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
       };
     }
     const pages: ReturnType<typeof toMarieJson>[] = [];
+    const units = await this.#units(docs, args.source ?? 'auto', args.password);
     // One asset: its own page numbers (pages [3] is page 3); otherwise pages count from 0.
     const single = docs.length === 1 && docs[0]!.asset_key !== undefined;
     // Pages in flight together: one more than there are model workers keeps each of them busy;
@@ -158,22 +182,25 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
     let next = 0;
     const inFlight = engine.workers ? engine.workers + 1 : 4;
     await Promise.all(
-      Array.from({ length: Math.min(inFlight, images.length) }, async () => {
-        while (next < images.length) {
+      Array.from({ length: Math.min(inFlight, units.length) }, async () => {
+        while (next < units.length) {
           if (ctx.signal.aborted) throw ctx.signal.reason;
           const i = next++;
-          const img = images[i]!;
-          const page = await engine.ocr(img);
-          const json = toMarieJson(page, single ? img.page : i, format);
+          const u = units[i]!;
+          const page = await this.#read(u);
+          const json = toMarieJson(page, single ? u.page : i, format, u.decision.source);
           pages[i] = { ...json, text: applyMode(page, mode) } as typeof json;
         }
       }),
     );
+    const sources: Record<PageSource, number> = { text: 0, ocr: 0, mixed: 0 };
+    for (const u of units) sources[u.decision.source]++;
     const metadata: Record<string, unknown> = {
       ref_id: refId,
       ref_type: refType,
       job_id: jobId,
       pages: String(pages.length),
+      sources,
       mode,
       format,
       time_ms: Math.round(performance.now() - started),
@@ -185,6 +212,91 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
 
   #pages(docs: DocList<ExtractDoc>): Promise<PageImage[]> {
     return pageImages(docs, { dpi: this.#dpi, storage: this.storage.objects });
+  }
+
+  /**
+   * The pages of a request, each with where its text comes from: a PDF's pages with their text
+   * layers (read first, no rendering), rendered only where OCR is needed; images as they are.
+   */
+  async #units(
+    docs: DocList<ExtractDoc>,
+    choice: 'auto' | 'text' | 'ocr',
+    password: string | undefined,
+  ): Promise<Unit[]> {
+    const units: Unit[] = [];
+    const storage = this.storage.objects;
+    const dpi = this.#dpi;
+    for (const d of docs) {
+      const layers =
+        d.asset_key && choice !== 'ocr'
+          ? await pdfTextLayer(d.asset_key, {
+              pages: d.pages ?? [],
+              dpi,
+              storage,
+              ...(password !== undefined ? { password } : {}),
+            })
+          : undefined;
+      if (!layers) {
+        // An image (or OCR asked for): every page rendered and OCR'd.
+        for (const img of await pageImages([d], {
+          dpi,
+          storage,
+          ...(password !== undefined ? { password } : {}),
+        }))
+          units.push({
+            page: img.page,
+            decision: chooseSource(undefined, 'ocr'),
+            image: async () => img,
+          });
+        continue;
+      }
+      const decided = layers.map((layer) => ({ layer, decision: chooseSource(layer, choice) }));
+      const ocr = decided.filter((x) => x.decision.source !== 'text').map((x) => x.layer.page);
+      // The pages to OCR rendered together (one open of the PDF), only those.
+      const rendered = ocr.length
+        ? new Map(
+            (
+              await pageImages([{ asset_key: d.asset_key!, pages: ocr }], {
+                dpi,
+                storage,
+                ...(password !== undefined ? { password } : {}),
+              })
+            ).map((img) => [img.page, img]),
+          )
+        : new Map<number, PageImage>();
+      for (const { layer, decision } of decided)
+        units.push({
+          page: layer.page,
+          decision,
+          layer,
+          image: async () => rendered.get(layer.page)!,
+        });
+    }
+    return units;
+  }
+
+  /** A page's text from its source: the text layer, OCR, or the layer and its image regions OCR'd. */
+  async #read(u: Unit): Promise<OcrPage> {
+    const engine = await this.engine;
+    if (u.decision.source === 'text') return textLayerPage(u.layer!);
+    const img = await u.image();
+    if (u.decision.source === 'ocr') return engine.ocr(img);
+    const lines = [];
+    for (const [x, y, w, h] of u.decision.regions) {
+      const m = 16;
+      const region = await engine.ocr(crop(img, { x, y, w, h }));
+      // Back to page pixels: the crop's margin and its place on the page.
+      const dx = Math.max(0, Math.floor(x)) - m;
+      const dy = Math.max(0, Math.floor(y)) - m;
+      for (const l of region.lines)
+        lines.push({
+          ...l,
+          box: shift(l.box, dx, dy),
+          quad: l.quad.map(([qx, qy]) => [qx + dx, qy + dy]) as typeof l.quad,
+          words: l.words.map((w) => ({ ...w, box: shift(w.box, dx, dy) })),
+        });
+    }
+    return mergeOcr(textLayerPage(u.layer!), lines);
   }
 
   /** StorageDoc rows and the ocr/* assets, with the OCR JSON in the object store beside the work dir. */
@@ -245,6 +357,21 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
   }
 }
 
+/** A page of a request and where its text comes from. */
+interface Unit {
+  page: number;
+  decision: SourceDecision;
+  layer?: TextLayerPage;
+  image: () => Promise<PageImage>;
+}
+
+const shift = (b: number[], dx: number, dy: number): [number, number, number, number] => [
+  b[0]! + dx,
+  b[1]! + dy,
+  b[2]!,
+  b[3]!,
+];
+
 /** A region's own mode, when it names one of Marie's; the request's otherwise. */
 function modeOf(mode: string | undefined, fallback: Mode): Mode {
   return (MODES as readonly unknown[]).includes(mode) ? (mode as Mode) : fallback;
@@ -265,7 +392,10 @@ function applyMode(page: OcrPage, mode: Mode): string {
   }
 }
 
-function crop(img: { data: Uint8Array; width: number; height: number }, r: Region) {
+function crop(
+  img: { data: Uint8Array; width: number; height: number },
+  r: Pick<Region, 'x' | 'y' | 'w' | 'h'>,
+) {
   const x0 = Math.max(0, Math.floor(r.x));
   const y0 = Math.max(0, Math.floor(r.y));
   const w = Math.max(1, Math.min(img.width - x0, Math.round(r.w)));

@@ -22,6 +22,16 @@ export {
 } from './recognize.js';
 export { characterErrorRate, wordF1 } from './scoring.js';
 export {
+  chooseSource,
+  mergeOcr,
+  type PageSource,
+  SOURCE_THRESHOLDS,
+  type SourceChoice,
+  type SourceDecision,
+  type TextLayer,
+  textLayerPage,
+} from './text-layer.js';
+export {
   type OcrEngineArgs,
   type OcrEngineMixin,
   type WithOcrEngineClass,

@@ -12,6 +12,8 @@ export interface MariePageJson {
     lines: number;
     lines_bboxes: number[][];
     format: 'xywh' | 'xyxy';
+    /** Where the page's text came from: its PDF text layer, OCR, or both (OCR'd images). */
+    source?: 'text' | 'ocr' | 'mixed';
   };
   words: {
     id: number;
@@ -33,6 +35,7 @@ export function toMarieJson(
   page: OcrPage,
   pageIndex: number,
   format: 'xywh' | 'xyxy' = 'xywh',
+  source?: 'text' | 'ocr' | 'mixed',
 ): MariePageJson {
   const fmt = (b: Box) => (format === 'xyxy' ? [b[0], b[1], b[0] + b[2], b[1] + b[3]] : [...b]);
   const words: MariePageJson['words'] = [];
@@ -70,6 +73,7 @@ export function toMarieJson(
       lines: lines.length,
       lines_bboxes: lines.map((l) => l.bbox),
       format,
+      ...(source ? { source } : {}),
     },
     words,
     lines,

@@ -80,12 +80,17 @@ function lines(page: PDFPage, font: PDFFont, text: string[], x: number, y: numbe
 }
 
 /** A picture of text lines (rendered from a PDF of them here), as a PNG at 150 dpi. */
-async function pictureOf(text: string[], width: number, size = 16): Promise<Buffer> {
+async function pictureOf(
+  text: string[],
+  width: number,
+  size = 16,
+  height?: number,
+): Promise<Buffer> {
   const doc = await PDFDocument.create();
   const font = await doc.embedFont(StandardFonts.Helvetica);
-  const h = text.length * size * 1.6 + 24;
+  const h = height ?? text.length * size * 1.6 + 24;
   const page = doc.addPage([width, h]);
-  lines(page, font, text, 12, h - 12 - size, size);
+  lines(page, font, text, height ? 20 : 12, h - (height ? 30 : 12) - size, size);
   const bytes = await doc.save();
   const file = join(process.env.TMPDIR ?? '/tmp', `marie-picture-${process.pid}-${Date.now()}.pdf`);
   writeFileSync(file, bytes);
@@ -136,7 +141,7 @@ export async function makeTextPdfs(dir: string): Promise<TextPdfs> {
   // A scan: one page that is one picture of text.
   const scanDoc = await PDFDocument.create();
   const scanPage = scanDoc.addPage([612, 792]);
-  const pic = await scanDoc.embedPng(await pictureOf(PROSE.slice(0, 4), 612, 14));
+  const pic = await scanDoc.embedPng(await pictureOf(PROSE.slice(0, 4), 612, 14, 792));
   scanPage.drawImage(pic, { x: 0, y: 0, width: 612, height: 792 });
   const scan = join(dir, 'scan.pdf');
   writeFileSync(scan, await scanDoc.save());
@@ -156,7 +161,7 @@ export async function makeTextPdfs(dir: string): Promise<TextPdfs> {
   const invDoc = await PDFDocument.create();
   const invFont = await invDoc.embedFont(StandardFonts.Helvetica);
   const invPage = invDoc.addPage([612, 792]);
-  const invPic = await invDoc.embedPng(await pictureOf(PROSE.slice(0, 4), 612, 14));
+  const invPic = await invDoc.embedPng(await pictureOf(PROSE.slice(0, 4), 612, 14, 792));
   invPage.drawImage(invPic, { x: 0, y: 0, width: 612, height: 792 });
   const key = invPage.node.newFontDictionary(invFont.name, invFont.ref);
   for (const [i, t] of PROSE.slice(0, 4).entries())

@@ -1,0 +1,242 @@
+import type { OcrLine, OcrPage, OcrWord } from './engine.js';
+import { type Box, readingOrder } from './layout.js';
+
+/** A PDF page's text layer as @marie/storage's `pdfTextLayer` reads it (boxes in page pixels). */
+export interface TextLayer {
+  width: number;
+  height: number;
+  words: {
+    text: string;
+    box: Box;
+    size: number;
+    dir: 0 | 90 | 180 | 270;
+    invisible: boolean;
+  }[];
+  images: Box[];
+  imageCoverage: number;
+  chars: number;
+  unmapped: number;
+  invisibleChars: number;
+}
+
+/** Where a page's text comes from. */
+export type PageSource = 'text' | 'ocr' | 'mixed';
+export type SourceChoice = 'auto' | 'text' | 'ocr';
+
+/**
+ * The thresholds of `source: auto` (docling's for images; ours for text):
+ * - `ocrAbove` 0.75: images covering more of the page than that are a scan: OCR the page (a
+ *   visible text layer beside a full-page picture is a header or a stamp, not the page's text);
+ * - `regionsAbove` 0.05: images covering more than that (and less than `ocrAbove`) are OCR'd alone
+ *   and merged (a pasted scan of a paragraph); smaller ones are logos and rules;
+ * - `minChars` 20: fewer visible glyphs is no text layer (a page number, a stray mark);
+ * - `maxUnmapped` 0.1: more glyphs than that without a Unicode mapping (or mapped to garbage)
+ *   and the layer is not trusted: OCR.
+ */
+export const SOURCE_THRESHOLDS = {
+  ocrAbove: 0.75,
+  regionsAbove: 0.05,
+  minChars: 20,
+  maxUnmapped: 0.1,
+} as const;
+
+export interface SourceDecision {
+  source: PageSource;
+  /** Why, in words (said in the answer's page meta). */
+  reason: string;
+  /** For `mixed`: the image regions to OCR, in page pixels. */
+  regions: Box[];
+}
+
+/**
+ * The source of a page's text (`source: auto`): its text layer when that is usable, OCR when
+ * there is none, when its glyphs lack a Unicode mapping, or when images cover most of the page;
+ * the text layer and OCR of its image regions when images cover part of it. An invisible layer
+ * (render mode 3: what scanners and OCR tools write over the picture) is trusted under `auto`;
+ * `source: ocr` redoes it, `source: text` takes the layer whatever it holds.
+ */
+export function chooseSource(
+  layer: TextLayer | undefined,
+  choice: SourceChoice = 'auto',
+): SourceDecision {
+  if (choice === 'ocr') return { source: 'ocr', reason: 'asked for OCR', regions: [] };
+  if (!layer) return { source: 'ocr', reason: 'an image: no text layer', regions: [] };
+  if (choice === 'text') return { source: 'text', reason: 'asked for the text layer', regions: [] };
+  const t = SOURCE_THRESHOLDS;
+  if (layer.chars < t.minChars)
+    return {
+      source: 'ocr',
+      reason: layer.chars ? `${layer.chars} glyphs: too few for a text layer` : 'no text layer',
+      regions: [],
+    };
+  if (layer.unmapped / layer.chars > t.maxUnmapped)
+    return {
+      source: 'ocr',
+      reason: `${Math.round((100 * layer.unmapped) / layer.chars)}% of its glyphs have no Unicode mapping`,
+      regions: [],
+    };
+  const invisible = layer.invisibleChars / layer.chars > 0.5;
+  if (layer.imageCoverage > t.ocrAbove && !invisible)
+    return {
+      source: 'ocr',
+      reason: `images cover ${Math.round(100 * layer.imageCoverage)}% of it`,
+      regions: [],
+    };
+  if (layer.imageCoverage > t.regionsAbove && !invisible) {
+    // The images that hold no text of the layer themselves (a pasted scan, not a background).
+    const regions = layer.images.filter(
+      (b) =>
+        area(b) >= 0.01 * layer.width * layer.height && !layer.words.some((w) => inside(w.box, b)),
+    );
+    if (regions.length)
+      return {
+        source: 'mixed',
+        reason: `images cover ${Math.round(100 * layer.imageCoverage)}% of it: those OCR'd, the rest from its text layer`,
+        regions,
+      };
+  }
+  return {
+    source: 'text',
+    reason: invisible ? 'its invisible text layer (an OCR layer)' : 'its text layer',
+    regions: [],
+  };
+}
+
+/**
+ * A text layer as a page in the OCR engine's shape: words (confidence 1) grouped into lines, lines
+ * in reading order (top to bottom, columns kept apart, words left to right; readingOrder, as OCR
+ * lines are). A line is the words on one baseline with gaps under 1.2 em between them, so that
+ * two columns side by side stay two lines.
+ */
+export function textLayerPage(layer: Pick<TextLayer, 'width' | 'height' | 'words'>): OcrPage {
+  const upright = linesOf(
+    layer.words.filter((w) => w.dir === 0 && w.text.trim()),
+    0,
+  );
+  const order = readingOrder(
+    upright.map((l) => l.box),
+    layer.width,
+    upright.map((l) => l.words.length),
+  );
+  const lines = order.map((i) => upright[i]!);
+  // Text turned on the page (a rotated page, a margin note) after it, each direction's lines in
+  // their own reading order (linesOf gives them so).
+  for (const dir of [90, 180, 270] as const) {
+    const words = layer.words.filter((w) => w.dir === dir && w.text.trim());
+    if (words.length) lines.push(...linesOf(words, dir));
+  }
+  return { width: layer.width, height: layer.height, lines };
+}
+
+type LayerWord = TextLayer['words'][number];
+
+function linesOf(words: LayerWord[], dir: 0 | 90 | 180 | 270): OcrLine[] {
+  // In the text's own frame: u along the reading direction, v across it (down the page).
+  const frame = (b: Box): [number, number, number, number] => {
+    const [x, y, w, h] = b;
+    switch (dir) {
+      case 90:
+        return [y, -(x + w), h, w];
+      case 180:
+        return [-(x + w), -(y + h), w, h];
+      case 270:
+        return [-(y + h), x, h, w];
+      default:
+        return [x, y, w, h];
+    }
+  };
+  const items = words
+    .map((w) => ({ w, f: frame(w.box) }))
+    .sort((a, b) => a.f[1] + a.f[3] - (b.f[1] + b.f[3]) || a.f[0] - b.f[0]);
+  const groups: { items: typeof items; v0: number; v1: number }[] = [];
+  for (const it of items) {
+    const [u, v, , h] = it.f;
+    const em = Math.max(it.w.size, 1);
+    const g = groups.find((g) => {
+      const overlap = Math.min(g.v1, v + h) - Math.max(g.v0, v);
+      if (overlap < 0.5 * Math.min(h, g.v1 - g.v0)) return false;
+      // Beside the group's words: within 1.2 em of one of them along the line.
+      return g.items.some((o) => {
+        const gap = Math.max(o.f[0] - (u + it.f[2]), u - (o.f[0] + o.f[2]));
+        return gap < 1.2 * Math.max(em, o.w.size);
+      });
+    });
+    if (g) {
+      g.items.push(it);
+      g.v0 = Math.min(g.v0, v);
+      g.v1 = Math.max(g.v1, v + h);
+    } else groups.push({ items: [it], v0: v, v1: v + h });
+  }
+  return groups.map((g) => {
+    const ws = g.items.sort((a, b) => a.f[0] - b.f[0]).map((i) => i.w);
+    const ocr: OcrWord[] = ws.map((w) => ({ text: w.text, confidence: 1, box: w.box }));
+    const box = union(ws.map((w) => w.box));
+    const [x, y, w, h] = box;
+    return {
+      text: ocr.map((w) => w.text).join(' '),
+      confidence: 1,
+      box,
+      quad: [
+        [x, y],
+        [x + w, y],
+        [x + w, y + h],
+        [x, y + h],
+      ],
+      words: ocr,
+    } satisfies OcrLine;
+  });
+}
+
+/**
+ * A page's text layer with the OCR of some of its regions: OCR words that overlap a word of the
+ * layer are dropped (the layer is exact where it has text), the rest join it; lines in reading
+ * order again.
+ */
+export function mergeOcr(page: OcrPage, ocr: OcrLine[]): OcrPage {
+  const have = page.lines.flatMap((l) => l.words.map((w) => w.box));
+  const added: OcrLine[] = [];
+  for (const l of ocr) {
+    const words = l.words.filter((w) => !have.some((b) => overlapShare(w.box, b) > 0.3));
+    if (!words.length) continue;
+    if (words.length === l.words.length) added.push(l);
+    else {
+      const box = union(words.map((w) => w.box));
+      const [x, y, w, h] = box;
+      added.push({
+        text: words.map((w) => w.text).join(' '),
+        confidence: words.reduce((a, w) => a + w.confidence, 0) / words.length,
+        box,
+        quad: [
+          [x, y],
+          [x + w, y],
+          [x + w, y + h],
+          [x, y + h],
+        ],
+        words,
+      });
+    }
+  }
+  const lines = [...page.lines, ...added];
+  const order = readingOrder(
+    lines.map((l) => l.box),
+    page.width,
+    lines.map((l) => l.words.length),
+  );
+  return { width: page.width, height: page.height, lines: order.map((i) => lines[i]!) };
+}
+
+const area = (b: Box) => b[2] * b[3];
+/** The share of `a` that `b` covers. */
+function overlapShare(a: Box, b: Box): number {
+  const w = Math.min(a[0] + a[2], b[0] + b[2]) - Math.max(a[0], b[0]);
+  const h = Math.min(a[1] + a[3], b[1] + b[3]) - Math.max(a[1], b[1]);
+  return w > 0 && h > 0 ? (w * h) / Math.max(area(a), 1) : 0;
+}
+const inside = (a: Box, b: Box) => overlapShare(a, b) > 0.5;
+function union(boxes: Box[]): Box {
+  const x0 = Math.min(...boxes.map((b) => b[0]));
+  const y0 = Math.min(...boxes.map((b) => b[1]));
+  const x1 = Math.max(...boxes.map((b) => b[0] + b[2]));
+  const y1 = Math.max(...boxes.map((b) => b[1] + b[3]));
+  return [x0, y0, x1 - x0, y1 - y0];
+}
