@@ -54,15 +54,33 @@ describe('marie ocr', () => {
     const r = await marie(['letter.pdf', tiff], dir);
     expect(r.code).toBe(0);
     expect(r.stdout.trim().split('\n')).toEqual([
-      '--- letter.pdf page 0 ---',
+      '--- letter.pdf page 0 (text) ---',
       'Dear customer, thank you',
-      '--- letter.pdf page 1 ---',
+      '--- letter.pdf page 1 (text) ---',
       'Your order ships today',
-      `--- ${tiff} page 0 ---`,
+      `--- ${tiff} page 0 (ocr) ---`,
       'First scanned page',
-      `--- ${tiff} page 1 ---`,
+      `--- ${tiff} page 1 (ocr) ---`,
       'Second scanned page',
     ]);
+  }, 60_000);
+
+  it('--source ocr reads a PDF with OCR even where it has a text layer; --source is checked', async () => {
+    const r = await marie([pdf, '--source', 'ocr', '--format', 'json']);
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout);
+    expect(out.sources).toEqual({ text: 0, ocr: 2, mixed: 0 });
+    expect(out.pages.map((p: { meta: { source: string } }) => p.meta.source)).toEqual([
+      'ocr',
+      'ocr',
+    ]);
+    expect(out.pages[1].lines[0].text).toBe('Your order ships today');
+    const auto = JSON.parse((await marie([pdf, '--format', 'json'])).stdout);
+    expect(auto.sources).toEqual({ text: 2, ocr: 0, mixed: 0 });
+    expect(auto.pages[0].words[0]).toMatchObject({ text: 'Dear', confidence: 1 });
+    const bad = await marie([pdf, '--source', 'best']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--source: "best" is not auto, text or ocr');
   }, 60_000);
 
   it("answers Marie's per-page JSON, for the pages asked for", async () => {

@@ -4,12 +4,12 @@ import { type DocList, type Static, Type } from '@marie/docs';
 import { MarieExecutor, type MarieExecutorArgs } from '@marie/executor';
 import {
   chooseSource,
-  mergeOcr,
+  cropRegion,
   type OcrEngineArgs,
   type OcrPage,
   type PageSource,
+  readPage,
   type SourceDecision,
-  textLayerPage,
   toMarieJson,
   withOcrEngine,
 } from '@marie/ocr';
@@ -38,7 +38,6 @@ const Region = Type.Object({
   h: Type.Number({ minimum: 1 }),
   mode: Type.Optional(Type.String({ description: `${MODES.join(' | ')}; another: sparse` })),
 });
-type Region = Static<typeof Region>;
 
 /** The payload's options; Marie lets each sit in `payload.args` as well. */
 const PayloadOptions = {
@@ -158,7 +157,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
             `parameters.payload.regions: pageIndex ${r.pageIndex} is out of range (${images.length} pages)`,
           );
         if (ctx.signal.aborted) throw ctx.signal.reason;
-        const page = await engine.ocr(crop(img, r));
+        const page = await engine.ocr(cropRegion(img, [r.x, r.y, r.w, r.h]).image);
         const text = applyMode(page, modeOf(r.mode, mode));
         const words = page.lines.flatMap((l) => l.words);
         out.push({
@@ -187,7 +186,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
           if (ctx.signal.aborted) throw ctx.signal.reason;
           const i = next++;
           const u = units[i]!;
-          const page = await this.#read(u);
+          const page = await readPage(engine, u);
           const json = toMarieJson(page, single ? u.page : i, format, u.decision.source);
           pages[i] = { ...json, text: applyMode(page, mode) } as typeof json;
         }
@@ -275,30 +274,6 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
     return units;
   }
 
-  /** A page's text from its source: the text layer, OCR, or the layer and its image regions OCR'd. */
-  async #read(u: Unit): Promise<OcrPage> {
-    const engine = await this.engine;
-    if (u.decision.source === 'text') return textLayerPage(u.layer!);
-    const img = await u.image();
-    if (u.decision.source === 'ocr') return engine.ocr(img);
-    const lines = [];
-    for (const [x, y, w, h] of u.decision.regions) {
-      const m = 16;
-      const region = await engine.ocr(crop(img, { x, y, w, h }));
-      // Back to page pixels: the crop's margin and its place on the page.
-      const dx = Math.max(0, Math.floor(x)) - m;
-      const dy = Math.max(0, Math.floor(y)) - m;
-      for (const l of region.lines)
-        lines.push({
-          ...l,
-          box: shift(l.box, dx, dy),
-          quad: l.quad.map(([qx, qy]) => [qx + dx, qy + dy]) as typeof l.quad,
-          words: l.words.map((w) => ({ ...w, box: shift(w.box, dx, dy) })),
-        });
-    }
-    return mergeOcr(textLayerPage(u.layer!), lines);
-  }
-
   /** StorageDoc rows and the ocr/* assets, with the OCR JSON in the object store beside the work dir. */
   async #persist(
     jobId: string,
@@ -365,13 +340,6 @@ interface Unit {
   image: () => Promise<PageImage>;
 }
 
-const shift = (b: number[], dx: number, dy: number): [number, number, number, number] => [
-  b[0]! + dx,
-  b[1]! + dy,
-  b[2]!,
-  b[3]!,
-];
-
 /** A region's own mode, when it names one of Marie's; the request's otherwise. */
 function modeOf(mode: string | undefined, fallback: Mode): Mode {
   return (MODES as readonly unknown[]).includes(mode) ? (mode as Mode) : fallback;
@@ -390,27 +358,6 @@ function applyMode(page: OcrPage, mode: Mode): string {
     default:
       return page.lines.map((l) => l.text).join('\n');
   }
-}
-
-function crop(
-  img: { data: Uint8Array; width: number; height: number },
-  r: Pick<Region, 'x' | 'y' | 'w' | 'h'>,
-) {
-  const x0 = Math.max(0, Math.floor(r.x));
-  const y0 = Math.max(0, Math.floor(r.y));
-  const w = Math.max(1, Math.min(img.width - x0, Math.round(r.w)));
-  const h = Math.max(1, Math.min(img.height - y0, Math.round(r.h)));
-  // A margin of white around the region, as a detector expects text away from the border.
-  const m = 16;
-  const W = w + 2 * m;
-  const H = h + 2 * m;
-  const out = new Uint8Array(W * H * 3).fill(255);
-  for (let y = 0; y < h; y++)
-    out.set(
-      img.data.subarray(((y0 + y) * img.width + x0) * 3, ((y0 + y) * img.width + x0 + w) * 3),
-      ((y + m) * W + m) * 3,
-    );
-  return { data: out, width: W, height: H };
 }
 
 const mean = (xs: number[]) => (xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : 0);

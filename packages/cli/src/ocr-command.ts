@@ -9,11 +9,15 @@ interface OcrFlags {
   format: string;
   threads?: number;
   workers?: number;
+  source: string;
+  password?: string;
 }
 
 /**
- * `marie ocr FILE...`: OCR of PNG, JPEG, TIFF or PDF files on PP-OCRv4, text in reading order on
- * stdout (`--format json`: Marie's per-page JSON, one object per file).
+ * `marie ocr FILE...`: the text of PNG, JPEG, TIFF or PDF files in reading order on stdout
+ * (`--format json`: Marie's per-page JSON with `meta.source`, one object per file with its
+ * pages' `sources`): a PDF page from its text layer where usable, PP-OCRv4 where not
+ * (`--source auto`, the default; `text`, `ocr`).
  */
 export function ocrCommand(): Command {
   return new Command('ocr')
@@ -22,6 +26,12 @@ export function ocrCommand(): Command {
     .option('--pages <list>', '0-based pages, comma separated (default: all)')
     .option('--dpi <n>', 'resolution PDF pages are rendered at', integer('--dpi', 10), 200)
     .option('--format <format>', 'text or json', 'text')
+    .option(
+      '--source <source>',
+      "a PDF page's text: auto (its text layer where usable, OCR where not), text or ocr",
+      'auto',
+    )
+    .option('--password <password>', "an encrypted PDF's password")
     .option('--threads <n>', 'ONNX Runtime threads (per worker)', integer('--threads', 1))
     .option(
       '--workers <n>',
@@ -33,11 +43,15 @@ export function ocrCommand(): Command {
         if (flags.format !== 'text' && flags.format !== 'json')
           throw new UsageError(`--format: "${flags.format}" is not text or json`);
         const pages = parsePages(flags.pages);
+        const source = flags.source;
+        if (source !== 'auto' && source !== 'text' && source !== 'ocr')
+          throw new UsageError(`--source: "${source}" is not auto, text or ocr`);
+        const password = flags.password !== undefined ? { password: flags.password } : {};
         // Loaded here, not at startup: ONNX Runtime and the models are the OCR command's alone.
-        const [{ OcrEngine, toMarieJson }, { docsFromAsset, StorageManager }] = await Promise.all([
-          import('@marie/ocr'),
-          import('@marie/storage'),
-        ]);
+        const [
+          { OcrEngine, chooseSource, readPage, toMarieJson },
+          { docsFromAsset, pdfTextLayer, StorageManager },
+        ] = await Promise.all([import('@marie/ocr'), import('@marie/storage')]);
         const storage = new StorageManager({ file: { roots: ['/'] } });
         const engine = await OcrEngine.create({
           ...(flags.threads ? { threads: flags.threads } : {}),
@@ -47,27 +61,52 @@ export function ocrCommand(): Command {
         for (const file of files) {
           // A plain path is the user's, relative to where they stand (not to the storage root).
           const asset = /^[a-z][a-z0-9+.-]*:\/\//i.test(file) ? file : resolve(file);
-          const docs = await docsFromAsset(asset, { pages, dpi: flags.dpi, storage });
+          // A PDF's text layer first (no rendering); pages rendered only where OCR is needed.
+          const layers =
+            source === 'ocr'
+              ? undefined
+              : await pdfTextLayer(asset, { pages, dpi: flags.dpi, storage, ...password });
+          const todo = layers
+            ? layers.map((layer) => ({
+                page: layer.page,
+                layer,
+                decision: chooseSource(layer, source),
+              }))
+            : undefined;
+          const render = todo
+            ? todo.filter((t) => t.decision.source !== 'text').map((t) => t.page)
+            : pages;
+          const docs =
+            render.length || !todo
+              ? await docsFromAsset(asset, { pages: render, dpi: flags.dpi, storage, ...password })
+              : [];
+          const images = new Map(
+            docs.map((doc) => {
+              const t = doc.tensor!;
+              const img = { data: t.data as Uint8Array, width: t.shape[1]!, height: t.shape[0]! };
+              return [Number(doc.tags.page), img] as const;
+            }),
+          );
+          const units =
+            todo ??
+            [...images.keys()].map((page) => ({ page, decision: chooseSource(undefined, 'ocr') }));
           const results = [];
           // Every page read at once (the workers take them in turn), printed in order.
-          const read = docs.map((doc) => {
-            const t = doc.tensor!;
-            return engine.ocr({
-              data: t.data as Uint8Array,
-              width: t.shape[1]!,
-              height: t.shape[0]!,
-            });
-          });
+          const read = units.map((u) =>
+            readPage(engine, { ...u, image: async () => images.get(u.page)! }),
+          );
           for (const r of read) r.catch(() => {}); // the first failure is thrown below
-          for (const [i, doc] of docs.entries()) {
+          for (const [i, u] of units.entries()) {
             const page = await read[i]!;
             if (flags.format === 'text') {
-              if (files.length > 1 || docs.length > 1)
-                process.stdout.write(`--- ${file} page ${doc.tags.page} ---\n`);
+              if (files.length > 1 || units.length > 1)
+                process.stdout.write(`--- ${file} page ${u.page} (${u.decision.source}) ---\n`);
               process.stdout.write(`${page.lines.map((l) => l.text).join('\n')}\n`);
-            } else results.push(toMarieJson(page, Number(doc.tags.page)));
+            } else results.push(toMarieJson(page, u.page, 'xywh', u.decision.source));
           }
-          if (flags.format === 'json') out.push({ file, pages: results });
+          const sources = { text: 0, ocr: 0, mixed: 0 };
+          for (const u of units) sources[u.decision.source]++;
+          if (flags.format === 'json') out.push({ file, sources, pages: results });
         }
         if (flags.format === 'json')
           process.stdout.write(`${JSON.stringify(files.length === 1 ? out[0] : out)}\n`);

@@ -23,11 +23,14 @@ export {
 export { characterErrorRate, wordF1 } from './scoring.js';
 export {
   chooseSource,
+  cropRegion,
   mergeOcr,
   type PageSource,
+  readPage,
   SOURCE_THRESHOLDS,
   type SourceChoice,
   type SourceDecision,
+  type SourcedPage,
   type TextLayer,
   textLayerPage,
 } from './text-layer.js';

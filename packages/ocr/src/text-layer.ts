@@ -1,4 +1,5 @@
 import type { OcrLine, OcrPage, OcrWord } from './engine.js';
+import type { RgbImage } from './image.js';
 import { type Box, readingOrder } from './layout.js';
 
 /** A PDF page's text layer as @marie/storage's `pdfTextLayer` reads it (boxes in page pixels). */
@@ -29,7 +30,9 @@ export type SourceChoice = 'auto' | 'text' | 'ocr';
  *   visible text layer beside a full-page picture is a header or a stamp, not the page's text);
  * - `regionsAbove` 0.05: images covering more than that (and less than `ocrAbove`) are OCR'd alone
  *   and merged (a pasted scan of a paragraph); smaller ones are logos and rules;
- * - `minChars` 20: fewer visible glyphs is no text layer (a page number, a stray mark);
+ * - `minChars` 20: fewer glyphs beside images is no text layer (a page number or a stamp on a
+ *   scan); a page without images takes even a few glyphs as its text, one without any glyph is
+ *   OCR'd (a scan, or text drawn as outlines);
  * - `maxUnmapped` 0.1: more glyphs than that without a Unicode mapping (or mapped to garbage)
  *   and the layer is not trusted: OCR.
  */
@@ -63,10 +66,13 @@ export function chooseSource(
   if (!layer) return { source: 'ocr', reason: 'an image: no text layer', regions: [] };
   if (choice === 'text') return { source: 'text', reason: 'asked for the text layer', regions: [] };
   const t = SOURCE_THRESHOLDS;
-  if (layer.chars < t.minChars)
+  // No glyphs: a scan, or text drawn as paths (outlined): only OCR can read it.
+  if (layer.chars === 0) return { source: 'ocr', reason: 'no text layer', regions: [] };
+  // A few glyphs beside pictures: a page number or a stamp over a scan.
+  if (layer.chars < t.minChars && layer.imageCoverage > t.regionsAbove)
     return {
       source: 'ocr',
-      reason: layer.chars ? `${layer.chars} glyphs: too few for a text layer` : 'no text layer',
+      reason: `${layer.chars} glyphs beside images: too few for a text layer`,
       regions: [],
     };
   if (layer.unmapped / layer.chars > t.maxUnmapped)
@@ -238,5 +244,61 @@ function union(boxes: Box[]): Box {
   const y0 = Math.min(...boxes.map((b) => b[1]));
   const x1 = Math.max(...boxes.map((b) => b[0] + b[2]));
   const y1 = Math.max(...boxes.map((b) => b[1] + b[3]));
-  return [x0, y0, x1 - x0, y1 - y0];
+  const r = (v: number) => Math.round(v * 10) / 10;
+  return [r(x0), r(y0), r(x1 - x0), r(y1 - y0)];
 }
+
+/** A page to read, where its text comes from (chooseSource), its layer and its image (rendered when asked). */
+export interface SourcedPage {
+  decision: SourceDecision;
+  layer?: Pick<TextLayer, 'width' | 'height' | 'words'>;
+  image: () => Promise<RgbImage>;
+}
+
+/**
+ * A page's text from its source: its text layer as it is; OCR of the page; or the layer and the
+ * OCR of its image regions (each cropped with a white margin, read, placed back), merged.
+ */
+export async function readPage(
+  engine: { ocr(img: RgbImage): Promise<OcrPage> },
+  p: SourcedPage,
+): Promise<OcrPage> {
+  if (p.decision.source === 'text') return textLayerPage(p.layer!);
+  const img = await p.image();
+  if (p.decision.source === 'ocr') return engine.ocr(img);
+  const lines: OcrLine[] = [];
+  for (const region of p.decision.regions) {
+    const { image, dx, dy } = cropRegion(img, region);
+    const read = await engine.ocr(image);
+    for (const l of read.lines)
+      lines.push({
+        ...l,
+        box: shift(l.box, dx, dy),
+        quad: l.quad.map(([qx, qy]) => [qx + dx, qy + dy]) as OcrLine['quad'],
+        words: l.words.map((w) => ({ ...w, box: shift(w.box, dx, dy) })),
+      });
+  }
+  return mergeOcr(textLayerPage(p.layer!), lines);
+}
+
+/**
+ * A region of an image with a white margin around it (a detector expects text away from the
+ * border), and the offset that takes its pixels back to the image's.
+ */
+export function cropRegion(img: RgbImage, [rx, ry, rw, rh]: Box, margin = 16) {
+  const x0 = Math.max(0, Math.floor(rx));
+  const y0 = Math.max(0, Math.floor(ry));
+  const w = Math.max(1, Math.min(img.width - x0, Math.round(rw)));
+  const h = Math.max(1, Math.min(img.height - y0, Math.round(rh)));
+  const W = w + 2 * margin;
+  const H = h + 2 * margin;
+  const out = new Uint8Array(W * H * 3).fill(255);
+  for (let y = 0; y < h; y++)
+    out.set(
+      img.data.subarray(((y0 + y) * img.width + x0) * 3, ((y0 + y) * img.width + x0 + w) * 3),
+      ((y + margin) * W + margin) * 3,
+    );
+  return { image: { data: out, width: W, height: H }, dx: x0 - margin, dy: y0 - margin };
+}
+
+const shift = (b: Box, dx: number, dy: number): Box => [b[0] + dx, b[1] + dy, b[2], b[3]];
