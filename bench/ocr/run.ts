@@ -7,6 +7,8 @@
 //   (b) through `marie executor` (TextExtractionExecutor) over gRPC
 //   (c) through a Flow gateway in front of it
 //   (d) tesseract (Debian's tesseract-ocr), one process per core, when it is installed
+//   (e) a born-digital PDF from its text layer, by pdfjs's bare getTextContent, by poppler's
+//       pdftotext -bbox, and by OCR (bench/ocr/text-layer.ts)
 // pages/s, p50 per page, and CER / word F1 of ours and tesseract's on the same pages.
 // Run: npm run bench:ocr   (PAGES=12 clean pages by default; tesseract from apt when installed)
 import { execFile } from 'node:child_process';
@@ -31,6 +33,7 @@ import {
 } from '@marie/ocr';
 import { docsFromAsset, StorageManager } from '@marie/storage';
 import { accuracySet } from '../../packages/ocr/test/accuracy-set.js';
+import { textLayerRows } from './text-layer.js';
 
 const PAGES = Number(process.env.PAGES ?? 12);
 const run = promisify(execFile);
@@ -226,6 +229,8 @@ console.log(
       ? `; ours (${aw.label.slice(4)}) / tesseract ${(aw.pagesPerS / tesseract.pagesPerS).toFixed(2)}x`
       : ''),
 );
+// (e) the text layer against OCR and poppler (bench/ocr/text-layer.ts; its own engine).
+await textLayerRows();
 rmSync(dir, { recursive: true, force: true });
 
 /** crops/s of recognition alone over every line crop of the pages: batches of 8 and single crops. */

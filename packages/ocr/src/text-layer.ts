@@ -154,24 +154,39 @@ function linesOf(words: LayerWord[], dir: 0 | 90 | 180 | 270): OcrLine[] {
   const items = words
     .map((w) => ({ w, f: frame(w.box) }))
     .sort((a, b) => a.f[1] + a.f[3] - (b.f[1] + b.f[3]) || a.f[0] - b.f[0]);
-  const groups: { items: typeof items; v0: number; v1: number }[] = [];
+  // Items come by baseline, then along it: a word joins the group it overlaps across (more than
+  // half the lower height) and lies within 1.2 em of along. Only groups still reaching down to
+  // the word can overlap it, so the search walks back from the newest and stops early.
+  const groups: {
+    items: typeof items;
+    v0: number;
+    v1: number;
+    u0: number;
+    u1: number;
+    em: number;
+  }[] = [];
   for (const it of items) {
-    const [u, v, , h] = it.f;
+    const [u, v, w, h] = it.f;
     const em = Math.max(it.w.size, 1);
-    const g = groups.find((g) => {
+    let hit: (typeof groups)[number] | undefined;
+    for (let k = groups.length - 1; k >= 0 && k >= groups.length - 64; k--) {
+      const g = groups[k]!;
       const overlap = Math.min(g.v1, v + h) - Math.max(g.v0, v);
-      if (overlap < 0.5 * Math.min(h, g.v1 - g.v0)) return false;
-      // Beside the group's words: within 1.2 em of one of them along the line.
-      return g.items.some((o) => {
-        const gap = Math.max(o.f[0] - (u + it.f[2]), u - (o.f[0] + o.f[2]));
-        return gap < 1.2 * Math.max(em, o.w.size);
-      });
-    });
-    if (g) {
-      g.items.push(it);
-      g.v0 = Math.min(g.v0, v);
-      g.v1 = Math.max(g.v1, v + h);
-    } else groups.push({ items: [it], v0: v, v1: v + h });
+      if (overlap < 0.5 * Math.min(h, g.v1 - g.v0)) continue;
+      const gap = Math.max(g.u0 - (u + w), u - g.u1);
+      if (gap < 1.2 * Math.max(em, g.em)) {
+        hit = g;
+        break;
+      }
+    }
+    if (hit) {
+      hit.items.push(it);
+      hit.v0 = Math.min(hit.v0, v);
+      hit.v1 = Math.max(hit.v1, v + h);
+      hit.u0 = Math.min(hit.u0, u);
+      hit.u1 = Math.max(hit.u1, u + w);
+      hit.em = Math.max(hit.em, em);
+    } else groups.push({ items: [it], v0: v, v1: v + h, u0: u, u1: u + w, em });
   }
   return groups.map((g) => {
     const ws = g.items.sort((a, b) => a.f[0] - b.f[0]).map((i) => i.w);

@@ -265,29 +265,38 @@ function readOperators(
         const gx0 = x + pen * hScale;
         const gx1 = x + (pen + adv) * hScale;
         const by = y + rise;
-        const corners = [
-          apply(toDevice, gx0, by + descent * em),
-          apply(toDevice, gx1, by + descent * em),
-          apply(toDevice, gx0, by + ascent * em),
-          apply(toDevice, gx1, by + ascent * em),
-        ];
-        const [ox, oy] = apply(toDevice, gx0, by);
-        const [ex, ey] = apply(toDevice, gx0 + 1, by);
-        const angle =
-          (Math.round((Math.atan2(ey - oy, ex - ox) * 180) / Math.PI / 90) * 90 + 360) % 360;
+        const ya = by + descent * em;
+        const yb = by + ascent * em;
+        const t = toDevice;
+        // The four corners' device bounds, without arrays (this runs per glyph).
+        const ax = t[0] * gx0 + t[2] * ya;
+        const bx = t[0] * gx1 + t[2] * ya;
+        const cx = t[0] * gx0 + t[2] * yb;
+        const dx = t[0] * gx1 + t[2] * yb;
+        const ay = t[1] * gx0 + t[3] * ya;
+        const by2 = t[1] * gx1 + t[3] * ya;
+        const cy = t[1] * gx0 + t[3] * yb;
+        const dy = t[1] * gx1 + t[3] * yb;
+        const ox = t[0] * gx0 + t[2] * by + t[4];
+        const oy = t[1] * gx0 + t[3] * by + t[5];
+        const angle = dirOf(t[0], t[1]);
         count++;
         const bad = unmappedChar(g.unicode);
         if (bad) unmapped++;
         if (invisible) invisibleChars++;
         chars.push({
-          text: bad ? '\ufffd' : g.unicode.normalize('NFKC'),
-          x0: Math.min(...corners.map((c) => c[0])),
-          y0: Math.min(...corners.map((c) => c[1])),
-          x1: Math.max(...corners.map((c) => c[0])),
-          y1: Math.max(...corners.map((c) => c[1])),
+          text: bad
+            ? '\ufffd'
+            : g.unicode.charCodeAt(0) < 128
+              ? g.unicode
+              : g.unicode.normalize('NFKC'),
+          x0: Math.min(ax, bx, cx, dx) + t[4],
+          y0: Math.min(ay, by2, cy, dy) + t[5],
+          x1: Math.max(ax, bx, cx, dx) + t[4],
+          y1: Math.max(ay, by2, cy, dy) + t[5],
           ox,
           oy,
-          dir: angle as Char['dir'],
+          dir: angle,
           size: sizePx,
           invisible,
           space: false,
@@ -368,6 +377,12 @@ const STANDARD_METRICS: Record<string, [number, number]> = {
   Courier: [0.629, -0.157],
   CourierNew: [0.629, -0.157],
 };
+
+/** The reading direction of text whose advance is (a, b) on the device, to the nearest quarter. */
+function dirOf(a: number, b: number): Char['dir'] {
+  if (Math.abs(a) >= Math.abs(b)) return a >= 0 ? 0 : 180;
+  return b >= 0 ? 90 : 270;
+}
 
 const spaceMark: Char = {
   text: ' ',
