@@ -25,7 +25,7 @@ function poppler(file: string, dpi = DPI): PeerWord[][] {
   const xml = execFileSync('pdftotext', ['-bbox', '-r', String(dpi), file, '-'], {
     encoding: 'utf8',
   });
-  const unescape = (s: string) =>
+  const entities = (s: string) =>
     s
       .replace(/&amp;/g, '&')
       .replace(/&lt;/g, '<')
@@ -41,7 +41,7 @@ function poppler(file: string, dpi = DPI): PeerWord[][] {
         ),
       ].map((m) => {
         const [x0, y0, x1, y1] = m.slice(1, 5).map(Number) as [number, number, number, number];
-        return { text: unescape(m[5]!), box: [x0, y0, x1 - x0, y1 - y0] };
+        return { text: entities(m[5]!), box: [x0, y0, x1 - x0, y1 - y0] };
       }),
     );
 }

@@ -76,7 +76,7 @@ export interface TextPdfs {
 }
 
 function lines(page: PDFPage, font: PDFFont, text: string[], x: number, y: number, size = 12) {
-  text.forEach((t, i) => page.drawText(t, { x, y: y - i * size * 1.6, size, font }));
+  for (const [i, t] of text.entries()) page.drawText(t, { x, y: y - i * size * 1.6, size, font });
 }
 
 /** A picture of text lines (rendered from a PDF of them here), as a PNG at 150 dpi. */
@@ -120,11 +120,9 @@ export async function makeTextPdfs(dir: string): Promise<TextPdfs> {
   lines(two, times, RIGHT, 330, 680);
   // A table.
   const table = doc.addPage([612, 792]);
-  TABLE.forEach((row, r) =>
-    row.forEach((cell, c) =>
-      table.drawText(cell, { x: 72 + c * 110, y: 700 - r * 24, size: 12, font: courier }),
-    ),
-  );
+  for (const [r, row] of TABLE.entries())
+    for (const [c, cell] of row.entries())
+      table.drawText(cell, { x: 72 + c * 110, y: 700 - r * 24, size: 12, font: courier });
   // Rotated: shown a quarter turn clockwise.
   const rotated = doc.addPage([612, 792]);
   rotated.setRotation(degrees(90));
