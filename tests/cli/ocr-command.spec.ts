@@ -107,6 +107,22 @@ describe('marie ocr', () => {
     });
   }, 60_000);
 
+  it('--output writes a searchable PDF: the scan with its OCR as an invisible layer, read back by pdfjs and pdftotext', async () => {
+    const out = join(dir, 'searchable.pdf');
+    const r = await marie([tiff, '--pages', '0', '--output', out, '--format', 'json']);
+    expect(r.code, r.stderr).toBe(0);
+    const ocr = JSON.parse(r.stdout).pages[0].words.map((w: { text: string }) => w.text);
+    expect(ocr).toEqual(['First', 'scanned', 'page']);
+    // pdfjs (our text layer) and poppler read the same words back, drawn invisibly.
+    const back = JSON.parse((await marie([out, '--format', 'json', '--source', 'text'])).stdout);
+    expect(back.pages[0].words.map((w: { text: string }) => w.text)).toEqual(ocr);
+    const { stdout } = await run('pdftotext', ['-f', '1', '-l', '1', out, '-']);
+    expect(stdout.trim()).toBe('First scanned page');
+    const two = await marie([tiff, pdf, '--output', out]);
+    expect(two.code).toBe(2);
+    expect(two.stderr).toContain('--output: one input file, not 2');
+  }, 60_000);
+
   it('names what is wrong, exit 2 for usage', async () => {
     const bad = await marie([tiff, '--format', 'xml']);
     expect(bad.code).toBe(2);

@@ -132,6 +132,40 @@ describe('TextExtractionExecutor', () => {
     ]);
   }, 60_000);
 
+  it("reads a region by Marie's mode: word, line and raw_line recognise one line, sparse and multiline detect", async () => {
+    // Both lines of the page, and the total's line alone, in every mode.
+    const both = { pageIndex: 0, x: 40, y: 40, w: 700, h: 190 };
+    const total = { pageIndex: 0, x: 40, y: 150, w: 500, h: 70 };
+    const modes = ['word', 'line', 'raw_line', 'sparse', 'multiline'] as const;
+    const r = results(
+      await extract({
+        job_id: 'te-modes',
+        ref_id: 'inv',
+        payload: {
+          regions: modes.flatMap((mode) => [
+            { id: `both-${mode}`, ...both, mode },
+            { id: `total-${mode}`, ...total, mode },
+          ]),
+        },
+      }),
+    );
+    const text = Object.fromEntries(
+      r.metadata.regions.map((x: { id: string; text: string }) => [x.id, x.text]),
+    );
+    // Detection finds both lines: one per line (sparse), one paragraph (multiline).
+    expect(text['both-sparse']).toBe('Invoice 7781 for Acme\nTotal due 640 EUR');
+    expect(text['both-multiline']).toBe('Invoice 7781 for Acme Total due 640 EUR');
+    // Recognition alone reads a region as one line: right for one field, not for two lines.
+    for (const mode of ['word', 'line', 'raw_line'])
+      expect(text[`both-${mode}`], mode).not.toContain('\n');
+    expect(text['both-line']).not.toBe('Invoice 7781 for Acme Total due 640 EUR');
+    expect(text['total-line']).toBe('Total due 640 EUR');
+    expect(text['total-word']).toBe('Totaldue640EUR');
+    // raw_line: the model's own text; line: its words with single spaces.
+    expect(text['total-raw_line'].replace(/\s+/g, ' ').trim()).toBe(text['total-line']);
+    expect(text['total-sparse']).toBe('Total due 640 EUR');
+  }, 60_000);
+
   it('names a missing parameter and a bad format; the job is FAILED', async () => {
     const res = await extract({ job_id: 'te-5', ref_id: 'inv' });
     expect(res.header.status?.description).toContain(

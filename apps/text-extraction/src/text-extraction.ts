@@ -137,7 +137,6 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
     const mode = modeOf(args.mode, 'sparse');
     const regions = args.regions ?? [];
     const engine = await this.engine;
-    const images = await this.#pages(docs);
     const started = performance.now();
     const runtime_info = {
       name: this.constructor.name,
@@ -148,6 +147,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
       use_cuda: engine.provider === 'cuda',
     };
     if (regions.length) {
+      const images = await this.#pages(docs);
       const out = [];
       for (const [i, r] of regions.entries()) {
         const img = images[r.pageIndex];
@@ -157,14 +157,8 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
             `parameters.payload.regions: pageIndex ${r.pageIndex} is out of range (${images.length} pages)`,
           );
         if (ctx.signal.aborted) throw ctx.signal.reason;
-        const page = await engine.ocr(cropRegion(img, [r.x, r.y, r.w, r.h]).image);
-        const text = applyMode(page, modeOf(r.mode, mode));
-        const words = page.lines.flatMap((l) => l.words);
-        out.push({
-          id: r.id ?? i,
-          text,
-          confidence: round(mean(words.map((w) => w.confidence)), 4),
-        });
+        const read = await readRegion(engine, img, [r.x, r.y, r.w, r.h], modeOf(r.mode, mode));
+        out.push({ id: r.id ?? i, text: read.text, confidence: round(read.confidence, 4) });
       }
       return {
         status: 'succeeded',
@@ -338,6 +332,32 @@ interface Unit {
   decision: SourceDecision;
   layer?: TextLayerPage;
   image: () => Promise<PageImage>;
+}
+
+/**
+ * A region by Marie's mode: `word`, `line` and `raw_line` recognise it as one line (no detection):
+ * `word` as one word (no spaces), `line` as its words with single spaces, `raw_line` as the model
+ * decoded it; `sparse` and `multiline` detect the lines inside it: `sparse` one per line of the
+ * answer, `multiline` as one paragraph (lines joined by a space).
+ */
+async function readRegion(
+  engine: Awaited<TextExtractionExecutor['engine']>,
+  img: PageImage,
+  box: [number, number, number, number],
+  mode: Mode,
+): Promise<{ text: string; confidence: number }> {
+  if (mode === 'word' || mode === 'line' || mode === 'raw_line') {
+    const { line, raw } = await engine.readLine(cropRegion(img, box, 4).image);
+    const words = line.words.map((w) => w.text);
+    const text = mode === 'raw_line' ? raw : words.join(mode === 'word' ? '' : ' ');
+    return { text, confidence: line.confidence };
+  }
+  const page = await engine.ocr(cropRegion(img, box).image);
+  const words = page.lines.flatMap((l) => l.words);
+  return {
+    text: page.lines.map((l) => l.text).join(mode === 'multiline' ? ' ' : '\n'),
+    confidence: mean(words.map((w) => w.confidence)),
+  };
 }
 
 /** A region's own mode, when it names one of Marie's; the request's otherwise. */

@@ -1,3 +1,4 @@
+import { writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
 import { exitWith, UsageError } from './errors.js';
@@ -11,6 +12,7 @@ interface OcrFlags {
   workers?: number;
   source: string;
   password?: string;
+  output?: string;
 }
 
 /**
@@ -32,6 +34,10 @@ export function ocrCommand(): Command {
       'auto',
     )
     .option('--password <password>', "an encrypted PDF's password")
+    .option(
+      '--output <file.pdf>',
+      "also write a searchable PDF: the input with an invisible text layer on the OCR'd words (one input file)",
+    )
     .option('--threads <n>', 'ONNX Runtime threads (per worker)', integer('--threads', 1))
     .option(
       '--workers <n>',
@@ -47,10 +53,12 @@ export function ocrCommand(): Command {
         if (source !== 'auto' && source !== 'text' && source !== 'ocr')
           throw new UsageError(`--source: "${source}" is not auto, text or ocr`);
         const password = flags.password !== undefined ? { password: flags.password } : {};
+        if (flags.output !== undefined && files.length !== 1)
+          throw new UsageError(`--output: one input file, not ${files.length}`);
         // Loaded here, not at startup: ONNX Runtime and the models are the OCR command's alone.
         const [
           { OcrEngine, chooseSource, readPage, toMarieJson },
-          { docsFromAsset, pdfTextLayer, StorageManager },
+          { docsFromAsset, pdfTextLayer, searchablePdf, StorageManager },
         ] = await Promise.all([import('@marie/ocr'), import('@marie/storage')]);
         const storage = new StorageManager({ file: { roots: ['/'] } });
         const engine = await OcrEngine.create({
@@ -103,6 +111,24 @@ export function ocrCommand(): Command {
                 process.stdout.write(`--- ${file} page ${u.page} (${u.decision.source}) ---\n`);
               process.stdout.write(`${page.lines.map((l) => l.text).join('\n')}\n`);
             } else results.push(toMarieJson(page, u.page, 'xywh', u.decision.source));
+          }
+          if (flags.output !== undefined) {
+            // The OCR'd words only: a page read from its text layer has it already (a mixed
+            // page's own words have confidence 1; the OCR'd ones the model's).
+            const layer = [];
+            for (const [i, u] of units.entries()) {
+              if (u.decision.source === 'text') continue;
+              const page = await read[i]!;
+              const words = page.lines
+                .flatMap((l) => l.words)
+                .filter((w) => u.decision.source === 'ocr' || w.confidence < 1);
+              layer.push({ page: u.page, dpi: flags.dpi, words });
+            }
+            const pdf = await searchablePdf(await storage.read(asset), layer, {
+              name: file,
+              ...password,
+            });
+            writeFileSync(resolve(flags.output), pdf);
           }
           const sources = { text: 0, ocr: 0, mixed: 0 };
           for (const u of units) sources[u.decision.source]++;

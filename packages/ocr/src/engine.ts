@@ -193,6 +193,23 @@ export class OcrEngine {
   }
 
   /**
+   * A region read as one line of text: recognition only, no detection (Marie's `line`, `raw_line`
+   * and `word` modes: faster, and right for a single field such as a date box). `line` has the
+   * words as toLine splits them (boxes in the image's pixels); `raw`, the text as the model
+   * decoded it, spaces and all.
+   */
+  async readLine(img: RgbImage): Promise<{ line: OcrLine; raw: string }> {
+    const [r] = await this.#models.recognize([img]);
+    const quad: Quad = [
+      [0, 0],
+      [img.width, 0],
+      [img.width, img.height],
+      [0, img.height],
+    ];
+    return { line: toLine(quad, r!), raw: r!.text };
+  }
+
+  /**
    * Whether a page is upright or upside down, without reading it: the text lines are detected
    * and each crop goes through the direction classifier; the page's rotation is the vote of its
    * lines weighted by their length. `confidence` is the winning share of that weight.

@@ -52,6 +52,7 @@ export { Database, type DatabaseOptions, type Queryable } from './pg/database.js
 export { type EmbeddedPostgres, startEmbeddedPostgres } from './pg/embedded.js';
 export { MIGRATIONS_TABLE, type Migration, migrate } from './pg/migrations.js';
 export { isTransient, type RetryOptions, withRetry } from './pg/retry.js';
+export { type SearchablePage, searchablePdf } from './searchable-pdf.js';
 export { SHARDS, shardOf } from './shard.js';
 export {
   codeFingerprint,

@@ -1,12 +1,14 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PDFDocument, StandardFonts } from 'pdf-lib';
+import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { makeTextPdfs, type TextPdfs } from '../test/support/text-pdfs.js';
 import { docsFromAsset } from './docs-from-asset.js';
 import { pdfTextLayer, type TextLayerPage } from './pdf-text.js';
+import { searchablePdf } from './searchable-pdf.js';
 
 // The text layer against poppler's `pdftotext -bbox` (Debian's poppler-utils, the peer), on pages
 // made here with pdf-lib: every word found, each box within 2 px of poppler's at the render dpi.
@@ -146,5 +148,62 @@ describe('pdfTextLayer', () => {
     expect(p!.chars).toBe(200 * 80);
     expect(p!.words).toHaveLength(200 * 20);
     expect(p!.words[20]!.text).toBe('abcd');
+  });
+});
+
+describe('searchablePdf', () => {
+  it('writes words as an invisible layer where they are: pdfjs and pdftotext read them back', async () => {
+    // The words of a born-digital page (exact boxes), written over the scan of a page.
+    const [source] = (await pdfTextLayer(pdfs.digital, { pages: [0], dpi: DPI }))!;
+    const words = source!.words.map((w) => ({ text: w.text, box: w.box }));
+    const out = await searchablePdf(readFileSync(pdfs.scan), [{ page: 0, dpi: DPI, words }]);
+    const file = join(dir, 'searchable.pdf');
+    writeFileSync(file, out);
+    const [back] = (await pdfTextLayer(file, { dpi: DPI }))!;
+    expect(back!.words.map((w) => w.text)).toEqual(words.map((w) => w.text));
+    expect(back!.words.every((w) => w.invisible)).toBe(true);
+    // Placed on the boxes: within 2 px (the font's own ascent and descent set the height).
+    const worst = Math.max(
+      ...back!.words.flatMap((w, i) => w.box.map((v, k) => Math.abs(v - words[i]!.box[k]!))),
+    );
+    expect(worst).toBeLessThanOrEqual(2);
+    // The picture is still there, under the text.
+    expect(back!.imageCoverage).toBeGreaterThan(0.99);
+    const peer = poppler(file)[0]!;
+    expect(compare(back!, peer).f1).toBeGreaterThanOrEqual(0.99);
+  });
+
+  it('on a rotated page and on images (PNG, a page each), and refuses what it cannot read', async () => {
+    const [turned] = (await pdfTextLayer(pdfs.digital, { pages: [3], dpi: DPI }))!;
+    const out = await searchablePdf(readFileSync(pdfs.digital), [
+      {
+        page: 3,
+        dpi: DPI,
+        words: turned!.words.map((w) => ({ text: `${w.text}x`, box: w.box, dir: w.dir })),
+      },
+    ]);
+    const file = join(dir, 'turned.pdf');
+    writeFileSync(file, out);
+    const [back] = (await pdfTextLayer(file, { pages: [3], dpi: DPI }))!;
+    const added = back!.words.filter((w) => w.invisible);
+    expect(added.map((w) => w.text)).toEqual(turned!.words.map((w) => `${w.text}x`));
+    expect(new Set(added.map((w) => w.dir))).toEqual(new Set([90]));
+    // An image: a page of its size at its dpi, the words on it.
+    const png = await sharp({
+      create: { width: 600, height: 300, channels: 3, background: '#ffffff' },
+    })
+      .png()
+      .toBuffer();
+    const fromImage = await searchablePdf(png, [
+      { page: 0, dpi: 150, words: [{ text: 'Café', box: [100, 100, 120, 30] }] },
+    ]);
+    const imgFile = join(dir, 'image.pdf');
+    writeFileSync(imgFile, fromImage);
+    const [img] = (await pdfTextLayer(imgFile, { dpi: 150 }))!;
+    expect([img!.width, img!.height]).toEqual([600, 300]);
+    expect(img!.words.map((w) => w.text)).toEqual(['Café']);
+    await expect(searchablePdf(Buffer.from('hello'), [], { name: 'x.txt' })).rejects.toThrow(
+      'x.txt: not a PNG, JPEG, TIFF or PDF',
+    );
   });
 });
