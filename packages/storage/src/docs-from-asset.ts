@@ -217,6 +217,10 @@ export async function openPdf(
     throw err;
   }
   try {
+    if (doc.numPages === 0)
+      throw new StorageError(`${assetKey}: the PDF has no pages`, {
+        code: ErrorCode.InvalidArgument,
+      });
     return { lib, doc, pages: checkPages(assetKey, [...requested], doc.numPages) };
   } catch (err) {
     await doc.destroy();

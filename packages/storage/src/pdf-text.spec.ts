@@ -115,6 +115,11 @@ describe('pdfTextLayer', () => {
     expect(inv!.invisibleChars).toBe(inv!.chars);
     expect(inv!.words.slice(0, 3).map((w) => w.text)).toEqual(['The', 'quarterly', 'statement']);
     expect(inv!.words.every((w) => w.invisible)).toBe(true);
+    // Glyphs without a Unicode mapping are counted and read as U+FFFD.
+    const [t3] = (await pdfTextLayer(pdfs.unmapped, { dpi: DPI }))!;
+    expect(t3!.chars).toBe(55);
+    expect(t3!.unmapped).toBe(55);
+    expect(t3!.words[0]!.text).toBe('\ufffd'.repeat(11));
   });
 
   it('bad input: an image is no PDF (undefined), a page out of range and a broken file are errors naming the asset', async () => {
@@ -134,6 +139,43 @@ describe('pdfTextLayer', () => {
     const broken = join(dir, 'broken.pdf');
     writeFileSync(broken, '%PDF-1.7\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF');
     await expect(pdfTextLayer(broken)).rejects.toThrow(broken);
+  });
+
+  it('an encrypted PDF: without its password or with a wrong one, an error saying so; with it, read', async () => {
+    const locked = join(dir, 'locked.pdf');
+    // Debian's qpdf (.ci/run installs it) encrypts: AES-256, user password "user".
+    execFileSync('qpdf', ['--encrypt', 'user', 'owner', '256', '--', pdfs.mixed, locked]);
+    await expect(pdfTextLayer(locked)).rejects.toThrow(
+      `${locked}: the PDF is encrypted: give its password (parameter password)`,
+    );
+    await expect(pdfTextLayer(locked, { password: 'guess' })).rejects.toThrow(
+      `${locked}: the PDF's password is wrong`,
+    );
+    const [open] = (await pdfTextLayer(locked, { password: 'user', dpi: DPI }))!;
+    const [plain] = (await pdfTextLayer(pdfs.mixed, { dpi: DPI }))!;
+    expect(open!.words).toEqual(plain!.words);
+    await expect(docsFromAsset(locked)).rejects.toThrow('the PDF is encrypted');
+    expect(await docsFromAsset(locked, { password: 'user', dpi: 50 })).toHaveLength(1);
+  });
+
+  it('a broken cross-reference table is rebuilt (the same words); a PDF of no pages is an error', async () => {
+    const bytes = readFileSync(pdfs.digital).toString('latin1');
+    // Every offset of the table and the pointer to it wrong.
+    const broken = bytes
+      .replace(/(\d{10}) (\d{5}) n/g, (_m, _o, g) => `0000000001 ${g} n`)
+      .replace(/startxref\s+\d+/, 'startxref\n12');
+    const file = join(dir, 'broken-xref.pdf');
+    writeFileSync(file, Buffer.from(broken, 'latin1'));
+    const ours = (await pdfTextLayer(file, { dpi: DPI }))!;
+    const intact = (await pdfTextLayer(pdfs.digital, { dpi: DPI }))!;
+    expect(ours.map((p) => p.words.map((w) => w.text))).toEqual(
+      intact.map((p) => p.words.map((w) => w.text)),
+    );
+    const empty = join(dir, 'empty.pdf');
+    const doc = await PDFDocument.create();
+    writeFileSync(empty, await doc.save({ addDefaultPage: false }));
+    await expect(pdfTextLayer(empty)).rejects.toThrow(`${empty}: the PDF has no pages`);
+    await expect(docsFromAsset(empty)).rejects.toThrow(`${empty}: the PDF has no pages`);
   });
 
   it('a page of 20,000 glyphs is read whole', async () => {

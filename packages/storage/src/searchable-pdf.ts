@@ -203,7 +203,8 @@ function writeWords(page: PDFPage, font: PDFFont, p: SearchablePage, toUser: M):
       setTextRenderingMode(TextRenderingMode.Invisible),
       setCharacterSqueeze(squeeze),
       setTextMatrix(cx, cy, vx, vy, bx, by),
-      showText(font.encodeText(text)),
+      // A space after the word: readers split words at spaces, and OCR boxes may touch.
+      showText(font.encodeText(`${text} `)),
       endText(),
     );
   }

@@ -8,6 +8,8 @@ import {
   moveText,
   PDFDocument,
   type PDFFont,
+  PDFHexString,
+  PDFName,
   type PDFPage,
   popGraphicsState,
   pushGraphicsState,
@@ -73,6 +75,8 @@ export interface TextPdfs {
   mixed: string;
   /** One page with an invisible text layer (render mode 3) over a scan, as OCR tools write. */
   invisible: string;
+  /** One page of glyphs without a Unicode mapping (a Type3 font, no ToUnicode, unknown names). */
+  unmapped: string;
 }
 
 function lines(page: PDFPage, font: PDFFont, text: string[], x: number, y: number, size = 12) {
@@ -175,5 +179,39 @@ export async function makeTextPdfs(dir: string): Promise<TextPdfs> {
     );
   const invisible = join(dir, 'invisible.pdf');
   writeFileSync(invisible, await invDoc.save());
-  return { digital, scan, mixed, invisible };
+
+  // Glyphs that map to no character: a Type3 font whose glyphs (bars) have names no list knows.
+  const t3Doc = await PDFDocument.create();
+  const t3Page = t3Doc.addPage([612, 792]);
+  const ctx = t3Doc.context;
+  const bar = ctx.register(ctx.stream('100 0 0 0 80 80 d1 10 0 60 80 re f'));
+  const t3 = ctx.register(
+    ctx.obj({
+      Type: 'Font',
+      Subtype: 'Type3',
+      FontBBox: [0, 0, 100, 100],
+      FontMatrix: [0.01, 0, 0, 0.01, 0, 0],
+      CharProcs: ctx.obj({ xq1: bar, xq2: bar }),
+      Encoding: ctx.obj({
+        Type: 'Encoding',
+        Differences: [1, PDFName.of('xq1'), PDFName.of('xq2')],
+      }),
+      FirstChar: 1,
+      LastChar: 2,
+      Widths: [100, 100],
+      Resources: ctx.obj({}),
+    }),
+  );
+  const t3Key = t3Page.node.newFontDictionary('T3', t3);
+  for (let i = 0; i < 5; i++)
+    t3Page.pushOperators(
+      beginText(),
+      setFontAndSize(t3Key, 12),
+      moveText(72, 700 - i * 20),
+      showText(PDFHexString.of('0102010201020102010201')),
+      endText(),
+    );
+  const unmapped = join(dir, 'unmapped.pdf');
+  writeFileSync(unmapped, await t3Doc.save());
+  return { digital, scan, mixed, invisible, unmapped };
 }
