@@ -1,7 +1,9 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createDataRequest, RequestHandler } from '@marie/core';
+import { pdfTextLayer } from '@marie/storage';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { testDatabase } from '../../../packages/storage/test/support/postgres.js';
@@ -278,9 +280,41 @@ describe('text from where it is (source: auto | text | ocr)', () => {
     const text = mixed.ocr[0].lines.map((l: { text: string }) => l.text);
     expect(text.slice(0, 3)).toEqual(PROSE.slice(0, 3));
     expect(text.slice(3).join(' ')).toMatch(/scanned.*paper letter.*pasted/);
+    // A font without a Unicode mapping: OCR'd, and the page says so.
+    const t3 = await ocrOf(pdfs.unmapped);
+    expect(t3.sources).toEqual({ text: 0, ocr: 1, mixed: 0 });
+    expect(t3.ocr[0].meta.source).toBe('ocr');
     const inv = await ocrOf(pdfs.invisible);
     expect(inv.sources).toEqual({ text: 1, ocr: 0, mixed: 0 });
     expect(inv.ocr[0].lines.map((l: { text: string }) => l.text)).toEqual(PROSE.slice(0, 4));
+  });
+
+  it('searchable: stores the scan with its OCR as an invisible layer beside the OCR JSON', async () => {
+    const m = await ocrOf(pdfs.scan, { searchable: true });
+    expect(m.searchable).toMatch(/^file:\/\/.*\/src\/te-src-\d+\.pdf$/);
+    const file = m.searchable.replace(/^file:\/\//, '');
+    const [back] = (await pdfTextLayer(file, { dpi: 200 }))!;
+    expect(back!.words.every((w) => w.invisible)).toBe(true);
+    expect(back!.words.map((w) => w.text)).toEqual(words(m.ocr[0]));
+    const many = await extract({ job_id: 'te-s2', ref_id: 'x', payload: { searchable: true } }, [
+      { asset_key: pdfs.scan },
+      { asset_key: pdfs.mixed },
+    ]);
+    expect(many.header.status?.description).toContain('parameters.payload.searchable');
+  });
+
+  it('an encrypted PDF: an error naming the file and the password, and nothing stored; with its password, read', async () => {
+    const locked = join(dir, 'locked.pdf');
+    execFileSync('qpdf', ['--encrypt', 'user', 'owner', '256', '--', pdfs.digital, locked]);
+    const res = await extract({ job_id: 'te-locked', ref_id: 'locked', payload: {} }, [
+      { asset_key: locked },
+    ]);
+    expect(res.header.status?.description).toContain(
+      `${locked}: the PDF is encrypted: give its password (parameter password)`,
+    );
+    expect(existsSync(join(dir, 'results', 'locked'))).toBe(false);
+    const open = await ocrOf(locked, { password: 'user' });
+    expect(open.sources).toEqual({ text: 5, ocr: 0, mixed: 0 });
   });
 
   it('source: ocr redoes every page (the invisible layer too); source: text takes the layer as it is', async () => {

@@ -18,6 +18,7 @@ import {
   type PageImage,
   pageImages,
   pdfTextLayer,
+  searchablePdf,
   type TextLayerPage,
 } from '@marie/storage';
 
@@ -58,6 +59,12 @@ const PayloadOptions = {
     }),
   ),
   password: Type.Optional(Type.String({ description: "an encrypted PDF's password" })),
+  searchable: Type.Optional(
+    Type.Boolean({
+      description:
+        "also store a searchable PDF (the asset with an invisible text layer on the OCR'd words) beside the OCR JSON",
+    }),
+  ),
 };
 
 /**
@@ -167,6 +174,13 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
       };
     }
     const pages: ReturnType<typeof toMarieJson>[] = [];
+    const read: OcrPage[] = [];
+    if (args.searchable === true && (docs.length !== 1 || !docs[0]!.asset_key))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        'parameters.payload.searchable: one document with an asset_key (the file to write over)',
+        { field: 'parameters.payload.searchable' },
+      );
     const units = await this.#units(docs, args.source ?? 'auto', args.password);
     // One asset: its own page numbers (pages [3] is page 3); otherwise pages count from 0.
     const single = docs.length === 1 && docs[0]!.asset_key !== undefined;
@@ -181,6 +195,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
           const i = next++;
           const u = units[i]!;
           const page = await readPage(engine, u);
+          read[i] = page;
           const json = toMarieJson(page, single ? u.page : i, format, u.decision.source);
           pages[i] = { ...json, text: applyMode(page, mode) } as typeof json;
         }
@@ -200,6 +215,15 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
     };
     if (args.return_ocr === true) metadata.ocr = pages;
     if (this.storageEnabled) metadata.assets = await this.#persist(jobId, refId, refType, pages);
+    if (args.searchable === true)
+      metadata.searchable = await this.#searchable(
+        docs[0]!.asset_key!,
+        units,
+        read,
+        jobId,
+        refId,
+        args.password,
+      );
     return { status: 'succeeded', runtime_info, metadata };
   }
 
@@ -266,6 +290,56 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
         });
     }
     return units;
+  }
+
+  /**
+   * The searchable PDF of the request's asset: its OCR'd words as an invisible layer (pages read
+   * from their text layer have theirs), stored beside the OCR JSON; with asset tracking, the
+   * `ocr/searchable-pdf` asset. Answers its location.
+   */
+  async #searchable(
+    asset: string,
+    units: Unit[],
+    read: OcrPage[],
+    jobId: string,
+    refId: string,
+    password: string | undefined,
+  ): Promise<string> {
+    const layer = units.flatMap((u, i) =>
+      u.decision.source === 'text'
+        ? []
+        : [
+            {
+              page: u.page,
+              dpi: this.#dpi,
+              words: read[i]!.lines.flatMap((l) => l.words).filter(
+                (w) => u.decision.source === 'ocr' || w.confidence < 1,
+              ),
+            },
+          ],
+    );
+    const pdf = await searchablePdf(await this.storage.objects.read(asset), layer, {
+      name: asset,
+      ...(password !== undefined ? { password } : {}),
+    });
+    const safe = (v: string) => v.replace(/[^\w.-]/g, '_');
+    const base = this.#results ?? `file://${this.workspace}/results`;
+    const uri = `${base.replace(/\/+$/, '')}/${safe(refId)}/${safe(jobId)}.pdf`;
+    await this.storage.objects.write(uri, Buffer.from(pdf));
+    if (this.storageEnabled && this.assetTrackingEnabled)
+      await this.recordMaterializations(
+        [
+          {
+            key: 'ocr/searchable-pdf',
+            kind: 'pdf',
+            payload: { pages: layer.map((p) => p.page) },
+            uri,
+            metadata: { bytes: pdf.length, ocr_pages: layer.length },
+          },
+        ],
+        { jobId },
+      );
+    return uri;
   }
 
   /** StorageDoc rows and the ocr/* assets, with the OCR JSON in the object store beside the work dir. */

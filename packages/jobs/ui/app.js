@@ -3,6 +3,8 @@
 import { api, call, el, events } from './api.js';
 
 const TERMINAL = new Set(['completed', 'expired', 'cancelled', 'failed']);
+/** Where a page's words came from (Marie's per-page JSON, meta.source). */
+const SOURCES = { text: 'from its text layer', ocr: 'OCR', mixed: 'text layer and OCR' };
 const SVG = 'http://www.w3.org/2000/svg';
 const $ = (id) => document.getElementById(id);
 const status = $('status');
@@ -123,7 +125,11 @@ function show(job) {
         el(
           'div',
           {},
-          el('h3', {}, `page ${page.meta.page + 1} · ${page.words.length} words`),
+          el(
+            'h3',
+            {},
+            `page ${page.meta.page + 1} · ${page.words.length} words${page.meta.source ? ` · ${SOURCES[page.meta.source] ?? page.meta.source}` : ''}`,
+          ),
           text,
         ),
       ),
