@@ -190,8 +190,9 @@ function linesOf(words: LayerWord[], dir: 0 | 90 | 180 | 270): OcrLine[] {
   }
   return groups.map((g) => {
     const ws = g.items.sort((a, b) => a.f[0] - b.f[0]).map((i) => i.w);
-    const ocr: OcrWord[] = ws.map((w) => ({ text: w.text, confidence: 1, box: w.box }));
-    const box = union(ws.map((w) => w.box));
+    // Whole pixels, as OCR gives them: the smallest pixel box around the glyphs.
+    const ocr: OcrWord[] = ws.map((w) => ({ text: w.text, confidence: 1, box: pixels(w.box) }));
+    const box = union(ocr.map((w) => w.box));
     const [x, y, w, h] = box;
     return {
       text: ocr.map((w) => w.text).join(' '),
@@ -254,6 +255,12 @@ function overlapShare(a: Box, b: Box): number {
   return w > 0 && h > 0 ? (w * h) / Math.max(area(a), 1) : 0;
 }
 const inside = (a: Box, b: Box) => overlapShare(a, b) > 0.5;
+function pixels([x, y, w, h]: Box): Box {
+  const x0 = Math.floor(x + 1e-6);
+  const y0 = Math.floor(y + 1e-6);
+  return [x0, y0, Math.ceil(x + w - 1e-6) - x0, Math.ceil(y + h - 1e-6) - y0];
+}
+
 function union(boxes: Box[]): Box {
   const x0 = Math.min(...boxes.map((b) => b[0]));
   const y0 = Math.min(...boxes.map((b) => b[1]));
