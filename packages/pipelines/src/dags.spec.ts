@@ -365,6 +365,11 @@ describe('DAG runs', () => {
       async () =>
         (await dags.get(dag_id))?.nodes?.find((n) => n.node_id === 's')?.state === 'active',
     );
+    // Its root's fetch started the DAG (no write of the run's own): running, since a time.
+    const running = (await dags.get(dag_id))!;
+    expect(running.state).toBe('running');
+    expect(running.started_on).toEqual(expect.any(String));
+    expect(node(running, 's').attempts).toBe(1);
     const c = await dags.cancel(dag_id);
     expect(c?.state).toBe('cancelled');
     expect(node(c!, 's').state).toBe('cancelled');
