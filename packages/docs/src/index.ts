@@ -59,6 +59,7 @@ export {
   isDType,
   isTypedArray,
   NdArray,
+  parseNumpyDtype,
   type TypedArray,
   toNumpyDtype,
   typedArrayFor,

@@ -7,6 +7,7 @@ import {
   fromNumpyDtype,
   halfToFloat,
   NdArray,
+  parseNumpyDtype,
   Tensor,
   toNumpyDtype,
   typedArrayFor,
@@ -54,6 +55,19 @@ describe('NdArray', () => {
     expect(fromNumpyDtype('=f8')).toBe('float64');
     expect(fromNumpyDtype('float32')).toBe('float32');
     expect(fromNumpyDtype('>f4')).toBeUndefined();
+    // With their byte order: big-endian ones are read (one swapped copy), unknown ones are not.
+    expect(parseNumpyDtype('<f4')).toEqual({ dtype: 'float32', bigEndian: false });
+    expect(parseNumpyDtype('>f4')).toEqual({ dtype: 'float32', bigEndian: true });
+    expect(parseNumpyDtype('>f2')).toEqual({ dtype: 'float16', bigEndian: true });
+    expect(parseNumpyDtype('>u1')).toEqual({ dtype: 'uint8', bigEndian: true });
+    expect(parseNumpyDtype('>c8')).toBeUndefined();
+    const be = NdArray.fromBytes(
+      new Uint8Array([0x3f, 0xc0, 0, 0, 0xc0, 0, 0, 0]),
+      [2],
+      'float32',
+      true,
+    );
+    expect(Array.from(be.data as Float32Array)).toEqual([1.5, -2]);
   });
 
   it('converts half floats with round-to-nearest-even', () => {

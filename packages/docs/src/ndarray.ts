@@ -81,6 +81,19 @@ export function fromNumpyDtype(numpy: string): DType | undefined {
   return FROM_NUMPY.get(numpy) ?? (isDType(numpy) ? numpy : undefined);
 }
 
+/**
+ * A numpy dtype string with its byte order: `<f4`, `=f4`, `float32` are little-endian float32,
+ * `>f4` big-endian (numpy arrays of network order or read from some file formats; Python peers
+ * send them as they are). Undefined when unknown.
+ */
+export function parseNumpyDtype(numpy: string): { dtype: DType; bigEndian: boolean } | undefined {
+  const little = fromNumpyDtype(numpy);
+  if (little !== undefined) return { dtype: little, bigEndian: false };
+  if (!numpy.startsWith('>')) return undefined;
+  const dtype = FROM_NUMPY.get(`<${numpy.slice(1)}`);
+  return dtype === undefined ? undefined : { dtype, bigEndian: true };
+}
+
 /** The TypedArray class that holds a dtype's elements. */
 export function typedArrayFor(dtype: DType): TypedArrayConstructor {
   return DTYPES[dtype].ctor;
@@ -209,14 +222,20 @@ export class NdArray {
   }
 
   /** Builds a tensor over raw little-endian bytes; copies only when the bytes are not aligned. */
-  static fromBytes(bytes: Uint8Array, shape: readonly number[], dtype: DType): NdArray {
+  static fromBytes(
+    bytes: Uint8Array,
+    shape: readonly number[],
+    dtype: DType,
+    bigEndian = false,
+  ): NdArray {
     const ctor = DTYPES[dtype].ctor;
     const width = ctor.BYTES_PER_ELEMENT;
     if (bytes.byteLength % width !== 0) {
       throw new TypeError(`NdArray: ${bytes.byteLength} bytes is not a whole number of ${dtype}`);
     }
     const length = bytes.byteLength / width;
-    if (!LITTLE_ENDIAN) {
+    // Bytes in the other order than this host's: one copy, swapped natively.
+    if (width > 1 && bigEndian === LITTLE_ENDIAN) {
       const swapped = swapBytes(bytes, width);
       return new NdArray(new ctor(swapped.buffer, 0, length), shape, dtype);
     }
@@ -368,12 +387,15 @@ function makeWriter(dtype: DType, data: TypedArray): (index: number, value: unkn
   };
 }
 
+/** A copy of `bytes` with each `width`-byte element's bytes reversed (Buffer's native swaps). */
 function swapBytes(bytes: Uint8Array, width: number): Uint8Array {
-  const out = new Uint8Array(bytes.length);
-  for (let i = 0; i < bytes.length; i += width) {
-    for (let j = 0; j < width; j++) out[i + j] = bytes[i + width - 1 - j]!;
-  }
-  return out;
+  // A buffer of its own (offset 0): every element class can view it.
+  const out = Buffer.allocUnsafeSlow(bytes.byteLength);
+  out.set(bytes);
+  if (width === 2) out.swap16();
+  else if (width === 4) out.swap32();
+  else if (width === 8) out.swap64();
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
 }
 
 export function describe(value: unknown): string {

@@ -11,6 +11,7 @@ import {
   ImageUrl,
   LegacyDocument,
   NdArray,
+  Tensor,
   Type,
 } from '@marie/docs';
 import { describe, expect, it } from 'vitest';
@@ -307,3 +308,94 @@ function fixLengths(bytes: Buffer, grow: number): Uint8Array {
   }
   return out;
 }
+
+describe('tensors on the wire', () => {
+  const T = defineDoc('TensorDoc', {
+    note: Type.String({ default: '' }),
+    t: Type.Optional(Tensor()),
+  });
+  const send = (docs: object[]) =>
+    encodeDataRequest(createDataRequest({ endpoint: '/t', docs: new DocList(T, docs) }));
+  const receive = (bytes: Uint8Array) => new DocList(T, decodeDataRequest(bytes).docs as object[]);
+  const tensorOf = (bytes: Uint8Array) => receive(bytes)[0]!.t as NdArray;
+
+  it('reads big-endian dtypes (numpy ">f4") with their values, and writes them back little-endian', () => {
+    const cases: [string, ArrayLike<number | bigint>, (b: Buffer) => Buffer, string][] = [
+      ['>f4', new Float32Array([1.5, -2, 3.25]), (b) => b.swap32(), '<f4'],
+      ['>f8', new Float64Array([1e300, -0.5]), (b) => b.swap64(), '<f8'],
+      ['>i2', new Int16Array([-300, 7]), (b) => b.swap16(), '<i2'],
+      ['>i8', new BigInt64Array([-(2n ** 62n), 5n]), (b) => b.swap64(), '<i8'],
+      ['>u1', new Uint8Array([1, 255]), (b) => b, '|u1'],
+    ];
+    for (const [dtype, values, swap, little] of cases) {
+      const le = values as unknown as ArrayBufferView;
+      const be = swap(Buffer.from(new Uint8Array(le.buffer, le.byteOffset, le.byteLength)));
+      const [doc] = docsFromProto({
+        docs: [
+          {
+            data: {
+              t: {
+                ndarray: { dense: { buffer: be, shape: [values.length], dtype } },
+                type: 'ndarray',
+              },
+            },
+          },
+        ],
+      });
+      const t = doc!.t as NdArray;
+      expect([dtype, Array.from(t.data as ArrayLike<number>)]).toEqual([
+        dtype,
+        Array.from(values as ArrayLike<number>),
+      ]);
+      // Out as this host writes every tensor: little-endian, said so in the dtype.
+      const out = jina.DataRequestProto.decode(send([{ t }]));
+      const dense = out.data!.docs!.docs[0]!.data.t!.ndarray!.dense!;
+      expect(dense.dtype).toBe(little);
+      expect(
+        Buffer.from(dense.buffer).equals(Buffer.from(le.buffer, le.byteOffset, le.byteLength)),
+      ).toBe(true);
+    }
+  });
+
+  it('a tensor read as a view of the message: changed, it goes back changed; untouched, byte for byte', () => {
+    // The note's length moves the tensor's bytes: at some lengths they sit at an offset a
+    // Float32Array can view (a view), at others not (copied when first read).
+    const seen = new Set<string>();
+    for (let pad = 0; pad < 4; pad++) {
+      const data = new Float32Array([1, 2, 3, 4]);
+      const bytes = send([{ note: 'x'.repeat(pad), t: new NdArray(data, [2, 2]) }]);
+      const raw = Buffer.from(data.buffer);
+      // Untouched: the answer carries the same bytes for it.
+      expect(
+        Buffer.from(
+          encodeDataRequest({ ...decodeDataRequest(bytes), docs: receive(bytes) }),
+        ).includes(raw),
+      ).toBe(true);
+      const t = tensorOf(bytes);
+      const view = t.data.buffer === (bytes as Uint8Array).buffer;
+      seen.add(view ? 'view' : 'copy');
+      (t.data as Float32Array)[3] = 42;
+      const back = tensorOf(send([{ t }]));
+      expect(Array.from(back.data as Float32Array)).toEqual([1, 2, 3, 42]);
+      expect(back.shape).toEqual([2, 2]);
+    }
+    expect([...seen].sort()).toEqual(['copy', 'view']);
+  });
+
+  it('0-element tensors and a 64 Mi-element tensor (read as a view, nothing copied)', () => {
+    for (const shape of [[0], [3, 0], [0, 5, 2]]) {
+      const t = tensorOf(send([{ t: new NdArray(new Float32Array(0), shape) }]));
+      expect([t.shape, t.size]).toEqual([shape, 0]);
+    }
+    const n = 64 * 1024 * 1024;
+    const data = new Uint8Array(n);
+    data[0] = 1;
+    data[n - 1] = 7;
+    const bytes = send([{ t: new NdArray(data, [8192, 8192]) }]);
+    expect(bytes.byteLength).toBeGreaterThan(n);
+    const t = tensorOf(bytes);
+    expect([t.shape, t.size, t.data[0], t.data[n - 1]]).toEqual([[8192, 8192], n, 1, 7]);
+    expect(t.data.buffer).toBe((bytes as Uint8Array).buffer);
+    expect(send([{ t }]).byteLength).toBe(bytes.byteLength);
+  });
+});

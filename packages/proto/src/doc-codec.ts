@@ -2,12 +2,12 @@ import {
   checkTensorSize,
   DocList,
   DocValidationError,
-  fromNumpyDtype,
   isDocListSchema,
   isDocSchema,
   isPlainObject,
   isTensorSchema,
   NdArray,
+  parseNumpyDtype,
   type TSchema,
   toNumpyDtype,
   typedArrayFor,
@@ -213,8 +213,9 @@ export function tensorFromDense(
   if (type !== undefined && !TENSOR_TAGS.test(type))
     throw new DocValidationError(path, `unknown tensor type "${type}"`);
   if (!dense) throw new DocValidationError(path, 'tensor without dense data');
-  const dtype = fromNumpyDtype(dense.dtype);
-  if (!dtype) throw new DocValidationError(path, `unsupported dtype "${dense.dtype}"`);
+  const parsed = parseNumpyDtype(dense.dtype);
+  if (!parsed) throw new DocValidationError(path, `unsupported dtype "${dense.dtype}"`);
+  const { dtype, bigEndian } = parsed;
   checkTensorSize(dense.shape, path);
   const buffer = dense.buffer ?? new Uint8Array(0);
   let size = 1;
@@ -226,5 +227,5 @@ export function tensorFromDense(
       `tensor of shape [${dense.shape.join(', ')}] and dtype ${dtype} needs ${need} bytes, got ${buffer.byteLength}`,
     );
   }
-  return NdArray.fromBytes(buffer, dense.shape, dtype);
+  return NdArray.fromBytes(buffer, dense.shape, dtype, bigEndian);
 }
