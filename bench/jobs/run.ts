@@ -213,6 +213,17 @@ try {
         ];
 } finally {
   await db.end();
+  // pg-boss's pools end after its stop() resolves: wait (up to 5 s) for the last connection to
+  // leave, or FORCE terminates one still idle in a pool and its 'error' event ends this process
+  // before the table is printed (one run of two here, 2026-12-07).
+  for (let i = 0; i < 50; i++) {
+    const { rows } = await admin.query(
+      'SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1',
+      [dbName],
+    );
+    if (rows[0].n === 0) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
   await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
   await admin.end();
 }
