@@ -224,7 +224,7 @@ console.log(
   `  recognition alone: ${rec.crops} crops, batched (8) ${rec.batched.toFixed(1)} crops/s, one by one ${rec.single.toFixed(1)} crops/s: batching ${(rec.batched / rec.single).toFixed(2)}x`,
 );
 console.log(
-  `  batching on/off with 4 pages in flight ${(af.pagesPerS / af1.pagesPerS).toFixed(2)}x (${runsPerPage.toFixed(1)} recognition runs per page); (b)/(a from the file) ${(b.pagesPerS / fromFile.pagesPerS).toFixed(2)}x; (c)/(a from the file) ${(c.pagesPerS / fromFile.pagesPerS).toFixed(2)}x; tensor (b)/(a) ${(bt.pagesPerS / a.pagesPerS).toFixed(2)}x` +
+  `  batching on/off with 4 pages in flight ${(af.pagesPerS / af1.pagesPerS).toFixed(2)}x (${runsPerPage.toFixed(1)} recognition runs per page); (b)/(a from the file) ${(b.pagesPerS / fromFile.pagesPerS).toFixed(2)}x; (c)/(a from the file) ${(c.pagesPerS / fromFile.pagesPerS).toFixed(2)}x; tensor (b)/(a) ${(bt.pagesPerS / a.pagesPerS).toFixed(2)}x; the page as a tensor / as an asset key, both (b): ${(bt.pagesPerS / b.pagesPerS).toFixed(2)}x (target >= 0.95)` +
     (tesseract
       ? `; ours (${aw.label.slice(4)}) / tesseract ${(aw.pagesPerS / tesseract.pagesPerS).toFixed(2)}x`
       : ''),
