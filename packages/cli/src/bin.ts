@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 import type { Command } from 'commander';
-import { createProgram } from './program.js';
+import { baseProgram, LEAN_COMMANDS } from './base-program.js';
 
 // Usage errors (unknown flag, missing value) exit 2, like configuration errors; --help/--version 0.
 const exitCodes = (command: Command): void => {
@@ -15,6 +15,15 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
   throw err;
 });
 
-const program = createProgram();
+// `marie executor ...` (and ping, post) load their own module only; anything else (a command
+// given after a global option, --help, --version) the whole program.
+const lean = Object.hasOwn(LEAN_COMMANDS, process.argv[2] ?? '')
+  ? LEAN_COMMANDS[process.argv[2]!]
+  : undefined;
+let program: Command;
+if (lean) {
+  program = baseProgram();
+  program.addCommand(await lean());
+} else program = (await import('./program.js')).createProgram();
 exitCodes(program);
 await program.parseAsync(process.argv);
