@@ -265,16 +265,16 @@ const want = (name: string) => !only || only.includes(name);
 const rows: Row[] = [];
 if (want('raw+force')) rows.push(await raw(true));
 const ratios: number[] = [];
+/** The counted raw rows (not raw+force, not the warm-up): the median of them is the base. */
+const raws: Row[] = [];
 for (let round = WARMUP ? 0 : 1; round <= ROUNDS; round++) {
   const a = want('raw') ? await raw(false) : undefined;
   const b = want('dags') ? await dags() : undefined;
   const tag = round === 0 ? ' #0 w' : ROUNDS > 1 ? ` #${round}` : '';
   for (const r of [a, b]) if (r) rows.push({ ...r, name: `${r.name}${tag}` });
+  if (a && round > 0) raws.push(a);
   if (a && b && round > 0) ratios.push(b.dagsPerSecond / a.dagsPerSecond);
 }
-const raws = rows.filter(
-  (r) => r.name.startsWith('raw') && !r.name.startsWith('raw+') && !r.name.endsWith(' w'),
-);
 const base = raws.length
   ? raws.sort((x, y) => x.dagsPerSecond - y.dagsPerSecond)[raws.length >> 1]!
   : rows[0]!;

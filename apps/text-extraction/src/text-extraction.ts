@@ -243,6 +243,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
     const units: Unit[] = [];
     const storage = this.storage.objects;
     const dpi = this.#dpi;
+    const pw = password !== undefined ? { password } : {};
     for (const d of docs) {
       const layers =
         d.asset_key && choice !== 'ocr'
@@ -250,7 +251,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
               pages: d.pages ?? [],
               dpi,
               storage,
-              ...(password !== undefined ? { password } : {}),
+              ...pw,
             })
           : undefined;
       if (!layers) {
@@ -258,7 +259,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
         for (const img of await pageImages([d], {
           dpi,
           storage,
-          ...(password !== undefined ? { password } : {}),
+          ...pw,
         }))
           units.push({
             page: img.page,
@@ -276,7 +277,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
               await pageImages([{ asset_key: d.asset_key!, pages: ocr }], {
                 dpi,
                 storage,
-                ...(password !== undefined ? { password } : {}),
+                ...pw,
               })
             ).map((img) => [img.page, img]),
           )
@@ -322,9 +323,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
       name: asset,
       ...(password !== undefined ? { password } : {}),
     });
-    const safe = (v: string) => v.replace(/[^\w.-]/g, '_');
-    const base = this.#results ?? `file://${this.workspace}/results`;
-    const uri = `${base.replace(/\/+$/, '')}/${safe(refId)}/${safe(jobId)}.pdf`;
+    const uri = this.#resultUri(refId, jobId, 'pdf');
     await this.storage.objects.write(uri, Buffer.from(pdf));
     if (this.storageEnabled && this.assetTrackingEnabled)
       await this.recordMaterializations(
@@ -342,6 +341,13 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
     return uri;
   }
 
+  /** Where a job's result file goes: `<results>/<ref>/<job>.<ext>` (names made path-safe). */
+  #resultUri(refId: string, jobId: string, ext: string): string {
+    const safe = (v: string) => v.replace(/[^\w.-]/g, '_');
+    const base = this.#results ?? `file://${this.workspace}/results`;
+    return `${base.replace(/\/+$/, '')}/${safe(refId)}/${safe(jobId)}.${ext}`;
+  }
+
   /** StorageDoc rows and the ocr/* assets, with the OCR JSON in the object store beside the work dir. */
   async #persist(
     jobId: string,
@@ -351,9 +357,7 @@ export class TextExtractionExecutor extends withOcrEngine(MarieExecutor) {
   ) {
     const text = pages.map((p) => p.lines.map((l) => l.text).join('\n')).join('\n\n');
     const words = pages.flatMap((p) => p.words);
-    const safe = (v: string) => v.replace(/[^\w.-]/g, '_');
-    const base = this.#results ?? `file://${this.workspace}/results`;
-    const uri = `${base.replace(/\/+$/, '')}/${safe(refId)}/${safe(jobId)}.json`;
+    const uri = this.#resultUri(refId, jobId, 'json');
     await this.storage.objects.write(uri, JSON.stringify(pages));
     await this.store(refId, refType, 'content', [
       {

@@ -17,13 +17,9 @@ process.stdout.on('error', (err: NodeJS.ErrnoException) => {
 
 // `marie executor ...` (and ping, post) load their own module only; anything else (a command
 // given after a global option, --help, --version) the whole program.
-const lean = Object.hasOwn(LEAN_COMMANDS, process.argv[2] ?? '')
-  ? LEAN_COMMANDS[process.argv[2]!]
-  : undefined;
-let program: Command;
-if (lean) {
-  program = baseProgram();
-  program.addCommand(await lean());
-} else program = (await import('./program.js')).createProgram();
+const name = process.argv[2] ?? '';
+const program = Object.hasOwn(LEAN_COMMANDS, name)
+  ? baseProgram().addCommand(await LEAN_COMMANDS[name]!())
+  : (await import('./program.js')).createProgram();
 exitCodes(program);
 await program.parseAsync(process.argv);

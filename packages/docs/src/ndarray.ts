@@ -221,7 +221,10 @@ export class NdArray {
     return swapBytes(view, this.data.BYTES_PER_ELEMENT);
   }
 
-  /** Builds a tensor over raw little-endian bytes; copies only when the bytes are not aligned. */
+  /**
+   * Builds a tensor over raw bytes, little-endian unless `bigEndian`; a view of them when this
+   * host's order and the alignment allow, else one copy (swapped, or made when `data` is read).
+   */
   static fromBytes(
     bytes: Uint8Array,
     shape: readonly number[],
