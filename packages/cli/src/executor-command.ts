@@ -1,6 +1,5 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { Client } from '@marie/client';
 import {
   createLogger,
   type DataRequest,
@@ -12,7 +11,13 @@ import {
   type Processor,
   RequestHandler,
 } from '@marie/core';
-import { parsePorts, parseProtocols, type Served, schemeOf, serveProcessor } from '@marie/flow';
+import {
+  parsePorts,
+  parseProtocols,
+  type Served,
+  type ServeProtocol,
+  serveProcessor,
+} from '@marie/flow/serve';
 import { DEFAULT_PORT } from '@marie/transport-grpc';
 import { Command, Option } from 'commander';
 import { exitWith } from './errors.js';
@@ -196,7 +201,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
       setTimeout(() => stop?.(`${name} (--exit-on-exceptions)`, { exitCode: 1 }), 50).unref(),
     );
   // --monitoring: every server serves the measured processor; /metrics on its own port.
-  const ops = startOperations(flags, processor.name);
+  const ops = await startOperations(flags, processor.name);
   if (ops.metrics) processor = ops.metrics.instrument(processor);
   let served: Served;
   try {
@@ -225,13 +230,7 @@ async function serve(flags: ExecutorFlags): Promise<void> {
   for (const s of served.servers) {
     if (!security.tls) {
       const host = s.host === '0.0.0.0' || s.host === '::' ? '127.0.0.1' : s.host;
-      const probe = new Client({
-        host: `${schemeOf(s.protocol)}://${host}:${s.port}`,
-        poolSize: 1,
-      });
-      const healthy = await probe.isReady({ timeoutMs: 5000 });
-      probe.close();
-      if (!healthy)
+      if (!(await answersHealthCheck(s.protocol, host, s.port)))
         throw new Error(
           `the ${s.protocol} server on ${s.host}:${s.port} does not answer its health check`,
         );
@@ -239,4 +238,28 @@ async function serve(flags: ExecutorFlags): Promise<void> {
     process.stdout.write(`ready ${s.address}\n`);
   }
   log.info({ executor: processor.kind, protocols, reload: flags.reload === true }, 'serving');
+}
+
+/**
+ * Whether a server answers its health check, asked through its own transport's client: the
+ * command loads no transport it does not serve (@marie/client would load them all, and a serving
+ * process keeps every module it loaded in the heap its major GCs walk).
+ */
+async function answersHealthCheck(
+  protocol: ServeProtocol,
+  address: string,
+  port: number,
+): Promise<boolean> {
+  const host = address.includes(':') ? `[${address}]` : address;
+  const probe =
+    protocol === 'grpc'
+      ? new (await import('@marie/transport-grpc')).GrpcClient({ host, port, poolSize: 1 })
+      : protocol === 'http'
+        ? new (await import('@marie/transport-http')).HttpClient({ host, port, poolSize: 1 })
+        : new (await import('@marie/transport-http')).WsClient({ host, port, subprotocol: 'json' });
+  try {
+    return await probe.isReady({ timeoutMs: 5000 });
+  } finally {
+    probe.close();
+  }
 }

@@ -27,7 +27,7 @@ async function runFlow(
   let flow: Flow;
   let jobs: JobService | undefined;
   let dags: DagService | undefined;
-  let ops: ReturnType<typeof startOperations> | undefined;
+  let ops: Awaited<ReturnType<typeof startOperations>> | undefined;
   try {
     keepHeapHeadroom();
     flow = await make();
@@ -48,7 +48,7 @@ async function runFlow(
     if (flags.tracesExporterHost) o.tracesExporterHost = flags.tracesExporterHost;
     if (flags.tracesExporterPort) o.tracesExporterPort = flags.tracesExporterPort;
     // The Flow's options carry the operations settings under the flags' names.
-    ops = startOperations(o, 'gateway');
+    ops = await startOperations(o, 'gateway');
     const metrics = ops.metrics;
     if (metrics) {
       o.instrument = (gateway) => metrics.instrument(gateway);

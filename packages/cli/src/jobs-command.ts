@@ -61,9 +61,9 @@ export function workerCommand(): Command {
     let service: JobService;
     let dags: DagService | undefined;
     let client: Client;
-    let ops: ReturnType<typeof startOperations> | undefined;
+    let ops: Awaited<ReturnType<typeof startOperations>> | undefined;
     try {
-      ops = startOperations(flags, 'worker');
+      ops = await startOperations(flags, 'worker');
       const raw: Record<string, unknown> = { ...jsonObject('--jobs', flags.jobs), ui: false };
       if (flags.database) raw.database = flags.database;
       if (flags.queue) raw.queues = flags.queue;

@@ -1,5 +1,5 @@
-import { Metrics } from '@marie/metrics';
-import { startTracing, type Tracing } from '@marie/tracing';
+import type { Metrics } from '@marie/metrics';
+import type { Tracing } from '@marie/tracing';
 import type { Command } from 'commander';
 import { integer } from './parse.js';
 
@@ -41,17 +41,24 @@ export interface Operations {
 
 /**
  * Starts tracing (first, so that every span of the process is recorded) and makes the metrics of
- * one runtime; `serveMetrics` opens their port once the runtime serves.
+ * one runtime; `serveMetrics` opens their port once the runtime serves. Tracing and metrics are
+ * loaded only when asked for (OpenTelemetry and prom-client are megabytes of heap that every
+ * major GC of a serving process would walk).
  */
-export function startOperations(flags: OperationsFlags, runtimeName: string): Operations {
+export async function startOperations(
+  flags: OperationsFlags,
+  runtimeName: string,
+): Promise<Operations> {
   const tracing = flags.tracing
-    ? startTracing({
+    ? (await import('@marie/tracing')).startTracing({
         serviceName: runtimeName,
         ...(flags.tracesExporterHost ? { host: flags.tracesExporterHost } : {}),
         ...(flags.tracesExporterPort ? { port: flags.tracesExporterPort } : {}),
       })
     : undefined;
-  const metrics = flags.monitoring ? new Metrics({ runtimeName }) : undefined;
+  const metrics = flags.monitoring
+    ? new (await import('@marie/metrics')).Metrics({ runtimeName })
+    : undefined;
   let server: { port: number; close: () => Promise<void> } | undefined;
   return {
     ...(metrics ? { metrics } : {}),

@@ -62,7 +62,7 @@ export function postCommand(): Command {
   return addOperationsOptions(command).action(
     async (address: string, endpoint: string, flags: PostFlags) => {
       const ops = flags.tracing
-        ? startOperations({ ...flags, monitoring: false }, 'client')
+        ? await startOperations({ ...flags, monitoring: false }, 'client')
         : undefined;
       try {
         const docs = documents(flags);

@@ -5,8 +5,7 @@ import {
   type ServerLimits,
   type TlsServerOptions,
 } from '@marie/core';
-import { GrpcServer } from '@marie/transport-grpc';
-import { type HttpPlugin, HttpServer } from '@marie/transport-http';
+import type { HttpPlugin } from '@marie/transport-http';
 
 /** What a runtime (an executor, a gateway) serves its processor over. */
 export type ServeProtocol = 'grpc' | 'http' | 'websocket';
@@ -114,6 +113,9 @@ export interface Served {
  * Serves a processor (an executor's handler, a gateway) on one port per protocol: what
  * `marie executor`, a Deployment's head and a Flow's gateway all run. If one server cannot
  * start, those already started are stopped and the error names the address.
+ *
+ * Each transport is loaded when a protocol asks for it: a gRPC-only executor never loads fastify,
+ * and every module a process loads stays in the heap that each of its major GCs walks.
  */
 export async function serveProcessor(
   processor: Processor,
@@ -135,16 +137,19 @@ export async function serveProcessor(
   };
   for (const [i, protocol] of protocols.entries()) {
     const port = ports[i] ?? 0;
-    const server =
-      protocol === 'grpc'
-        ? new GrpcServer(processor, { ...common, port })
-        : new HttpServer(processor, {
-            ...common,
-            port,
-            protocol,
-            ...(protocol === 'http' && options.httpPlugins ? { plugins: options.httpPlugins } : {}),
-          });
+    let server: { start(): Promise<{ port: number }>; shutdown(graceMs?: number): Promise<void> };
     try {
+      server =
+        protocol === 'grpc'
+          ? new (await import('@marie/transport-grpc')).GrpcServer(processor, { ...common, port })
+          : new (await import('@marie/transport-http')).HttpServer(processor, {
+              ...common,
+              port,
+              protocol,
+              ...(protocol === 'http' && options.httpPlugins
+                ? { plugins: options.httpPlugins }
+                : {}),
+            });
       const bound = await server.start();
       started.push(server);
       servers.push({
