@@ -185,7 +185,7 @@ describe('gRPC bad input', () => {
     const res = await send(raw, msg);
     expect(res.code).toBe(grpc.status.INVALID_ARGUMENT);
     expect(res.details).toBe(
-      'request: not a DataRequestProto (NodeProto.integer: 1099511627776 is outside the int32 range)',
+      'docs[0].n: NodeProto.integer: 1099511627776 is outside the int32 range',
     );
     expect(await client.isReady()).toBe(true);
   });

@@ -41,7 +41,8 @@ export interface DataRequest<D extends object = Record<string, unknown>> {
   docs: DocList<D> | readonly unknown[];
   /**
    * The documents still serialized (a DocListProto), as a gateway forwards them without reading
-   * them; `docs` is empty while this is set. Only a Processor with `passesDocsThrough` gets these.
+   * them and an executor reads them when its method first uses them; `docs` is empty while this
+   * is set. Only a Processor with `passesDocsThrough` gets these.
    */
   docsBytes?: Uint8Array;
 }

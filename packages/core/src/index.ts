@@ -57,6 +57,7 @@ export {
 export type { PostOptions, PostResponse } from './post-options.js';
 export {
   createRequestContext,
+  type DocsReader,
   type HandleOptions,
   type RequestContext,
 } from './request-context.js';

@@ -44,8 +44,9 @@ export interface Processor {
   /** What `_status` and `/status` report: the kind of runtime (the executor's class name). */
   readonly kind: string;
   /**
-   * True for a gateway: it may take requests whose documents are still serialized (`docsBytes`)
-   * and forward them unread; transports that can (gRPC) then skip decoding them.
+   * It may take requests whose documents are still serialized (`docsBytes`): a gateway forwards
+   * them unread, an executor's handler reads them when its method first uses them (with the
+   * HandleOptions' `docsReader`). Transports that can (gRPC, WebSocket bytes) then skip decoding.
    */
   readonly passesDocsThrough?: boolean;
   /** Whether it can serve now (an executor's GPU health); serving when absent. */

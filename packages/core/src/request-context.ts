@@ -23,6 +23,20 @@ export interface HandleOptions {
   signal?: AbortSignal | (() => AbortSignal);
   /** The caller can send an answer whose documents are still serialized (`docsBytes`): gRPC can. */
   docsBytes?: boolean;
+  /**
+   * How the caller's serialized documents (a request's `docsBytes`) are read: an executor's
+   * handler reads them when its method first uses them (`DocList.lazy`), and a list the method
+   * never looked at goes back as the bytes it came in. Transports that decode requests pass it.
+   */
+  docsReader?: DocsReader;
+}
+
+/** Reads serialized documents (a transport's wire format) into plain values, and counts them. */
+export interface DocsReader {
+  /** The documents as plain values; a DocValidationError names what is wrong. */
+  read(bytes: Uint8Array): readonly unknown[];
+  /** How many documents the bytes hold, without reading them. */
+  count(bytes: Uint8Array): number;
 }
 
 /**

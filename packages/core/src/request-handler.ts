@@ -45,6 +45,12 @@ export interface RequestHandlerOptions {
  */
 export class RequestHandler implements Processor {
   readonly executor: Executor;
+  /**
+   * Requests may come with their documents serialized (`docsBytes`, read with the caller's
+   * `docsReader`): they are read when the method first uses them, and a method that never does
+   * answers with the bytes they came in.
+   */
+  readonly passesDocsThrough = true;
   readonly snapshot?: () => Promise<string>;
   readonly restore?: (file: string) => Promise<void>;
   readonly #endpoints: Map<string, Endpoint>;
@@ -270,7 +276,14 @@ export class RequestHandler implements Processor {
         attributes: () => ({
           'marie.executor': this.name,
           'marie.endpoint': name ?? endpoint.name,
-          'marie.docs': requests.reduce((n, r) => n + (r.docs?.length ?? 0), 0),
+          'marie.docs': requests.reduce(
+            (n, r) =>
+              n +
+              (r.docsBytes && options.docsReader
+                ? options.docsReader.count(r.docsBytes)
+                : (r.docs?.length ?? 0)),
+            0,
+          ),
         }),
       },
       (span) => this.#serveEndpoint(requests, base, routes, endpoint, options, span),
@@ -288,7 +301,7 @@ export class RequestHandler implements Processor {
     const first = requests[0]!;
     const name = first.header.execEndpoint;
     try {
-      const matrix = requests.map((r) => this.#docsOf(endpoint.requestSchema, r.docs));
+      const matrix = requests.map((r) => this.#requestDocs(endpoint.requestSchema, r, options));
       const docs =
         matrix.length === 1 || !this.#noReduce
           ? reduceDocs(matrix)
@@ -335,7 +348,9 @@ export class RequestHandler implements Processor {
             run,
           )
         : await run();
-      const out: DataRequest<any> = { ...base, routes, docs: outDocs };
+      // The answer's documents are outDocs, whatever the request's bytes were.
+      const { docsBytes: _read, ...rest } = base;
+      const out: DataRequest<any> = { ...rest, routes, docs: outDocs };
       if (results !== undefined) {
         const previous = isPlainObject(base.parameters.__results__)
           ? base.parameters.__results__
@@ -358,6 +373,25 @@ export class RequestHandler implements Processor {
       expected ? 'rejected request' : 'endpoint failed',
     );
     return errorStatus(error, this.executor.constructor.name);
+  }
+
+  /** A request's documents as a DocList of `schema`; serialized ones are read on first use. */
+  #requestDocs(
+    schema: AnyDocType,
+    request: DataRequest<any>,
+    options: HandleOptions,
+  ): DocList<object> {
+    const bytes = request.docsBytes;
+    if (bytes === undefined) return this.#docsOf(schema, request.docs);
+    const reader = options.docsReader;
+    if (!reader)
+      throw new MarieError(
+        ErrorCode.Internal,
+        'a request came with serialized documents and no docsReader to read them',
+      );
+    return DocList.lazy(schema as AnyDocType & { static: object }, () => reader.read(bytes), {
+      source: bytes,
+    });
   }
 
   #docsOf(schema: AnyDocType, docs: DataRequest['docs']): DocList<object> {

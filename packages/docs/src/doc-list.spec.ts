@@ -216,3 +216,77 @@ describe('DocList', () => {
     );
   });
 });
+
+describe('DocList.lazy', () => {
+  const source = new Uint8Array([1, 2, 3]);
+  const counted = (items: unknown[]) => {
+    const reads = { n: 0 };
+    const list = DocList.lazy(
+      InputDoc,
+      () => {
+        reads.n++;
+        return items;
+      },
+      { source },
+    );
+    return { list, reads };
+  };
+
+  it('reads nothing while only its type is asked, awaited or checked', async () => {
+    const { list, reads } = counted([{ text: 'a' }]);
+    expect(list instanceof DocList).toBe(true);
+    expect(Array.isArray(list)).toBe(true);
+    expect(list.docType).toBe(InputDoc);
+    expect(await Promise.resolve(list)).toBe(list); // awaiting looks for `then`
+    expect(Object.prototype.toString.call(list)).toBe('[object Array]');
+    expect(reads.n).toBe(0);
+    expect(DocList.unreadSource(list)).toBe(source);
+  });
+
+  it('reads and validates once, at the first use, and is then an ordinary DocList', () => {
+    const { list, reads } = counted([{ text: 'a' }, {}]);
+    expect(list.length).toBe(2);
+    expect(reads.n).toBe(1);
+    expect(DocList.unreadSource(list)).toBeUndefined();
+    expect(list[1]!.text).toBe(''); // defaults applied
+    expect(list[0]!.id).toMatch(/^[0-9a-f]{32}$/);
+    expect(list.map((d) => d.text)).toEqual(['a', '']);
+    list.push({ text: 'c' });
+    expect([...list].map((d) => d.text)).toEqual(['a', '', 'c']);
+    expect(() => list.push({ text: 3 } as never)).toThrow('docs[3].text');
+    expect(JSON.parse(JSON.stringify(list)).map((d: InputDoc) => d.text)).toEqual(['a', '', 'c']);
+    expect(reads.n).toBe(1);
+  });
+
+  it('counts any use as reading: an index, iteration, keys, a write', () => {
+    for (const use of [
+      (l: DocList<InputDoc>) => l[0],
+      (l: DocList<InputDoc>) => [...l],
+      (l: DocList<InputDoc>) => Object.keys(l),
+      (l: DocList<InputDoc>) => 0 in l,
+      (l: DocList<InputDoc>) => {
+        l[0] = { id: 'x', text: 'y' };
+      },
+    ]) {
+      const { list, reads } = counted([{ text: 'a' }]);
+      use(list);
+      expect(reads.n).toBe(1);
+      expect(DocList.unreadSource(list)).toBeUndefined();
+    }
+  });
+
+  it('throws what is wrong with its documents at the first use, and at every use after it', () => {
+    const { list, reads } = counted([{ text: 'a' }, { text: 7 }]);
+    expect(errorOf(() => list.length).message).toBe('docs[1].text: expected string, got number');
+    expect(errorOf(() => list[0]).message).toBe('docs[1].text: expected string, got number');
+    expect(reads.n).toBe(1);
+    const broken = DocList.lazy(
+      InputDoc,
+      () => {
+        throw new DocValidationError('docs', 'not a serialized DocListProto');
+      },
+      { source },
+    );
+    expect(errorOf(() => [...broken]).message).toBe('docs: not a serialized DocListProto');
+  });
+});

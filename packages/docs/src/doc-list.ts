@@ -68,6 +68,80 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
     return new DocList(docType, data as DocInit<D['static']>[], options);
   }
 
+  /**
+   * A DocList whose documents are read, and validated, the first time anything but its type is
+   * asked of it: an index, `length`, iteration, any method. `read` gives the documents as plain
+   * values (a transport's decoder over the bytes it received); its DocValidationError, or the
+   * validation's, is thrown at that first use, and again at every use after it. Until then
+   * `DocList.unreadSource(list)` hands back `source` (those bytes), so that a list nobody looked
+   * at is answered with what it came as (Jina's lazy requests). It is a Proxy of a DocList:
+   * `instanceof DocList`, `Array.isArray` and every array and DocList method behave as usual.
+   */
+  static lazy<D extends AnyDocType>(
+    docType: D,
+    read: () => Iterable<unknown>,
+    options: { source: unknown; path?: string },
+  ): DocList<D['static']> {
+    const target = new DocList(docType, [], options.path ? { path: options.path } : {});
+    let pending: (() => Iterable<unknown>) | undefined = read;
+    let failure: unknown;
+    const fill = () => {
+      if (failure !== undefined) throw failure;
+      if (pending === undefined) return;
+      const items = pending;
+      pending = undefined;
+      unread.delete(list);
+      try {
+        for (const item of items()) arrayPush.call(target, target.validate(item, target.length));
+      } catch (err) {
+        target.length = 0;
+        failure = err;
+        throw err;
+      }
+    };
+    const list = new Proxy(target, {
+      get(t, key, receiver) {
+        if (pending !== undefined || failure !== undefined) {
+          // Looking at what a list is, or awaiting it, is not reading its documents.
+          if (key === 'then') return undefined;
+          if (!QUIET_KEYS.has(key)) fill();
+        }
+        return Reflect.get(t, key, receiver);
+      },
+      set(t, key, value) {
+        fill();
+        return Reflect.set(t, key, value);
+      },
+      has(t, key) {
+        fill();
+        return Reflect.has(t, key);
+      },
+      deleteProperty(t, key) {
+        fill();
+        return Reflect.deleteProperty(t, key);
+      },
+      ownKeys(t) {
+        fill();
+        return Reflect.ownKeys(t);
+      },
+      getOwnPropertyDescriptor(t, key) {
+        fill();
+        return Reflect.getOwnPropertyDescriptor(t, key);
+      },
+      defineProperty(t, key, desc) {
+        fill();
+        return Reflect.defineProperty(t, key, desc);
+      },
+    });
+    unread.set(list, options.source);
+    return list as DocList<D['static']>;
+  }
+
+  /** What a `DocList.lazy` list was made from, while nothing has read it; otherwise undefined. */
+  static unreadSource(list: object): unknown {
+    return unread.get(list);
+  }
+
   /** Validates and appends documents (defaults applied, ids generated). */
   override push(...items: (DocInit<T> | T)[]): number {
     for (const item of items) super.push(this.validate(item, this.length));
@@ -105,6 +179,19 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
     return coerce(this.docType, item, `${this.pathPrefix}[${index}]`) as T;
   }
 }
+
+const arrayPush = Array.prototype.push;
+
+/** Lazy lists not read yet, and their sources (DocList.lazy). */
+const unread = new WeakMap<object, unknown>();
+
+/** What may be asked of a lazy list without reading it: its type, its class, its tag. */
+const QUIET_KEYS = new Set<PropertyKey>([
+  'docType',
+  'pathPrefix',
+  'constructor',
+  Symbol.toStringTag,
+]);
 
 function isIterable(value: unknown): value is Iterable<unknown> {
   return value != null && typeof (value as Iterable<unknown>)[Symbol.iterator] === 'function';

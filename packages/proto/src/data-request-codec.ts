@@ -1,5 +1,5 @@
 import { BinaryReader } from '@bufbuild/protobuf/wire';
-import type { DataRequest, SingleDocumentRequest } from '@marie/core';
+import type { DataRequest, DocsReader, SingleDocumentRequest } from '@marie/core';
 import { DocList, DocValidationError, type TSchema } from '@marie/docs';
 import { headerFromProto, headerToProto, jsonOf, routeFromProto, routeToProto } from './convert.js';
 import { docFromProto, docListToProto, docsFromProto, docToProto } from './doc-codec.js';
@@ -8,6 +8,7 @@ import { writeDataRequest } from './fast-writer.js';
 import { DocListProto } from './generated/docarray.js';
 import type { DataRequestProto, SingleDocumentRequestProto } from './generated/jina.js';
 import { StrictReader } from './strict-reader.js';
+import { readableDocCount } from './wire-check.js';
 
 /** A DataRequest as its protobuf message; documents always go as `data.docs`. */
 export function dataRequestToProto(req: DataRequest<any>, schema?: TSchema): DataRequestProto {
@@ -61,9 +62,12 @@ export function encodeDataRequest(
 ): Uint8Array {
   const same = received.get(req);
   if (same !== undefined) return same;
-  if (req.docsBytes === undefined)
+  // Documents a method never read (DocList.lazy) go back as the bytes they came in.
+  const unread = DocList.unreadSource(req.docs);
+  const docsBytes = req.docsBytes ?? (unread instanceof Uint8Array ? unread : undefined);
+  if (docsBytes === undefined)
     return writeDataRequest(dataRequestToProto(req, schema), undefined, alloc);
-  const { docsBytes, ...rest } = req;
+  const { docsBytes: _, ...rest } = req;
   return writeDataRequest(
     { ...dataRequestToProto({ ...rest, docs: [] }), data: undefined },
     docsBytes,
@@ -89,13 +93,10 @@ export function decodeDataRequest(
   }
 }
 
-/** A request with its documents read, if they were still serialized. */
-export function withDocsRead<R extends DataRequest<any>>(req: R): R {
-  if (req.docsBytes === undefined) return req;
-  const { docsBytes, ...rest } = req;
-  let docs: Record<string, unknown>[];
+/** Serialized documents (a DocListProto) as plain values; malformed bytes throw a DocValidationError. */
+function readDocs(bytes: Uint8Array): Record<string, unknown>[] {
   try {
-    docs = readDocListBytes(docsBytes);
+    return readDocListBytes(bytes);
   } catch (err) {
     if (err instanceof DocValidationError) throw err;
     throw new DocValidationError(
@@ -103,7 +104,33 @@ export function withDocsRead<R extends DataRequest<any>>(req: R): R {
       `not a serialized DocListProto (${(err as Error).message})`,
     );
   }
-  return { ...rest, docs } as unknown as R;
+}
+
+/** A request with its documents read, if they were still serialized. */
+export function withDocsRead<R extends DataRequest<any>>(req: R): R {
+  if (req.docsBytes === undefined) return req;
+  const { docsBytes, ...rest } = req;
+  return { ...rest, docs: readDocs(docsBytes) } as unknown as R;
+}
+
+/**
+ * How transports hand an executor's handler the documents they left serialized (HandleOptions'
+ * `docsReader`): read when its method first uses them, counted without reading.
+ */
+export const docsReader: DocsReader = { read: readDocs, count: countDocListBytes };
+
+/**
+ * A request decoded with `docsBytes`, checked at the front door: its documents are left
+ * serialized when their bytes would read without an error (readableDocCount), and read now
+ * otherwise, which throws the DocValidationError that names what is wrong. Also gives how many
+ * documents it holds, for the server's limits.
+ */
+export function checkDocsBytes(req: DataRequest): { req: DataRequest; count: number } {
+  if (req.docsBytes === undefined) return { req, count: req.docs.length };
+  const count = readableDocCount(req.docsBytes);
+  if (count >= 0) return { req, count };
+  const read = withDocsRead(req);
+  return { req: read, count: read.docs.length };
 }
 
 export function singleDocRequestToProto(

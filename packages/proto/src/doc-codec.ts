@@ -19,6 +19,11 @@ import type { DocListProto, DocProto, NodeProto } from './generated/docarray.js'
 const TENSOR_TAGS =
   /^(ndarray|ndarray_embedding|image_ndarray|audio_ndarray|video_ndarray|(torch|tensorflow)(_tensor|_embedding|_image|_audio|_video)?.*|jaxarray.*)$/;
 
+/** Whether a NodeProto's type tag names a tensor (docarray's, or another framework's). */
+export function isTensorTag(type: string): boolean {
+  return TENSOR_TAGS.test(type);
+}
+
 const INT32_MIN = -2147483648;
 const INT32_MAX = 2147483647;
 

@@ -90,7 +90,12 @@ function readNode(r: BinaryReader, end: number, path: string, depth: number): un
         value = r.string();
         break;
       case 16:
-        value = r.int32();
+        try {
+          value = r.int32();
+        } catch (err) {
+          // StrictReader's int32 range check: name the field it was found in.
+          throw new DocValidationError(path, (err as Error).message);
+        }
         break;
       case 25:
         value = r.double();

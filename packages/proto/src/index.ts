@@ -8,10 +8,12 @@ export {
   statusToProto,
 } from './convert.js';
 export {
+  checkDocsBytes,
   countDocListBytes,
   dataRequestFromProto,
   dataRequestToProto,
   decodeDataRequest,
+  docsReader,
   encodeDataRequest,
   singleDocRequestFromProto,
   singleDocRequestToProto,
@@ -25,3 +27,4 @@ export * as health from './generated/grpc/health/v1/health.js';
 export * as jina from './generated/jina.js';
 export { PROTO_FILES, PROTO_ROOT } from './proto-files.js';
 export { StrictReader } from './strict-reader.js';
+export { readableDocCount } from './wire-check.js';

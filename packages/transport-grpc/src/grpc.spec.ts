@@ -13,7 +13,7 @@ import {
   requests,
 } from '@marie/core';
 import { DocList, type DocOf, defineDoc, type LegacyDocument, Type } from '@marie/docs';
-import { encodeDataRequest, jina } from '@marie/proto';
+import { decodeDataRequest, docarray, docListToProto, encodeDataRequest, jina } from '@marie/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GrpcClient, GrpcServer, parseGrpcAddress } from './index.js';
 
@@ -28,6 +28,12 @@ class Probe extends Executor {
   @requests({ on: '/echo', requestSchema: Text })
   echo(docs: DocList<Text>, ctx: RequestContext) {
     for (const d of docs) d.text = `${d.text}:${ctx.parameters.tag ?? ''}`;
+  }
+
+  /** Never looks at its documents. */
+  @requests({ on: '/ignore', requestSchema: Text })
+  ignore(_docs: DocList<Text>) {
+    return { ignored: true };
   }
 
   @requests({ on: '/boom' })
@@ -205,6 +211,43 @@ describe('gRPC transport', () => {
     expect(await client.isReady()).toBe(true);
   });
 
+  it('answers documents its method never read with the bytes they came in, and checks them at the door', async () => {
+    const docs = new DocList(Text, [{ text: 'kept' }, { text: 'as sent' }]);
+    const sent = encodeDataRequest(createDataRequest({ endpoint: '/ignore', docs }));
+    const res = await rawCall(port, '/jina.JinaSingleDataRequestRPC/process_single_data', sent);
+    expect(res.err).toBeNull();
+    const answer = decodeDataRequest(res.value!, { docsBytes: true });
+    expect(answer.parameters.__results__).toEqual({ probe: { ignored: true } });
+    expect(Buffer.from(answer.docsBytes!)).toEqual(
+      Buffer.from(decodeDataRequest(sent, { docsBytes: true }).docsBytes!),
+    );
+    // Unread is not unchecked: documents whose bytes do not read are refused before any method.
+    const list = docListToProto(docs);
+    list.docs[0]!.data.text = {
+      ndarray: { dense: { buffer: new Uint8Array(3), shape: [1], dtype: '<f4' } },
+      type: 'ndarray',
+    };
+    const bad = jina.DataRequestProto.encode({
+      header: { requestId: 'r', execEndpoint: '/ignore' },
+      routes: [],
+      data: { docs: list },
+    }).finish();
+    const refused = await rawCall(port, '/jina.JinaSingleDataRequestRPC/process_single_data', bad);
+    expect(refused.err?.code).toBe(grpc.status.INVALID_ARGUMENT);
+    expect(refused.err?.details).toBe(
+      'docs[0].text: tensor of shape [1] and dtype float32 needs 4 bytes, got 3',
+    );
+    // A method that reads them validates them against its schema then, naming the field.
+    list.docs[0]!.data.text = { integer: 3 };
+    const wrong = await client.send({
+      ...createDataRequest({ endpoint: '/echo' }),
+      docsBytes: docarray.DocListProto.encode(list).finish(),
+    });
+    expect(wrong.header.status?.description).toBe(
+      'ValidationError: docs[0].text: expected string, got number',
+    );
+  });
+
   it('posts in requestSize parts over the Call stream, in order', async () => {
     const docs = new DocList(
       Text,
@@ -283,6 +326,7 @@ describe('gRPC transport', () => {
     const endpoints = await client.endpoints();
     expect(endpoints.endpoints).toEqual([
       '/echo',
+      '/ignore',
       '/boom',
       '/odd',
       '/join',

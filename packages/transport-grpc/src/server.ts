@@ -21,9 +21,10 @@ import {
 } from '@marie/core';
 import { setTensorElementLimit } from '@marie/docs';
 import {
-  countDocListBytes,
+  checkDocsBytes,
   dataRequestFromProto,
   decodeDataRequest,
+  docsReader,
   encodeDataRequest,
   jina,
   PROTO_FILES,
@@ -195,18 +196,21 @@ export class GrpcServer {
     );
   }
 
-  /** Documents per request, counted on the bytes when they stay serialized (a gateway's). */
-  #checkLimits(req: DataRequest<any>): void {
-    checkRequestLimits(
-      req,
-      this.#limits,
-      req.docsBytes ? countDocListBytes(req.docsBytes) : undefined,
-    );
-  }
-
-  /** A gateway forwards documents unread: they stay serialized (DataRequest.docsBytes). */
-  get #decodeOptions(): { docsBytes?: boolean } {
-    return this.handler.passesDocsThrough ? { docsBytes: true } : {};
+  /**
+   * A request from its bytes, within the limits. A gateway forwards documents unread and an
+   * executor reads them when its method first uses them, so they stay serialized
+   * (DataRequest.docsBytes) once their bytes are known to read cleanly (checkDocsBytes);
+   * garbage throws here, and the call is answered INVALID_ARGUMENT.
+   */
+  #decode(bytes: Buffer): DataRequest {
+    if (!this.handler.passesDocsThrough) {
+      const req = decodeDataRequest(bytes);
+      checkRequestLimits(req, this.#limits);
+      return req;
+    }
+    const { req, count } = checkDocsBytes(decodeDataRequest(bytes, { docsBytes: true }));
+    checkRequestLimits(req, this.#limits, count);
+    return req;
   }
 
   /**
@@ -282,8 +286,7 @@ export class GrpcServer {
       ) => {
         let req: DataRequest;
         try {
-          req = decodeDataRequest(call.request, this.#decodeOptions);
-          this.#checkLimits(req);
+          req = this.#decode(call.request);
         } catch (err) {
           callback(this.#badRequest(err));
           return;
@@ -293,7 +296,7 @@ export class GrpcServer {
             call,
             'jina.JinaSingleDataRequestRPC/process_single_data',
             this.#signal(call),
-            (signal) => handler.handle(req, { signal, docsBytes: true }),
+            (signal) => handler.handle(req, { signal, docsBytes: true, docsReader }),
           ),
           callback,
         );
@@ -335,8 +338,7 @@ export class GrpcServer {
         call.on('data', (bytes: Buffer) => {
           let req: DataRequest;
           try {
-            req = decodeDataRequest(bytes, this.#decodeOptions);
-            this.#checkLimits(req);
+            req = this.#decode(bytes);
           } catch (err) {
             call.emit('error', this.#badRequest(err));
             return;
@@ -344,7 +346,7 @@ export class GrpcServer {
           // Requests in flight on this stream are bounded: reading waits until one is answered.
           if (++pending >= most) call.pause();
           this.#serve(call, 'jina.JinaRPC/Call', signal, (s) =>
-            handler.handle(req, { signal: s, docsBytes: true }),
+            handler.handle(req, { signal: s, docsBytes: true, docsReader }),
           )
             .then((res) => {
               if (!call.destroyed) call.write(this.#answer(res).answer);

@@ -11,7 +11,7 @@ import {
   withRequestTimeout,
 } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
-import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
+import { checkDocsBytes, decodeDataRequest, docsReader, encodeDataRequest } from '@marie/proto';
 import type { WebSocket } from 'ws';
 import { answerJson, requestFromJson } from './json-wire.js';
 
@@ -58,9 +58,14 @@ export function serveWebSocket(
   socket.on('close', () => controller.abort(new Error('the WebSocket closed')));
   socket.on('error', (err) => logger.warn({ err }, 'WebSocket error'));
 
-  const run = (req: DataRequest, encode: (res: DataRequest) => string | Uint8Array) => {
+  /** `count`: the documents of a request whose documents are still serialized. */
+  const run = (
+    req: DataRequest,
+    encode: (res: DataRequest) => string | Uint8Array,
+    count?: number,
+  ) => {
     try {
-      checkRequestLimits(req, limits);
+      checkRequestLimits(req, limits, count);
     } catch (err) {
       return fail((err as Error).message, TOO_BIG);
     }
@@ -80,7 +85,12 @@ export function serveWebSocket(
       withRequestTimeout(
         limits.requestTimeoutMs,
         () => controller.signal,
-        (signal) => handler.handle(req, { signal: signal() }),
+        (signal) =>
+          handler.handle(
+            req,
+            // Bytes frames: documents may stay serialized both ways (see the message handler).
+            bytes ? { signal: signal(), docsBytes: true, docsReader } : { signal: signal() },
+          ),
       );
     traceServed(
       'WebSocket request',
@@ -126,13 +136,18 @@ export function serveWebSocket(
         ended = true;
         return maybeEnd();
       }
+      // As gRPC does: a gateway forwards documents unread, an executor reads them when its method
+      // first uses them; bytes that would not read are refused here (checkDocsBytes).
       let req: DataRequest;
+      let count: number | undefined;
       try {
-        req = decodeDataRequest(data);
+        if (handler.passesDocsThrough)
+          ({ req, count } = checkDocsBytes(decodeDataRequest(data, { docsBytes: true })));
+        else req = decodeDataRequest(data);
       } catch (err) {
         return fail((err as Error).message);
       }
-      return run(req, (res) => encodeDataRequest(res));
+      return run(req, (res) => encodeDataRequest(res), count);
     }
     if (isBinary) return fail('the json sub-protocol takes text frames');
     let body: unknown;
