@@ -1,7 +1,7 @@
 import { createLogger } from '@marie/core';
 import { Flow, loadFlow, type Polling, parseGraph, parsePorts, parseProtocols } from '@marie/flow';
-import { JobService, parseJobsConfig, processorTarget } from '@marie/jobs';
-import { DagService } from '@marie/pipelines';
+import type { JobService } from '@marie/jobs';
+import type { DagService } from '@marie/pipelines';
 import { DEFAULT_PORT } from '@marie/transport-grpc';
 import { Command, Option } from 'commander';
 import { exitWith, UsageError } from './errors.js';
@@ -54,19 +54,22 @@ async function runFlow(
       o.instrument = (gateway) => metrics.instrument(gateway);
       o.observeHop = (node) => metrics.hop(node);
     }
-    if (flow.options.jobs) {
-      const config = parseJobsConfig(flow.options.jobs);
-      jobs = await JobService.open(config, { logger: log });
+    // Jobs and pipelines (pg-boss, pg) are loaded only for a Flow that has a jobs: section.
+    const jobsApi = flow.options.jobs ? await import('@marie/jobs') : undefined;
+    if (flow.options.jobs && jobsApi) {
+      const config = jobsApi.parseJobsConfig(flow.options.jobs);
+      jobs = await jobsApi.JobService.open(config, { logger: log });
       flow.options.httpPlugins = [...(flow.options.httpPlugins ?? []), ...jobs.plugins()];
       // Pipelines: plans and the DAG API beside the job API, their nodes run on the deployments.
       if (config.plans !== undefined || config.dags !== undefined) {
+        const { DagService } = await import('@marie/pipelines');
         dags = await DagService.open(jobs, { plans: config.plans, dags: config.dags, logger: log });
         flow.options.httpPlugins.push(...dags.plugins());
       }
     }
     try {
       await flow.start();
-      await jobs?.startWorkers(processorTarget(flow.gateway!));
+      if (jobs && jobsApi) await jobs.startWorkers(jobsApi.processorTarget(flow.gateway!));
       // Plans are checked against what the Flow serves before any node is taken.
       await dags?.checkPlans(flow);
       await dags?.startWorkers(dags.flowExecutors(flow));
