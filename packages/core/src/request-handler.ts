@@ -27,7 +27,7 @@ import { mergeRequests, reduceDocs } from './reduce.js';
 import type { HandleOptions, RequestContext } from './request-context.js';
 import { DRY_RUN_ENDPOINT } from './requests.js';
 import { applyReturn, badReturn, checkEncodable } from './return-rules.js';
-import { failSpan, type Span, traced } from './tracing.js';
+import { failSpan, NO_SPAN, type Span, traced, tracingEnabled } from './tracing.js';
 
 export interface RequestHandlerOptions {
   logger?: Logger;
@@ -270,6 +270,9 @@ export class RequestHandler implements Processor {
     }
     const endpoint = this.endpointFor(name);
     if (!endpoint) return base; // no binding, no /default: unchanged, as Python peers do
+    // Tracing off: no span's name, attributes or closures made for nothing.
+    if (!tracingEnabled())
+      return this.#serveEndpoint(requests, base, routes, endpoint, options, NO_SPAN);
     return traced(
       `${this.kind} ${name ?? endpoint.name}`,
       {

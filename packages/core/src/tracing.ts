@@ -39,7 +39,8 @@ export function tracingEnabled(): boolean {
   return on;
 }
 
-const NO_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+/** The span code gets while tracing is off: records nothing. */
+export const NO_SPAN: Span = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
 
 export interface SpanOptions {
   kind?: SpanKind;

@@ -83,63 +83,69 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
     options: { source: unknown; path?: string },
   ): DocList<D['static']> {
     const target = new DocList(docType, [], options.path ? { path: options.path } : {});
-    let pending: (() => Iterable<unknown>) | undefined = read;
-    let failure: unknown;
-    const fill = () => {
-      if (failure !== undefined) throw failure;
-      if (pending === undefined) return;
-      const items = pending;
-      pending = undefined;
-      unread.delete(list);
-      try {
-        for (const item of items()) arrayPush.call(target, target.validate(item, target.length));
-      } catch (err) {
-        target.length = 0;
-        failure = err;
-        throw err;
-      }
-    };
-    const list = new Proxy(target, {
-      get(t, key, receiver) {
-        if (pending !== undefined || failure !== undefined) {
-          // Looking at what a list is, or awaiting it, is not reading its documents.
-          if (key === 'then') return undefined;
-          if (!QUIET_KEYS.has(key)) fill();
-        }
-        return Reflect.get(t, key, receiver);
-      },
-      set(t, key, value) {
-        fill();
-        return Reflect.set(t, key, value);
-      },
-      has(t, key) {
-        fill();
-        return Reflect.has(t, key);
-      },
-      deleteProperty(t, key) {
-        fill();
-        return Reflect.deleteProperty(t, key);
-      },
-      ownKeys(t) {
-        fill();
-        return Reflect.ownKeys(t);
-      },
-      getOwnPropertyDescriptor(t, key) {
-        fill();
-        return Reflect.getOwnPropertyDescriptor(t, key);
-      },
-      defineProperty(t, key, desc) {
-        fill();
-        return Reflect.defineProperty(t, key, desc);
-      },
-    });
-    unread.set(list, options.source);
+    const list = new Proxy(target, DocList.#lazyTraps);
+    const state: LazyState = { read, source: options.source, list };
+    lazyStates.set(target, state);
+    unread.set(list, state);
     return list as DocList<D['static']>;
   }
 
+  /** Reads a lazy list's documents into it, once; a failure is thrown again at every use. */
+  static #fill(target: DocList<any>): void {
+    const state = lazyStates.get(target);
+    if (state === undefined) return;
+    if (state.failure !== undefined) throw state.failure;
+    lazyStates.delete(target);
+    unread.delete(state.list);
+    try {
+      for (const item of state.read()) arrayPush.call(target, target.validate(item, target.length));
+    } catch (err) {
+      target.length = 0;
+      state.failure = err;
+      lazyStates.set(target, state);
+      throw err;
+    }
+  }
+
+  /** The traps of every lazy list (one object for all: a list costs its state alone). */
+  static readonly #lazyTraps: ProxyHandler<DocList<any>> = {
+    get(t, key, receiver) {
+      if (lazyStates.has(t)) {
+        // Looking at what a list is, or awaiting it, is not reading its documents.
+        if (key === 'then') return undefined;
+        if (!QUIET_KEYS.has(key)) DocList.#fill(t);
+      }
+      return Reflect.get(t, key, receiver);
+    },
+    set(t, key, value) {
+      DocList.#fill(t);
+      return Reflect.set(t, key, value);
+    },
+    has(t, key) {
+      DocList.#fill(t);
+      return Reflect.has(t, key);
+    },
+    deleteProperty(t, key) {
+      DocList.#fill(t);
+      return Reflect.deleteProperty(t, key);
+    },
+    ownKeys(t) {
+      DocList.#fill(t);
+      return Reflect.ownKeys(t);
+    },
+    getOwnPropertyDescriptor(t, key) {
+      DocList.#fill(t);
+      return Reflect.getOwnPropertyDescriptor(t, key);
+    },
+    defineProperty(t, key, desc) {
+      DocList.#fill(t);
+      return Reflect.defineProperty(t, key, desc);
+    },
+  };
+
   /** What a `DocList.lazy` list was made from, while nothing has read it; otherwise undefined. */
   static unreadSource(list: object): unknown {
-    return unread.get(list);
+    return unread.get(list)?.source;
   }
 
   /** Validates and appends documents (defaults applied, ids generated). */
@@ -182,8 +188,18 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
 
 const arrayPush = Array.prototype.push;
 
-/** Lazy lists not read yet, and their sources (DocList.lazy). */
-const unread = new WeakMap<object, unknown>();
+/** A DocList.lazy list's reading: what reads it, what it came from, and how reading failed. */
+interface LazyState {
+  read: () => Iterable<unknown>;
+  source: unknown;
+  list: object;
+  failure?: unknown;
+}
+
+/** Lazy lists still to read (or whose reading failed), by the DocList behind the Proxy. */
+const lazyStates = new WeakMap<object, LazyState>();
+/** The same, by the Proxy, while nothing has read it: DocList.unreadSource. */
+const unread = new WeakMap<object, LazyState>();
 
 /** What may be asked of a lazy list without reading it: its type, its class, its tag. */
 const QUIET_KEYS = new Set<PropertyKey>([

@@ -182,8 +182,8 @@ export class GrpcServer {
     signal: () => AbortSignal,
     work: (signal: () => AbortSignal) => Promise<DataRequest<any>>,
   ): Promise<DataRequest<any>> {
+    if (!tracingEnabled()) return withRequestTimeout(this.#limits.requestTimeoutMs, signal, work);
     const timed = () => withRequestTimeout(this.#limits.requestTimeoutMs, signal, work);
-    if (!tracingEnabled()) return timed();
     const parent = extractContext((key) => {
       const v = call.metadata.get(key)[0];
       return typeof v === 'string' ? v : undefined;
