@@ -2,13 +2,16 @@ import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import * as grpc from '@grpc/grpc-js';
 import { Client } from '@marie/client';
 import { createDataRequest, MarieError, StatusCode } from '@marie/core';
 import { DocList, LegacyDocument, NdArray } from '@marie/docs';
 import { Flow } from '@marie/flow';
+import { decodeDataRequest, encodeDataRequest } from '@marie/proto';
 import { GrpcClient } from '@marie/transport-grpc';
 import { HttpClient, WsClient } from '@marie/transport-http';
 import { describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
 
 const modules = [join(import.meta.dirname, 'fixtures', 'graph-executors.ts')];
 const env = () => ({ MARIE_WORKSPACE: mkdtempSync(join(tmpdir(), 'marie-graph-')) });
@@ -138,6 +141,61 @@ describe('Flow and Gateway', () => {
       message: expect.stringMatching(/^WebSocket closed 1011: deadline_exceeded/),
     });
     client.close();
+  }, 120_000);
+
+  it('leaves documents nobody reads serialized on every hop: the answer carries the bytes sent', async () => {
+    // gateway -> one -> two, neither method reading its documents: the gateway forwards their
+    // bytes, each executor answers with the bytes it received (DocList.lazy), over gRPC and over
+    // WebSocket bytes alike.
+    await using flow = await new Flow({ protocol: ['grpc', 'websocket'] })
+      .add({ name: 'one', uses: 'Passer', pyModules: modules, env: env() })
+      .add({ name: 'two', uses: 'Passer', pyModules: modules, env: env() })
+      .start();
+    // Plain documents, encoded as they are: read and written again as LegacyDocuments, they would
+    // come back with the type's defaults (tags, chunks...), so other bytes.
+    const docs = [
+      { id: 'd1', text: 'page', embedding: new NdArray(Float32Array.from([1.5, -2, 3])) },
+      { id: 'd2', tags: { nested: { list: [1, 'two'] } } },
+    ];
+    const sent = encodeDataRequest(createDataRequest({ endpoint: '/x', docs }));
+    const sentDocs = Buffer.from(decodeDataRequest(sent, { docsBytes: true }).docsBytes!);
+    const grpcAnswer = await new Promise<Buffer>((resolve, reject) => {
+      const raw = new grpc.Client(
+        flow.addresses[0]!.replace('grpc://', ''),
+        grpc.credentials.createInsecure(),
+      );
+      raw.makeUnaryRequest(
+        '/jina.JinaSingleDataRequestRPC/process_single_data',
+        (b: Buffer) => b,
+        (b: Buffer) => b,
+        Buffer.from(sent),
+        (err, value) => {
+          raw.close();
+          if (err) reject(err);
+          else resolve(value!);
+        },
+      );
+    });
+    const wsAnswer = await new Promise<Buffer>((resolve, reject) => {
+      const socket = new WebSocket(`${flow.addresses[1]}/`, 'bytes');
+      socket.on('open', () => socket.send(sent));
+      socket.on('message', (data: Buffer) => {
+        socket.close();
+        resolve(data);
+      });
+      socket.on('error', reject);
+    });
+    for (const [via, answer] of [
+      ['grpc', decodeDataRequest(grpcAnswer, { docsBytes: true })],
+      ['websocket', decodeDataRequest(wsAnswer, { docsBytes: true })],
+    ] as const) {
+      expect(answer.header.status, via).toBeUndefined();
+      expect(answer.parameters.__results__, via).toEqual({
+        one: { passed: true },
+        two: { passed: true },
+      });
+      expect(Buffer.from(answer.docsBytes!), via).toEqual(sentDocs);
+    }
   }, 120_000);
 
   it('forwards documents unread over gRPC and read over HTTP: tensors and chunks arrive intact', async () => {
