@@ -425,17 +425,7 @@ export class RequestHandler implements Processor {
   ): RequestContext {
     if (typeof signal !== 'function')
       return { parameters, docsMatrix, header, signal, endpoint: endpoint.name };
-    let made: AbortSignal | undefined;
-    return {
-      parameters,
-      docsMatrix,
-      header,
-      endpoint: endpoint.name,
-      get signal() {
-        made ??= signal();
-        return made;
-      },
-    };
+    return new LazySignalContext(parameters, docsMatrix, header, endpoint.name, signal);
   }
 
   /** Calls the method; sync methods one at a time unless the endpoint allows concurrency. */
@@ -481,6 +471,27 @@ export class RequestHandler implements Processor {
 }
 
 /** The request id and job id (`parameters.job_id`) its log lines carry. */
+/** A method's context whose `signal` is made the first time it is read (most methods never do). */
+class LazySignalContext implements RequestContext {
+  #signal: AbortSignal | undefined;
+  readonly #make: () => AbortSignal;
+
+  constructor(
+    public parameters: Record<string, unknown>,
+    public docsMatrix: DocList<object>[],
+    public header: RequestHeader,
+    public endpoint: string,
+    make: () => AbortSignal,
+  ) {
+    this.#make = make;
+  }
+
+  get signal(): AbortSignal {
+    this.#signal ??= this.#make();
+    return this.#signal;
+  }
+}
+
 export function logContextOf(request: DataRequest<any>): LogContext {
   const job = request.parameters?.job_id;
   return typeof job === 'string' || typeof job === 'number'

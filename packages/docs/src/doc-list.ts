@@ -27,9 +27,19 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
     return Array;
   }
 
+  readonly #docType: TSchema;
+  readonly #pathPrefix: string;
+  /** A DocList.lazy list's reading, until it is done (or while it fails). */
+  #lazy: LazyState | undefined = undefined;
+
   /** The document type of every item. */
-  declare readonly docType: TSchema;
-  declare private readonly pathPrefix: string;
+  get docType(): TSchema {
+    return this.#docType;
+  }
+
+  private get pathPrefix(): string {
+    return this.#pathPrefix;
+  }
 
   constructor(
     docType: TSchema & { static: T },
@@ -37,8 +47,8 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
     options: DocListOptions = {},
   ) {
     super();
-    Object.defineProperty(this, 'docType', { value: docType, enumerable: false });
-    Object.defineProperty(this, 'pathPrefix', { value: options.path ?? 'docs', enumerable: false });
+    this.#docType = docType;
+    this.#pathPrefix = options.path ?? 'docs';
     if (options.trusted) {
       for (const item of items) super.push(item as T);
       return;
@@ -83,39 +93,47 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
     options: { source: unknown; path?: string },
   ): DocList<D['static']> {
     const target = new DocList(docType, [], options.path ? { path: options.path } : {});
-    const list = new Proxy(target, DocList.#lazyTraps);
-    const state: LazyState = { read, source: options.source, list };
-    lazyStates.set(target, state);
-    unread.set(list, state);
-    return list as DocList<D['static']>;
+    target.#lazy = { read, source: options.source };
+    return new Proxy(target, DocList.#lazyTraps) as DocList<D['static']>;
+  }
+
+  /** What a `DocList.lazy` list was made from, while nothing has read it; otherwise undefined. */
+  static unreadSource(list: object): unknown {
+    return list instanceof DocList
+      ? (list as unknown as Record<symbol, unknown>)[UNREAD]
+      : undefined;
   }
 
   /** Reads a lazy list's documents into it, once; a failure is thrown again at every use. */
   static #fill(target: DocList<any>): void {
-    const state = lazyStates.get(target);
+    const state = target.#lazy;
     if (state === undefined) return;
     if (state.failure !== undefined) throw state.failure;
-    lazyStates.delete(target);
-    unread.delete(state.list);
+    target.#lazy = undefined;
     try {
       for (const item of state.read()) arrayPush.call(target, target.validate(item, target.length));
     } catch (err) {
       target.length = 0;
       state.failure = err;
-      lazyStates.set(target, state);
+      target.#lazy = state;
       throw err;
     }
   }
 
-  /** The traps of every lazy list (one object for all: a list costs its state alone). */
+  /**
+   * The traps of every lazy list (one object for all: a list costs its state alone). Properties
+   * are read on the DocList itself (getters see it, not the Proxy: its private fields are its).
+   */
   static readonly #lazyTraps: ProxyHandler<DocList<any>> = {
-    get(t, key, receiver) {
-      if (lazyStates.has(t)) {
+    get(t, key) {
+      const state = t.#lazy;
+      if (state !== undefined) {
+        if (key === UNREAD) return state.failure === undefined ? state.source : undefined;
         // Looking at what a list is, or awaiting it, is not reading its documents.
         if (key === 'then') return undefined;
         if (!QUIET_KEYS.has(key)) DocList.#fill(t);
       }
-      return Reflect.get(t, key, receiver);
+      return Reflect.get(t, key);
     },
     set(t, key, value) {
       DocList.#fill(t);
@@ -142,11 +160,6 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
       return Reflect.defineProperty(t, key, desc);
     },
   };
-
-  /** What a `DocList.lazy` list was made from, while nothing has read it; otherwise undefined. */
-  static unreadSource(list: object): unknown {
-    return unread.get(list)?.source;
-  }
 
   /** Validates and appends documents (defaults applied, ids generated). */
   override push(...items: (DocInit<T> | T)[]): number {
@@ -192,14 +205,11 @@ const arrayPush = Array.prototype.push;
 interface LazyState {
   read: () => Iterable<unknown>;
   source: unknown;
-  list: object;
   failure?: unknown;
 }
 
-/** Lazy lists still to read (or whose reading failed), by the DocList behind the Proxy. */
-const lazyStates = new WeakMap<object, LazyState>();
-/** The same, by the Proxy, while nothing has read it: DocList.unreadSource. */
-const unread = new WeakMap<object, LazyState>();
+/** The key under which a lazy list not read yet answers its source (DocList.unreadSource). */
+const UNREAD = Symbol('DocList.unreadSource');
 
 /** What may be asked of a lazy list without reading it: its type, its class, its tag. */
 const QUIET_KEYS = new Set<PropertyKey>([

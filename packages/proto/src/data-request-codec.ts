@@ -45,11 +45,33 @@ export function dataRequestFromProto(proto: DataRequestProto): DataRequest {
 }
 
 /**
- * The bytes a request read with `docsBytes` came from. A gateway never changes such a request in
- * place (it builds new objects), so passing the same object on means passing the same bytes on:
- * a hop forwards what it received without encoding it again.
+ * A request read with `docsBytes`, and the bytes it came from. A gateway never changes such a
+ * request in place (it builds new objects), so passing the same object on means passing the same
+ * bytes on: a hop forwards what it received without encoding it again. The bytes are a private
+ * field (no WeakMap: its entries cost every GC), which a copy (`{ ...req }`) does not carry.
  */
-const received = new WeakMap<object, Uint8Array>();
+class ReceivedRequest implements DataRequest {
+  header: DataRequest['header'];
+  parameters: DataRequest['parameters'];
+  routes: DataRequest['routes'];
+  docs: DataRequest['docs'];
+  declare docsBytes?: Uint8Array;
+  readonly #bytes: Uint8Array;
+
+  constructor(req: DataRequest, bytes: Uint8Array) {
+    this.header = req.header;
+    this.parameters = req.parameters;
+    this.routes = req.routes;
+    this.docs = req.docs;
+    if (req.docsBytes !== undefined) this.docsBytes = req.docsBytes;
+    this.#bytes = bytes;
+  }
+
+  /** The bytes `req` was read from, if it is one read with `docsBytes` and not a copy. */
+  static bytesOf(req: object): Uint8Array | undefined {
+    return #bytes in req ? (req as ReceivedRequest).#bytes : undefined;
+  }
+}
 
 /**
  * Encodes a DataRequest; documents still serialized (`docsBytes`) are written as they are.
@@ -60,7 +82,7 @@ export function encodeDataRequest(
   schema?: TSchema,
   alloc?: (size: number) => Buffer,
 ): Uint8Array {
-  const same = received.get(req);
+  const same = ReceivedRequest.bytesOf(req);
   if (same !== undefined) return same;
   // Documents a method never read (DocList.lazy) go back as the bytes they came in.
   const unread = DocList.unreadSource(req.docs);
@@ -85,8 +107,7 @@ export function decodeDataRequest(
 ): DataRequest {
   try {
     const req = readDataRequest(bytes, options);
-    if (options.docsBytes) received.set(req, bytes);
-    return req;
+    return options.docsBytes ? new ReceivedRequest(req, bytes) : req;
   } catch (err) {
     if (err instanceof DocValidationError) throw err;
     throw new DocValidationError('request', `not a DataRequestProto (${(err as Error).message})`);
