@@ -19,11 +19,20 @@ let pos = 0;
 
 /** A varint of at most 5 bytes (tags, lengths, int32 and uint32 values), or -1. */
 function varint(end: number): number {
-  if (pos >= end) return -1;
-  const b = buf[pos++]!;
-  if (b < 0x80) return b;
-  let value = b & 0x7f;
-  for (let shift = 7; shift < 35; shift += 7) {
+  // One byte (most tags and short lengths): small enough for V8 to inline at every call.
+  if (pos < end) {
+    const b = buf[pos]!;
+    if (b < 0x80) {
+      pos++;
+      return b;
+    }
+  }
+  return longVarint(end);
+}
+
+function longVarint(end: number): number {
+  let value = 0;
+  for (let shift = 0; shift < 35; shift += 7) {
     if (pos >= end) return -1;
     const c = buf[pos++]!;
     value += (c & 0x7f) * 2 ** shift;
