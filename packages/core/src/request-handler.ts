@@ -394,6 +394,7 @@ export class RequestHandler implements Processor {
       );
     return DocList.lazy(schema as AnyDocType & { static: object }, () => reader.read(bytes), {
       source: bytes,
+      count: () => reader.count(bytes),
     });
   }
 

@@ -258,6 +258,23 @@ describe('DocList.lazy', () => {
     expect(reads.n).toBe(1);
   });
 
+  it('tells its length without reading when it is given a count', () => {
+    const reads = { n: 0 };
+    const list = DocList.lazy(
+      InputDoc,
+      () => {
+        reads.n++;
+        return [{ text: 'a' }, { text: 'b' }];
+      },
+      { source, count: () => 2 },
+    );
+    expect(list.length).toBe(2);
+    expect(reads.n).toBe(0);
+    expect(DocList.unreadSource(list)).toBe(source);
+    expect(list.map((d) => d.text)).toEqual(['a', 'b']);
+    expect(reads.n).toBe(1);
+  });
+
   it('counts any use as reading: an index, iteration, keys, a write', () => {
     for (const use of [
       (l: DocList<InputDoc>) => l[0],

@@ -80,7 +80,7 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
 
   /**
    * A DocList whose documents are read, and validated, the first time anything but its type is
-   * asked of it: an index, `length`, iteration, any method. `read` gives the documents as plain
+   * asked of it: an index, iteration, any method (and `length`, unless `count` tells it). `read` gives the documents as plain
    * values (a transport's decoder over the bytes it received); its DocValidationError, or the
    * validation's, is thrown at that first use, and again at every use after it. Until then
    * `DocList.unreadSource(list)` hands back `source` (those bytes), so that a list nobody looked
@@ -90,10 +90,10 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
   static lazy<D extends AnyDocType>(
     docType: D,
     read: () => Iterable<unknown>,
-    options: { source: unknown; path?: string },
+    options: { source: unknown; path?: string; count?: () => number },
   ): DocList<D['static']> {
     const target = new DocList(docType, [], options.path ? { path: options.path } : {});
-    target.#lazy = { read, source: options.source };
+    target.#lazy = { read, source: options.source, count: options.count };
     return new Proxy(target, DocList.#lazyTraps) as DocList<D['static']>;
   }
 
@@ -129,6 +129,8 @@ export class DocList<T extends object = Record<string, unknown>> extends Array<T
       const state = t.#lazy;
       if (state !== undefined) {
         if (key === UNREAD) return state.failure === undefined ? state.source : undefined;
+        // How many there are is known without reading them (a metrics counter asks).
+        if (key === 'length' && state.count && state.failure === undefined) return state.count();
         // Looking at what a list is, or awaiting it, is not reading its documents.
         if (key === 'then') return undefined;
         if (!QUIET_KEYS.has(key)) DocList.#fill(t);
@@ -205,6 +207,7 @@ const arrayPush = Array.prototype.push;
 interface LazyState {
   read: () => Iterable<unknown>;
   source: unknown;
+  count: (() => number) | undefined;
   failure?: unknown;
 }
 

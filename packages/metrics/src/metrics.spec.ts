@@ -15,6 +15,12 @@ class Echo extends Executor {
     return docs;
   }
 
+  /** Never looks at its documents. */
+  @requests({ on: '/ignore' })
+  ignore() {
+    return { ignored: true };
+  }
+
   @requests({ on: '/boom' })
   boom() {
     throw new Error('boom');
@@ -40,6 +46,38 @@ function sample(text: string, name: string, labels: Record<string, string> = {})
 }
 
 describe('Metrics', () => {
+  it('counts the documents of an answer its method never read, without reading them', async () => {
+    const metrics = new Metrics({ runtimeName: 'lazy' });
+    const handler = metrics.instrument(new RequestHandler(new Echo()));
+    // A transport's serialized documents (here: JSON bytes) and how to read and count them.
+    const reads = { n: 0 };
+    const docsReader = {
+      read: (bytes: Uint8Array) => {
+        reads.n++;
+        return JSON.parse(new TextDecoder().decode(bytes)) as unknown[];
+      },
+      count: (bytes: Uint8Array) =>
+        (JSON.parse(new TextDecoder().decode(bytes)) as unknown[]).length,
+    };
+    const docsBytes = new TextEncoder().encode(JSON.stringify([{ id: 'a' }, { id: 'b' }]));
+    const res = await handler.handle(
+      { ...createDataRequest({ endpoint: '/ignore' }), docsBytes },
+      { docsReader },
+    );
+    expect(res.header.status).toBeUndefined();
+    expect(reads.n).toBe(0);
+    const server = await metrics.serve({ host: '127.0.0.1', port: 0 });
+    closers.push(server.close);
+    const text = await (await fetch(`http://127.0.0.1:${server.port}/metrics`)).text();
+    expect(
+      sample(text, 'jina_document_processed_total', {
+        executor: 'Echo',
+        executor_endpoint: '/ignore',
+      }),
+    ).toBe(2);
+    expect(reads.n).toBe(0);
+  });
+
   it("counts and times an executor's requests under Jina's names, served on /metrics", async () => {
     const metrics = new Metrics({ runtimeName: 'echo' });
     const handler = metrics.instrument(new RequestHandler(new Echo()));
