@@ -360,14 +360,16 @@ describe('DAG runs', () => {
         nodes: { s: { endpoint: 'tools://slow' }, t: { endpoint: 'tools://echo', needs: ['s'] } },
       },
     });
-    await until(
-      's to run',
-      async () =>
-        (await dags.get(dag_id))?.nodes?.find((n) => n.node_id === 's')?.state === 'active',
-    );
-    // Its root's fetch started the DAG (no write of the run's own): running, since a time.
+    // Its root's start marks the DAG running (since a time) while the root still runs. (A node
+    // reads active from pg-boss's job as soon as it is fetched, a moment before the worker's
+    // begin statement: wait for both, then check the root is still the one running.)
+    await until('s to run and the DAG with it', async () => {
+      const d = await dags.get(dag_id);
+      return d?.state === 'running' && node(d, 's').state === 'active';
+    });
     const running = (await dags.get(dag_id))!;
     expect(running.state).toBe('running');
+    expect(node(running, 's').state).toBe('active');
     expect(running.started_on).toEqual(expect.any(String));
     expect(node(running, 's').attempts).toBe(1);
     const c = await dags.cancel(dag_id);
