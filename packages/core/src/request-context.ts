@@ -54,3 +54,24 @@ export function createRequestContext<P = Record<string, unknown>>(
     endpoint: init.endpoint ?? '/default',
   };
 }
+
+/** A method's context whose `signal` is made the first time it is read (most methods never do). */
+export class LazySignalContext implements RequestContext {
+  #signal: AbortSignal | undefined;
+  readonly #make: () => AbortSignal;
+
+  constructor(
+    public parameters: Record<string, unknown>,
+    public docsMatrix: DocList<object>[],
+    public header: RequestHeader,
+    public endpoint: string,
+    make: () => AbortSignal,
+  ) {
+    this.#make = make;
+  }
+
+  get signal(): AbortSignal {
+    this.#signal ??= this.#make();
+    return this.#signal;
+  }
+}

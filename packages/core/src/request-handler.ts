@@ -24,7 +24,7 @@ import { createLogger, type LogContext, withLogContext } from './logger.js';
 import { Mutex } from './mutex.js';
 import type { Processor } from './processor.js';
 import { mergeRequests, reduceDocs } from './reduce.js';
-import type { HandleOptions, RequestContext } from './request-context.js';
+import { type HandleOptions, LazySignalContext, type RequestContext } from './request-context.js';
 import { DRY_RUN_ENDPOINT } from './requests.js';
 import { applyReturn, badReturn, checkEncodable } from './return-rules.js';
 import { failSpan, NO_SPAN, type Span, traced, tracingEnabled } from './tracing.js';
@@ -472,27 +472,6 @@ export class RequestHandler implements Processor {
 }
 
 /** The request id and job id (`parameters.job_id`) its log lines carry. */
-/** A method's context whose `signal` is made the first time it is read (most methods never do). */
-class LazySignalContext implements RequestContext {
-  #signal: AbortSignal | undefined;
-  readonly #make: () => AbortSignal;
-
-  constructor(
-    public parameters: Record<string, unknown>,
-    public docsMatrix: DocList<object>[],
-    public header: RequestHeader,
-    public endpoint: string,
-    make: () => AbortSignal,
-  ) {
-    this.#make = make;
-  }
-
-  get signal(): AbortSignal {
-    this.#signal ??= this.#make();
-    return this.#signal;
-  }
-}
-
 export function logContextOf(request: DataRequest<any>): LogContext {
   const job = request.parameters?.job_id;
   return typeof job === 'string' || typeof job === 'number'

@@ -141,10 +141,10 @@ export function withDocsRead<R extends DataRequest<any>>(req: R): R {
 export const docsReader: DocsReader = { read: readDocs, count: countDocListBytes };
 
 /**
- * A request decoded with `docsBytes`, checked at the front door: its documents are left
- * serialized when their bytes would read without an error (readableDocCount), and read now
- * otherwise, which throws the DocValidationError that names what is wrong. Also gives how many
- * documents it holds, for the server's limits.
+ * A request as a server decoded it, checked at the front door, and how many documents it holds
+ * (for the server's limits). Documents it left serialized (`docsBytes`) stay so when their bytes
+ * would read without an error (readableDocCount), and are read now otherwise, which throws the
+ * DocValidationError that names what is wrong.
  */
 export function checkDocsBytes(req: DataRequest): { req: DataRequest; count: number } {
   if (req.docsBytes === undefined) return { req, count: req.docs.length };

@@ -116,21 +116,46 @@ function sub(end: number): number {
   return len < 0 || pos + len > end ? -1 : pos + len;
 }
 
+/** Where the bytes of the last field `field` passed over start. */
+let fieldStart = 0;
+
+/** Passes over a length-delimited field (its bytes start at `fieldStart`): its end, or -1. */
+function field(end: number): number {
+  const fieldEnd = sub(end);
+  if (fieldEnd >= 0) {
+    fieldStart = pos;
+    pos = fieldEnd;
+  }
+  return fieldEnd;
+}
+
+/** A length-delimited field holding a message, walked by `walk` to its end. */
+function nested(end: number, walk: (end: number, depth: number) => boolean, depth: number) {
+  const subEnd = sub(end);
+  return subEnd >= 0 && walk(subEnd, depth);
+}
+
+/** A field holding a NodeProto when its tag is `nodeTag`; any other field passed over. */
+function nodeOrSkip(tag: number, nodeTag: number, end: number, depth: number): boolean {
+  return tag === nodeTag ? nested(end, node, depth) : skip(tag, end);
+}
+
 function docList(end: number, depth: number): number {
   let count = 0;
   while (pos < end) {
     const tag = varint(end);
     if (tag < 0) return -1;
     if (tag === 10) {
-      const docEnd = sub(end);
-      if (docEnd < 0 || !map(docEnd, depth + 1)) return -1;
+      if (!nested(end, map, depth + 1)) return -1;
       count++;
     } else if (!skip(tag, end)) return -1;
   }
   return count;
 }
 
-/** DocProto and DictOfAnyProto: map<string, NodeProto> data = 1. */
+const docs = (end: number, depth: number) => docList(end, depth) >= 0;
+
+/** DocProto and DictOfAnyProto: map<string, NodeProto> data = 1 (entries: key = 1, value = 2). */
 function map(end: number, depth: number): boolean {
   if (depth > MAX_DEPTH) return false;
   while (pos < end) {
@@ -144,11 +169,7 @@ function map(end: number, depth: number): boolean {
     if (entryEnd < 0) return false;
     while (pos < entryEnd) {
       const t = varint(entryEnd);
-      if (t < 0) return false;
-      if (t === 18) {
-        const nodeEnd = sub(entryEnd);
-        if (nodeEnd < 0 || !node(nodeEnd, depth + 1)) return false;
-      } else if (!skip(t, entryEnd)) return false;
+      if (t < 0 || !nodeOrSkip(t, 18, entryEnd, depth + 1)) return false;
     }
   }
   return true;
@@ -158,11 +179,7 @@ function map(end: number, depth: number): boolean {
 function list(end: number, depth: number): boolean {
   while (pos < end) {
     const tag = varint(end);
-    if (tag < 0) return false;
-    if (tag === 10) {
-      const nodeEnd = sub(end);
-      if (nodeEnd < 0 || !node(nodeEnd, depth + 1)) return false;
-    } else if (!skip(tag, end)) return false;
+    if (tag < 0 || !nodeOrSkip(tag, 10, end, depth + 1)) return false;
   }
   return true;
 }
@@ -191,35 +208,26 @@ function node(end: number, depth: number): boolean {
         tensor = true;
         break;
       }
-      case 58:
-      case 98: {
-        const mapEnd = sub(end);
-        if (mapEnd < 0 || !map(mapEnd, depth)) return false;
+      case 58: // doc
+      case 98: // dict
+        if (!nested(end, map, depth)) return false;
         tensor = false;
         break;
-      }
-      case 66: {
-        const listEnd = sub(end);
-        if (listEnd < 0 || docList(listEnd, depth) < 0) return false;
+      case 66: // doc array
+        if (!nested(end, docs, depth)) return false;
         tensor = false;
         break;
-      }
-      case 74:
-      case 82:
-      case 90: {
-        const listEnd = sub(end);
-        if (listEnd < 0 || !list(listEnd, depth)) return false;
+      case 74: // list
+      case 82: // set
+      case 90: // tuple
+        if (!nested(end, list, depth)) return false;
         tensor = false;
         break;
-      }
-      case 106: {
-        const typeEndAt = sub(end);
-        if (typeEndAt < 0) return false;
-        typeStart = pos;
-        typeEnd = typeEndAt;
-        pos = typeEndAt;
+      case 106: // type
+        typeEnd = field(end);
+        if (typeEnd < 0) return false;
+        typeStart = fieldStart;
         break;
-      }
       default:
         if (!skip(tag, end)) return false;
         // text, double, bool, bytes: a plain value replaces a tensor read before it
@@ -252,10 +260,9 @@ function ndarray(end: number): boolean {
       const t = varint(denseEnd);
       if (t < 0) return false;
       if (t === 10) {
-        const bufEnd = sub(denseEnd);
+        const bufEnd = field(denseEnd);
         if (bufEnd < 0) return false;
-        bytes = bufEnd - pos;
-        pos = bufEnd;
+        bytes = bufEnd - fieldStart;
       } else if (t === 16) {
         const d = varint(denseEnd);
         if (d < 0) return false;
@@ -269,11 +276,9 @@ function ndarray(end: number): boolean {
           size *= d;
         }
       } else if (t === 26) {
-        const dtEnd = sub(denseEnd);
-        if (dtEnd < 0) return false;
-        dtypeStart = pos;
-        dtypeEnd = dtEnd;
-        pos = dtEnd;
+        dtypeEnd = field(denseEnd);
+        if (dtypeEnd < 0) return false;
+        dtypeStart = fieldStart;
       } else if (!skip(t, denseEnd)) return false;
     }
   }

@@ -203,12 +203,8 @@ export class GrpcServer {
    * garbage throws here, and the call is answered INVALID_ARGUMENT.
    */
   #decode(bytes: Buffer): DataRequest {
-    if (!this.handler.passesDocsThrough) {
-      const req = decodeDataRequest(bytes);
-      checkRequestLimits(req, this.#limits);
-      return req;
-    }
-    const { req, count } = checkDocsBytes(decodeDataRequest(bytes, { docsBytes: true }));
+    const docsBytes = this.handler.passesDocsThrough === true;
+    const { req, count } = checkDocsBytes(decodeDataRequest(bytes, { docsBytes }));
     checkRequestLimits(req, this.#limits, count);
     return req;
   }

@@ -138,16 +138,14 @@ export function serveWebSocket(
       }
       // As gRPC does: a gateway forwards documents unread, an executor reads them when its method
       // first uses them; bytes that would not read are refused here (checkDocsBytes).
-      let req: DataRequest;
-      let count: number | undefined;
+      let read: ReturnType<typeof checkDocsBytes>;
       try {
-        if (handler.passesDocsThrough)
-          ({ req, count } = checkDocsBytes(decodeDataRequest(data, { docsBytes: true })));
-        else req = decodeDataRequest(data);
+        const docsBytes = handler.passesDocsThrough === true;
+        read = checkDocsBytes(decodeDataRequest(data, { docsBytes }));
       } catch (err) {
         return fail((err as Error).message);
       }
-      return run(req, (res) => encodeDataRequest(res), count);
+      return run(read.req, (res) => encodeDataRequest(res), read.count);
     }
     if (isBinary) return fail('the json sub-protocol takes text frames');
     let body: unknown;
