@@ -1,28 +1,38 @@
-import { ApiKeys, resolveLimits, type ServerLimits, type TlsServerOptions } from '@marie/core';
+import {
+  ApiKeys,
+  DEFAULT_LIMITS,
+  LIMITS,
+  resolveLimits,
+  type ServerLimits,
+  type TlsServerOptions,
+} from '@marie/core';
 import type { Command } from 'commander';
 import { UsageError } from './errors.js';
 import { integer } from './parse.js';
 import { readPem } from './pem.js';
 
-/** What a serving command takes for TLS, API keys and limits. */
+/**
+ * What a serving command takes for TLS and API keys; the limits come as commander names them
+ * (`--request-timeout` as `requestTimeout`, see `LIMITS`).
+ */
 export interface ServerFlags {
   sslCertfile?: string;
   sslKeyfile?: string;
   sslClientCa?: string;
   apiKeysFile?: string;
-  maxRequestBytes?: number;
-  maxDocsPerRequest?: number;
-  maxTensorElements?: number;
-  requestTimeout?: number;
-  maxConcurrentPerConnection?: number;
+  [limit: string]: unknown;
 }
+
+/** The commander attribute of a limit's flag: `--request-timeout` -> `requestTimeout`. */
+const attribute = (flag: string) =>
+  flag.slice(2).replace(/-([a-z])/g, (_, c: string) => c.toUpperCase());
 
 /**
  * `--ssl-certfile`/`--ssl-keyfile` (Jina's names) and `--ssl-client-ca` (mutual TLS);
  * `--api-keys-file` (and `$MARIE_API_KEYS`); the limits, each with its safe default.
  */
 export function addServerOptions(command: Command): Command {
-  return command
+  command
     .option('--ssl-certfile <file>', 'serve TLS (grpcs, https, wss) with this certificate (PEM)')
     .option('--ssl-keyfile <file>', "the certificate's private key (PEM)")
     .option(
@@ -32,32 +42,16 @@ export function addServerOptions(command: Command): Command {
     .option(
       '--api-keys-file <file>',
       'require one of these API keys (one per line; also $MARIE_API_KEYS, comma separated)',
-    )
-    .option(
-      '--max-request-bytes <n>',
-      'largest request (104857600)',
-      integer('--max-request-bytes', 1),
-    )
-    .option(
-      '--max-docs-per-request <n>',
-      'documents per request (10000)',
-      integer('--max-docs-per-request', 1),
-    )
-    .option(
-      '--max-tensor-elements <n>',
-      'elements of one tensor (67108864)',
-      integer('--max-tensor-elements', 1),
-    )
-    .option(
-      '--request-timeout <ms>',
-      'answer DEADLINE_EXCEEDED after this long (600000; 0: never)',
-      integer('--request-timeout', 0),
-    )
-    .option(
-      '--max-concurrent-per-connection <n>',
-      'requests in flight per connection (100)',
-      integer('--max-concurrent-per-connection', 1),
     );
+  // Every limit of every front door, each with its default (LIMITS: one definition for flags,
+  // a Flow's `with:` and exports).
+  for (const l of LIMITS)
+    command.option(
+      `${l.flag} <n>`,
+      `${l.help} (${DEFAULT_LIMITS[l.key]})`,
+      integer(l.flag, l.zeroOff ? 0 : 1),
+    );
+  return command;
 }
 
 export interface ServerSecurity {
@@ -86,19 +80,11 @@ export function serverOptionsFrom(flags: ServerFlags): ServerSecurity {
   }
   if (flags.apiKeysFile && !apiKeys)
     throw new UsageError(`--api-keys-file: ${flags.apiKeysFile} holds no key`);
-  const limits: Partial<ServerLimits> = {
-    ...(flags.maxRequestBytes !== undefined ? { maxRequestBytes: flags.maxRequestBytes } : {}),
-    ...(flags.maxDocsPerRequest !== undefined
-      ? { maxDocsPerRequest: flags.maxDocsPerRequest }
-      : {}),
-    ...(flags.maxTensorElements !== undefined
-      ? { maxTensorElements: flags.maxTensorElements }
-      : {}),
-    ...(flags.requestTimeout !== undefined ? { requestTimeoutMs: flags.requestTimeout } : {}),
-    ...(flags.maxConcurrentPerConnection !== undefined
-      ? { maxConcurrentPerConnection: flags.maxConcurrentPerConnection }
-      : {}),
-  };
+  const limits: Partial<ServerLimits> = {};
+  for (const l of LIMITS) {
+    const value = flags[attribute(l.flag)];
+    if (typeof value === 'number') limits[l.key] = value;
+  }
   resolveLimits(limits);
   return {
     ...(cert && key ? { tls: { cert, key, ...(clientCa ? { clientCa } : {}) } } : {}),

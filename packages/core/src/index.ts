@@ -92,6 +92,8 @@ export {
   checkRequestLimits,
   checkTlsClient,
   DEFAULT_LIMITS,
+  LIMITS,
+  type LimitInfo,
   resolveLimits,
   type ServerLimits,
   type TlsClientOptions,
@@ -115,6 +117,7 @@ export {
 
 // Operating: fault markers, logs, metric sources, single-instance locks, traces.
 
+export { ConnectionStats, type CutReason } from './connection-stats.js';
 export {
   type FaultMarker,
   fallbackFaultDir,

@@ -5,9 +5,10 @@ import { ErrorCode, MarieError } from './errors.js';
 import { NEVER_ABORTED } from './lazy-signal.js';
 
 /**
- * What every front door (gRPC, HTTP, WebSocket, the job API) accepts at most. Each transport
- * enforces them where its wire allows it earliest, and answers in its own terms (gRPC
- * RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED, HTTP 413 / 504, WebSocket 1009 / 1011).
+ * What every front door (gRPC, HTTP, WebSocket, the job API) accepts at most, and how long a
+ * client may hold it. Each transport enforces them where its wire allows it earliest, and answers
+ * in its own terms (gRPC RESOURCE_EXHAUSTED / DEADLINE_EXCEEDED / GOAWAY, HTTP 408 / 413 / 431 /
+ * 503 / 504, WebSocket 1008 / 1009 / 1011). `LIMITS` documents each one (flags, Flow keys).
  */
 export interface ServerLimits {
   /** Largest request (message, body, frame), bytes: 100 MiB. */
@@ -16,11 +17,78 @@ export interface ServerLimits {
   maxDocsPerRequest: number;
   /** Elements of one tensor: 64 Mi (256 MB of float32). */
   maxTensorElements: number;
-  /** A request still running after this is answered DEADLINE_EXCEEDED and aborted: 10 min (0: none). */
+  /**
+   * A request still running (or still being received) after this is answered DEADLINE_EXCEEDED
+   * (HTTP 408 while receiving) and aborted: 10 min (0: none).
+   */
   requestTimeoutMs: number;
   /** Requests in flight on one connection (gRPC streams, WebSocket requests): 100. */
   maxConcurrentPerConnection: number;
+  /** Connections open at once per server; beyond, refused (HTTP 503, gRPC GOAWAY): 4096. */
+  maxConnections: number;
+  /** HTTP/WebSocket: the whole request head (a WebSocket's upgrade too) within this: 10 s. */
+  headersTimeoutMs: number;
+  /** HTTP: a request body that makes no progress this long: 408, connection closed: 30 s (0: none). */
+  bodyIdleTimeoutMs: number;
+  /** HTTP: an idle keep-alive connection is closed after this: 72 s. */
+  keepAliveTimeoutMs: number;
+  /** HTTP/WebSocket: bytes of a request head: 16 KiB (431 beyond). */
+  maxHeaderBytes: number;
+  /** HTTP/WebSocket: header fields of a request: 100 (431 beyond). */
+  maxHeaderCount: number;
+  /** WebSocket: a ping this often; a peer that did not answer the previous one is closed: 30 s (0: none). */
+  pingIntervalMs: number;
+  /** WebSocket: answers queued for a peer that does not read, bytes; beyond, it is closed (1008): 64 MiB. */
+  maxBufferedBytes: number;
+  /** gRPC: a peer's pings closer together than this are strikes; the third: GOAWAY too_many_pings: 5 s (0: any rate). */
+  minPingIntervalMs: number;
+  /** gRPC: a connection with no call this long gets GOAWAY (clients reconnect): 5 min (0: none). */
+  maxConnectionIdleMs: number;
+  /** gRPC: a connection older than this (+-10%) gets GOAWAY: 0, none (long-lived streams are legitimate). */
+  maxConnectionAgeMs: number;
+  /** gRPC: calls on a connection past its age get this long to finish: 10 min. */
+  maxConnectionAgeGraceMs: number;
 }
+
+/** One limit as the CLI (`--flag`), a Flow's `with:` (`yaml_key`) and `--help` name it. */
+export interface LimitInfo {
+  key: keyof ServerLimits;
+  flag: string;
+  yaml: string;
+  /** What `--help` says, the default appended. */
+  help: string;
+  /** Whether 0 is allowed (it turns the limit off). */
+  zeroOff: boolean;
+}
+
+const limit = (key: keyof ServerLimits, help: string, zeroOff = false): LimitInfo => ({
+  key,
+  flag: `--${key.replace(/Ms$/, '').replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`,
+  yaml: key.replace(/Ms$/, '').replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`),
+  help,
+  zeroOff,
+});
+
+/** Every limit, in the order `--help` lists them. */
+export const LIMITS: readonly LimitInfo[] = Object.freeze([
+  limit('maxRequestBytes', 'largest request, bytes'),
+  limit('maxDocsPerRequest', 'documents per request'),
+  limit('maxTensorElements', 'elements of one tensor'),
+  limit('requestTimeoutMs', 'ms a request may run or take to arrive (0: never cut)', true),
+  limit('maxConcurrentPerConnection', 'requests in flight per connection'),
+  limit('maxConnections', 'connections open at once (HTTP 503, gRPC GOAWAY beyond)'),
+  limit('headersTimeoutMs', 'HTTP/WebSocket: ms to receive a request head'),
+  limit('bodyIdleTimeoutMs', 'HTTP: ms a request body may make no progress (408)', true),
+  limit('keepAliveTimeoutMs', 'HTTP: ms an idle keep-alive connection stays open'),
+  limit('maxHeaderBytes', 'HTTP/WebSocket: bytes of a request head (431)'),
+  limit('maxHeaderCount', 'HTTP/WebSocket: header fields of a request (431)'),
+  limit('pingIntervalMs', 'WebSocket: ms between pings; no pong by the next: closed', true),
+  limit('maxBufferedBytes', 'WebSocket: bytes queued for a peer that does not read'),
+  limit('minPingIntervalMs', "gRPC: ms between a peer's pings (3rd strike: GOAWAY)", true),
+  limit('maxConnectionIdleMs', 'gRPC: ms without a call before GOAWAY', true),
+  limit('maxConnectionAgeMs', 'gRPC: ms a connection may live (0: forever)', true),
+  limit('maxConnectionAgeGraceMs', 'gRPC: ms for calls to finish after max age'),
+]);
 
 export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxRequestBytes: 100 * 1024 * 1024,
@@ -28,19 +96,39 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxTensorElements: 64 * 1024 * 1024,
   requestTimeoutMs: 600_000,
   maxConcurrentPerConnection: 100,
+  maxConnections: 4096,
+  headersTimeoutMs: 10_000,
+  bodyIdleTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 72_000,
+  maxHeaderBytes: 16 * 1024,
+  maxHeaderCount: 100,
+  pingIntervalMs: 30_000,
+  maxBufferedBytes: 64 * 1024 * 1024,
+  minPingIntervalMs: 5_000,
+  maxConnectionIdleMs: 300_000,
+  maxConnectionAgeMs: 0,
+  maxConnectionAgeGraceMs: 600_000,
 });
 
 /** The defaults with `given` over them, each checked; errors name the limit. */
 export function resolveLimits(given: Partial<ServerLimits> = {}): ServerLimits {
-  const out = { ...DEFAULT_LIMITS, ...given };
-  for (const [key, value] of Object.entries(out)) {
-    const zeroOk = key === 'requestTimeoutMs';
-    if (!Number.isInteger(value) || value < (zeroOk ? 0 : 1))
+  const out = { ...DEFAULT_LIMITS };
+  for (const [key, value] of Object.entries(given)) {
+    const info = LIMITS.find((l) => l.key === key);
+    if (!info)
       throw new MarieError(
         ErrorCode.InvalidArgument,
-        `limits.${key}: ${JSON.stringify(value)} is not ${zeroOk ? 'a whole number >= 0' : 'a positive whole number'}`,
+        `limits.${key}: unknown limit (${LIMITS.map((l) => l.key).join(', ')})`,
         { field: `limits.${key}` },
       );
+    if (value === undefined) continue;
+    if (!Number.isInteger(value) || value < (info.zeroOff ? 0 : 1))
+      throw new MarieError(
+        ErrorCode.InvalidArgument,
+        `limits.${key}: ${JSON.stringify(value)} is not ${info.zeroOff ? 'a whole number >= 0' : 'a positive whole number'}`,
+        { field: `limits.${key}` },
+      );
+    out[info.key] = value;
   }
   return out;
 }

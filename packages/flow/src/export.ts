@@ -1,6 +1,6 @@
 import { createRequire } from 'node:module';
 import { isAbsolute, posix, relative, resolve, sep } from 'node:path';
-import { ConfigError, envReferences } from '@marie/core';
+import { ConfigError, envReferences, LIMITS } from '@marie/core';
 import type { Flow, FlowExecutor } from './flow.js';
 import type { FlowGraph } from './graph.js';
 import { type Autoscale, type Gpus, parseGpus, type Resources } from './resources.js';
@@ -148,14 +148,7 @@ function operationsArgs(
 function limitArgs(flow: Flow): string[] {
   const l = flow.options.limits;
   if (!l) return [];
-  const flags: [keyof NonNullable<typeof l>, string][] = [
-    ['maxRequestBytes', '--max-request-bytes'],
-    ['maxDocsPerRequest', '--max-docs-per-request'],
-    ['maxTensorElements', '--max-tensor-elements'],
-    ['requestTimeoutMs', '--request-timeout'],
-    ['maxConcurrentPerConnection', '--max-concurrent-per-connection'],
-  ];
-  return flags.flatMap(([k, flag]) => (l[k] === undefined ? [] : [flag, String(l[k])]));
+  return LIMITS.flatMap(({ key, flag }) => (l[key] === undefined ? [] : [flag, String(l[key])]));
 }
 
 /**

@@ -70,7 +70,7 @@ executors:
   it('reads the operations keys of with: and of each executor, naming a wrong one', async () => {
     const flow = await loadFlow(
       flowFile(
-        'jtype: Flow\nwith: { monitoring: true, port_monitoring: "9090", tracing: true, traces_exporter_host: otel, max_docs_per_request: 50, request_timeout: 0 }\nexecutors:\n  - { name: a, uses: A, monitoring: true, port_monitoring: 9100, reload: true }\n',
+        'jtype: Flow\nwith: { monitoring: true, port_monitoring: "9090", tracing: true, traces_exporter_host: otel, max_docs_per_request: 50, request_timeout: 0, headers_timeout: 5000, min_ping_interval: 0 }\nexecutors:\n  - { name: a, uses: A, monitoring: true, port_monitoring: 9100, reload: true }\n',
       ),
     );
     expect(flow.options).toMatchObject({
@@ -78,8 +78,15 @@ executors:
       portMonitoring: 9090,
       tracing: true,
       tracesExporterHost: 'otel',
-      limits: { maxDocsPerRequest: 50, requestTimeoutMs: 0, maxRequestBytes: 104857600 },
+      limits: {
+        maxDocsPerRequest: 50,
+        requestTimeoutMs: 0,
+        headersTimeoutMs: 5000,
+        minPingIntervalMs: 0,
+      },
     });
+    // Only what the YAML gives: the gateway's defaults fill the rest (and exports pass no more).
+    expect(flow.options.limits?.maxRequestBytes).toBeUndefined();
     expect(flow.executors[0]).toMatchObject({
       monitoring: true,
       portMonitoring: 9100,

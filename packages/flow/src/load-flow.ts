@@ -3,8 +3,10 @@ import { dirname, resolve } from 'node:path';
 import {
   ApiKeys,
   ConfigError,
+  LIMITS,
   readYamlFile,
   resolveLimits,
+  type ServerLimits,
   substituteVariables,
 } from '@marie/core';
 import { isPlainObject } from '@marie/docs';
@@ -227,13 +229,10 @@ function clientTls(raw: unknown, what: string, dir: string) {
   };
 }
 
-const LIMIT_KEYS = {
-  max_request_bytes: 'maxRequestBytes',
-  max_docs_per_request: 'maxDocsPerRequest',
-  max_tensor_elements: 'maxTensorElements',
-  request_timeout: 'requestTimeoutMs',
-  max_concurrent_per_connection: 'maxConcurrentPerConnection',
-} as const;
+/** A Flow's `with:` keys of the gateway's limits (`request_timeout`: requestTimeoutMs, ...). */
+const LIMIT_KEYS: Readonly<Record<string, keyof ServerLimits>> = Object.fromEntries(
+  LIMITS.map((l) => [l.yaml, l.key]),
+);
 
 /**
  * The gateway's TLS (`ssl_certfile`, `ssl_keyfile`, `ssl_client_ca`), API keys (`api_keys_file`
@@ -271,7 +270,8 @@ function security(w: Record<string, unknown>, path: string, dir: string): Partia
     if (w[key] !== undefined) limits[field] = Number(w[key]);
   if (Object.keys(limits).length) {
     try {
-      out.limits = resolveLimits(limits);
+      resolveLimits(limits); // checked here; the gateway's defaults fill the rest
+      out.limits = limits as Partial<ServerLimits>;
     } catch (err) {
       const field = String((err as { field?: string }).field ?? '').replace(/^limits\./, '');
       const key = Object.entries(LIMIT_KEYS).find(([, f]) => f === field)?.[0] ?? field;

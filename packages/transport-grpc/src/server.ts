@@ -3,6 +3,7 @@ import { loadSync } from '@grpc/proto-loader';
 import { ReflectionService } from '@grpc/reflection';
 import {
   type ApiKeys,
+  ConnectionStats,
   checkRequestLimits,
   createLogger,
   type DataRequest,
@@ -34,6 +35,7 @@ import {
 } from '@marie/proto';
 import { apiKeyInterceptor } from './api-keys.js';
 import { serviceError, toGrpcStatus } from './codes.js';
+import { grpcServerOptions, guardSessions } from './connection-limits.js';
 import { SERVICES, serverDefinition, WireAnswer } from './definitions.js';
 import { HealthService } from './health.js';
 import { addInfoServices } from './info.js';
@@ -77,6 +79,8 @@ export class GrpcServer {
   readonly #options: GrpcServerOptions;
   readonly #logger: Logger;
   readonly #limits: ServerLimits;
+  /** Connections open, refused and cut (`marie_connections_*` metrics). */
+  readonly connections = new ConnectionStats('grpc');
   #address?: { host: string; port: number };
   #stopping?: Promise<void>;
 
@@ -94,10 +98,9 @@ export class GrpcServer {
     this.#server = new grpc.Server({
       'grpc.max_receive_message_length': this.#limits.maxRequestBytes,
       'grpc.max_send_message_length': -1,
-      'grpc.max_concurrent_streams': this.#limits.maxConcurrentPerConnection,
-      // Python peers ping every ~10 s even when idle (spec/wire.md): never refuse that.
-      'grpc.keepalive_permit_without_calls': 1,
-      'grpc.http2.min_ping_interval_without_data_ms': 1000,
+      // Streams per connection, idle and age (see connection-limits.ts; pings are policed there:
+      // Python peers ping every ~10 s even when idle, spec/wire.md, and pass).
+      ...grpcServerOptions(this.#limits),
       ...(keys ? { interceptors: [apiKeyInterceptor(keys)] } : {}),
     });
     const names = Object.values(SERVICES).map((s) => s.fullName);
@@ -125,6 +128,7 @@ export class GrpcServer {
         (err, bound) => (err ? reject(err) : resolve(bound)),
       );
     });
+    guardSessions(this.#server, this.#limits, this.connections, this.#logger);
     this.#address = { host, port };
     this.#running = true;
     this.#health.setServing(this.handler.health?.().serving ?? true);
@@ -153,6 +157,7 @@ export class GrpcServer {
       await drained;
       clearTimeout(timer);
       this.#health.close();
+      this.connections.close();
       await this.handler.close();
     })();
     return this.#stopping;

@@ -4,6 +4,7 @@ import swaggerUi from '@fastify/swagger-ui';
 import websocket from '@fastify/websocket';
 import {
   type ApiKeys,
+  ConnectionStats,
   checkRequestLimits,
   createDataRequest,
   createLogger,
@@ -26,9 +27,10 @@ import { setTensorElementLimit, type TSchema } from '@marie/docs';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { requireApiKeys } from './api-keys.js';
 import { toHttpStatus } from './codes.js';
+import { guardHttp, httpServerOptions } from './connection-limits.js';
 import { answerJson, requestFromJson } from './json-wire.js';
 import { ERROR_SCHEMA, openApiModels } from './openapi.js';
-import { serveWebSocket } from './websocket.js';
+import { Liveness, serveWebSocket } from './websocket.js';
 
 export type HttpProtocol = 'http' | 'websocket';
 
@@ -89,6 +91,9 @@ export class HttpServer {
   readonly #options: HttpServerOptions;
   readonly #logger: Logger;
   readonly #limits: ServerLimits;
+  /** Connections open, refused and cut (`marie_connections_*` metrics). */
+  readonly connections: ConnectionStats;
+  #liveness: Liveness | undefined;
   #serving = false;
   #stopping?: Promise<void>;
   #ready: Promise<void>;
@@ -104,15 +109,22 @@ export class HttpServer {
     });
     const bodyLimit = this.#limits.maxRequestBytes;
     const tls = options.tls;
+    this.connections = new ConnectionStats(this.protocol);
+    const { http: nodeOptions, ...bounds } = httpServerOptions(this.#limits, this.connections);
     // At shutdown idle keep-alive connections close; busy ones finish their request first.
     this.app = Fastify({
       bodyLimit,
       logger: false,
       return503OnClosing: true,
       forceCloseConnections: 'idle',
+      ...bounds,
+      http: nodeOptions,
       ...(tls
         ? {
             https: {
+              ...nodeOptions,
+              // The TLS handshake gets the request head's deadline.
+              handshakeTimeout: this.#limits.headersTimeoutMs,
               cert: tls.cert,
               key: tls.key,
               ...(tls.clientCa !== undefined
@@ -122,6 +134,7 @@ export class HttpServer {
           }
         : {}),
     }) as unknown as FastifyInstance;
+    guardHttp(this.app, this.#limits, this.connections, tls !== undefined);
     if (options.apiKeys) requireApiKeys(this.app, options.apiKeys);
     // Documents are validated by @marie/docs (errors name `docs[i].field`); route schemas only
     // describe the API for OpenAPI, and answers are serialized by their own toJSON.
@@ -164,6 +177,8 @@ export class HttpServer {
         await this.app.close();
       } finally {
         clearTimeout(timer);
+        this.#liveness?.close();
+        this.connections.close();
       }
     })();
     return this.#stopping;
@@ -417,6 +432,11 @@ export class HttpServer {
   }
 
   async #websocket(maxPayload: number): Promise<void> {
+    const limits = this.#limits;
+    const liveness = limits.pingIntervalMs
+      ? new Liveness(limits.pingIntervalMs, () => this.connections.cut('ping_timeout'))
+      : undefined;
+    this.#liveness = liveness;
     await this.app.register(websocket, {
       options: {
         maxPayload,
@@ -432,7 +452,9 @@ export class HttpServer {
       wsHandler: (socket, req) =>
         serveWebSocket(socket, this.handler, this.#logger, {
           parent: headerContext(req.headers),
-          limits: this.#limits,
+          limits,
+          ...(liveness ? { liveness } : {}),
+          stats: this.connections,
         }),
     });
   }

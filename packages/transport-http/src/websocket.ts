@@ -1,4 +1,5 @@
 import {
+  type ConnectionStats,
   checkRequestLimits,
   type DataRequest,
   DEFAULT_LIMITS,
@@ -14,6 +15,49 @@ import { isPlainObject } from '@marie/docs';
 import { checkDocsBytes, decodeDataRequest, docsReader, encodeDataRequest } from '@marie/proto';
 import type { WebSocket } from 'ws';
 import { answerJson, requestFromJson } from './json-wire.js';
+
+/**
+ * Ping/pong liveness for every WebSocket of a server, on one timer: each tick pings the sockets
+ * that answered the previous ping and closes those that did not (a peer gone, or one that stopped
+ * reading: its pong never comes).
+ */
+export class Liveness {
+  readonly #alive = new Map<WebSocket, boolean>();
+  readonly #timer: NodeJS.Timeout;
+
+  constructor(intervalMs: number, onDead: () => void) {
+    this.#timer = setInterval(() => {
+      for (const [socket, alive] of this.#alive) {
+        if (!alive) {
+          this.#alive.delete(socket);
+          onDead();
+          socket.terminate();
+          continue;
+        }
+        this.#alive.set(socket, false);
+        socket.ping();
+      }
+    }, intervalMs);
+    this.#timer.unref();
+  }
+
+  add(socket: WebSocket): void {
+    this.#alive.set(socket, true);
+    socket.on('pong', () => {
+      if (this.#alive.has(socket)) this.#alive.set(socket, true);
+    });
+    socket.once('close', () => this.#alive.delete(socket));
+  }
+
+  get size(): number {
+    return this.#alive.size;
+  }
+
+  close(): void {
+    clearInterval(this.#timer);
+    this.#alive.clear();
+  }
+}
 
 /** The close code for every failure (spec/wire.md); reasons must fit a close frame (123 bytes). */
 const FAILURE = 1011;
@@ -34,9 +78,14 @@ export function serveWebSocket(
     /** The trace context the upgrade request carried: each request's span is its child. */
     parent?: TraceContext;
     limits?: ServerLimits;
+    /** Pings the socket while it is open (the server's, shared by its sockets). */
+    liveness?: Liveness;
+    /** Counts a socket cut for not reading (`slow_reader`). */
+    stats?: ConnectionStats;
   } = {},
 ): void {
-  const { parent } = options;
+  const { parent, stats } = options;
+  options.liveness?.add(socket);
   const limits = options.limits ?? DEFAULT_LIMITS;
   const bytes = socket.protocol === 'bytes';
   const controller = new AbortController();
@@ -99,7 +148,15 @@ export function serveWebSocket(
       work,
     )
       .then((res) => {
-        if (socket.readyState === socket.OPEN) socket.send(encode(res));
+        if (socket.readyState !== socket.OPEN) return;
+        // A peer that lets answers pile up unread is cut, not buffered for without end.
+        if (socket.bufferedAmount > limits.maxBufferedBytes) {
+          stats?.cut('slow_reader');
+          failed = true;
+          socket.terminate();
+          return;
+        }
+        socket.send(encode(res));
       })
       .catch((err: unknown) => {
         const e = MarieError.from(err);
