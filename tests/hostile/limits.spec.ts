@@ -241,7 +241,7 @@ describe('gRPC', () => {
     expect(opened).toBeLessThan(10_000); // cut before the loop could finish
     const client = new Client({ host: `grpc://127.0.0.1:${grpcPort}` });
     const docs = await client.post('/upper', [{ text: 'still here' }]);
-    expect((docs[0] as { text: string }).text).toBe('STILL HERE');
+    expect((docs[0] as unknown as { text: string }).text).toBe('STILL HERE');
     await client.close();
     expect(cut(await scrape(), 'grpc', 'http2_error')).toBeGreaterThanOrEqual(1);
   });
