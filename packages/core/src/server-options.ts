@@ -48,6 +48,11 @@ export interface ServerLimits {
   maxConnectionAgeMs: number;
   /** gRPC: calls on a connection past its age get this long to finish: 10 min. */
   maxConnectionAgeGraceMs: number;
+  /**
+   * gRPC: streams a peer may reset per second on one connection (as many again in a burst);
+   * beyond, the connection is closed (HTTP/2 rapid reset, CVE-2023-44487): 1000.
+   */
+  maxResetsPerSecond: number;
 }
 
 /** One limit as the CLI (`--flag`), a Flow's `with:` (`yaml_key`) and `--help` name it. */
@@ -88,6 +93,7 @@ export const LIMITS: readonly LimitInfo[] = Object.freeze([
   limit('maxConnectionIdleMs', 'gRPC: ms without a call before GOAWAY', true),
   limit('maxConnectionAgeMs', 'gRPC: ms a connection may live (0: forever)', true),
   limit('maxConnectionAgeGraceMs', 'gRPC: ms for calls to finish after max age'),
+  limit('maxResetsPerSecond', 'gRPC: streams a peer may reset per second (rapid reset)'),
 ]);
 
 export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
@@ -108,6 +114,7 @@ export const DEFAULT_LIMITS: Readonly<ServerLimits> = Object.freeze({
   maxConnectionIdleMs: 300_000,
   maxConnectionAgeMs: 0,
   maxConnectionAgeGraceMs: 600_000,
+  maxResetsPerSecond: 1000,
 });
 
 /** The defaults with `given` over them, each checked; errors name the limit. */

@@ -7,8 +7,11 @@ import type { ConnectionStats, Logger, ServerLimits } from '@marie/core';
  * on each HTTP/2 session:
  * - concurrent streams per connection (`maxConcurrentPerConnection`, SETTINGS, grpc-js);
  * - idle connections and connection age with a grace period (grpc-js's GOAWAY);
- * - stream-reset floods (CVE-2023-44487): Node's nghttp2 closes a session past 1000 resets in a
- *   burst, then 33 a second (its defaults, which grpc-js does not let us change); counted here;
+ * - stream-reset floods (CVE-2023-44487): nghttp2 closes a session whose peer resets more than
+ *   `maxResetsPerSecond` streams a second (as many again in a burst). Node's own default, 33 a
+ *   second past a burst of 1000, cut a legitimate client here: one that cancels 5% of its calls
+ *   at ~1,000 calls a second lost its connection, and every call on it, after a minute
+ *   (tests/hostile/soak.spec.ts). The sessions that nghttp2 closes are counted here;
  * - pings: one sooner than `minPingIntervalMs` after the last, with no call opened between them,
  *   is a strike; the third strike answers GOAWAY ENHANCE_YOUR_CALM `too_many_pings` (gRPC core's
  *   policy; Python peers' keepalive every ~10 s and their BDP pings beside calls pass);
@@ -30,6 +33,23 @@ export function grpcServerOptions(limits: ServerLimits): grpc.ServerOptions {
 }
 
 const STRIKES = 2;
+
+/**
+ * Sets what grpc-js does not pass on to the HTTP/2 servers it makes (call before binding): the
+ * stream-reset rate. grpc-js keeps the options it gives `http2.createServer` in a field of its
+ * own, read here; a grpc-js without it is refused loudly, as in `guardSessions`.
+ */
+export function tuneHttp2(server: grpc.Server, limits: ServerLimits): void {
+  const common = (server as unknown as { commonServerOptions?: unknown }).commonServerOptions;
+  if (typeof common !== 'object' || common === null)
+    throw new Error(
+      'this @grpc/grpc-js keeps no commonServerOptions: the stream-reset limit cannot be set (pin @grpc/grpc-js 1.14)',
+    );
+  Object.assign(common, {
+    streamResetBurst: limits.maxResetsPerSecond,
+    streamResetRate: limits.maxResetsPerSecond,
+  });
+}
 
 /**
  * Watches every session of the HTTP/2 servers grpc-js opened for `server` (call after each

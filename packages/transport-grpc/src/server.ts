@@ -35,7 +35,7 @@ import {
 } from '@marie/proto';
 import { apiKeyInterceptor } from './api-keys.js';
 import { serviceError, toGrpcStatus } from './codes.js';
-import { grpcServerOptions, guardSessions } from './connection-limits.js';
+import { grpcServerOptions, guardSessions, tuneHttp2 } from './connection-limits.js';
 import { SERVICES, serverDefinition, WireAnswer } from './definitions.js';
 import { HealthService } from './health.js';
 import { addInfoServices } from './info.js';
@@ -103,6 +103,7 @@ export class GrpcServer {
       ...grpcServerOptions(this.#limits),
       ...(keys ? { interceptors: [apiKeyInterceptor(keys)] } : {}),
     });
+    tuneHttp2(this.#server, this.#limits);
     const names = Object.values(SERVICES).map((s) => s.fullName);
     this.#health = new HealthService(names);
     this.#addServices();
