@@ -5,6 +5,8 @@
 import * as http2 from 'node:http2';
 import { join } from 'node:path';
 import { Client } from '@marie/client';
+import { createDataRequest } from '@marie/core';
+import { encodeDataRequest } from '@marie/proto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import WebSocket from 'ws';
 import {
@@ -187,6 +189,20 @@ describe('WebSocket', () => {
     reader.close();
   });
 
+  it('an upgrade that never finishes is cut at headersTimeoutMs; past maxConnections the upgrade gets 503', async () => {
+    const upgrade =
+      'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n';
+    const stalled = await rawRequest(wsPort, [upgrade]);
+    expect(stalled.status).toBe(408);
+    expect(stalled.closedAfterMs).toBeLessThan(3000);
+    const held = await Promise.all(Array.from({ length: 30 }, () => idleSocket(wsPort)));
+    const over = await rawRequest(wsPort, [`${upgrade}\r\n`]);
+    expect(over.status).toBe(503);
+    expect(JSON.parse(over.body).detail).toMatch(/maxConnections 30/);
+    expect(over.closedAfterMs).toBeLessThan(2000); // the refused upgrade's connection is closed
+    for (const s of held) s.destroy();
+  });
+
   it('a peer that sends requests and never reads the answers is cut at maxBufferedBytes', async () => {
     const before = await openNow();
     const ws = await open();
@@ -257,6 +273,54 @@ describe('gRPC', () => {
     await closed;
     expect(goaway()?.code).toBe(http2.constants.NGHTTP2_NO_ERROR);
   }, 20_000);
+
+  it('a connection past maxConnectionAgeMs gets GOAWAY; the call in flight finishes within the grace', async () => {
+    const aged = runMarie(
+      executorArgs(
+        REFERENCE,
+        {},
+        '--max-connection-age',
+        '1000',
+        '--max-connection-age-grace',
+        '5000',
+        '--max-connection-idle',
+        '0',
+      ),
+    );
+    try {
+      const port = portOf((await waitReady(aged))[0]!);
+      const { session, goaway, closed } = h2Session(port);
+      await new Promise((r) => session.once('connect', r));
+      const t = Date.now();
+      // A call on this session that outlives the age: 2.5 s of /slow.
+      const body = encodeDataRequest(
+        createDataRequest({
+          endpoint: '/slow',
+          docs: [{ text: 'old' }],
+          parameters: { delay: 2500 },
+        }),
+      );
+      const frame = Buffer.alloc(5 + body.length);
+      frame.writeUInt32BE(body.length, 1);
+      Buffer.from(body).copy(frame, 5);
+      const call = session.request({
+        ':method': 'POST',
+        ':path': '/jina.JinaSingleDataRequestRPC/process_single_data',
+        'content-type': 'application/grpc',
+        te: 'trailers',
+      });
+      call.end(frame);
+      const trailers = new Promise<http2.IncomingHttpHeaders>((r) => call.once('trailers', r));
+      call.resume();
+      expect((await trailers)['grpc-status']).toBe('0');
+      expect(goaway()?.code).toBe(http2.constants.NGHTTP2_NO_ERROR);
+      await closed;
+      expect(Date.now() - t).toBeGreaterThanOrEqual(2400);
+    } finally {
+      aged.child.kill('SIGTERM');
+      await aged.exited;
+    }
+  }, 30_000);
 
   it('connections past maxConnections are refused with GOAWAY', async () => {
     const held = Array.from({ length: 30 }, () => h2Session(grpcPort));

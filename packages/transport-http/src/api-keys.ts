@@ -1,5 +1,6 @@
 import { ApiKeys } from '@marie/core';
 import type { FastifyInstance } from 'fastify';
+import { closeAfter } from './connection-limits.js';
 
 /**
  * Checks the key of every request as soon as its head arrives (fastify's onRequest runs before
@@ -21,6 +22,7 @@ export function requireApiKeys(app: FastifyInstance, keys: ApiKeys): void {
         path === '/ui/' ||
         /^\/ui\/app\.(js|css)$/.test(path));
     if (open || keys.accepts(ApiKeys.fromAuthorization(req.headers.authorization))) return;
+    if (upgrade) closeAfter(reply);
     reply
       .code(401)
       .header('www-authenticate', 'Bearer')

@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import type { ConnectionStats, CutReason, ServerLimits } from '@marie/core';
-import type { FastifyInstance, FastifyServerOptions } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyServerOptions } from 'fastify';
 
 /**
  * How long and how much an HTTP (or WebSocket) client may hold: the request head within
@@ -69,6 +69,17 @@ function rawAnswer(status: number, detail: string): string {
 }
 
 /**
+ * Closes the connection once a refusal is written. Node closes a plain request's connection after
+ * an answer with `Connection: close`; a WebSocket upgrade's socket is handed to fastify with no
+ * one to close it (a refused upgrade kept its connection until the client gave up).
+ */
+export function closeAfter(reply: FastifyReply): void {
+  const socket = reply.request.raw.socket;
+  reply.raw.once('finish', () => socket.end());
+  reply.header('connection', 'close');
+}
+
+/**
  * Counts connections and enforces what fastify's options cannot: the connection cap (a clear
  * 503, not a silently dropped socket) and the body's idle deadline. Call
  * before routes are registered (the hooks reach every route, WebSocket upgrades included).
@@ -91,9 +102,9 @@ export function guardHttp(
     const socket = req.raw.socket as Marked;
     if (socket[OVER_CAP]) {
       stats.cut('max_connections');
+      closeAfter(reply);
       reply
         .code(503)
-        .header('connection', 'close')
         .header('retry-after', '1')
         .send({
           detail: `the server has too many connections open (maxConnections ${limits.maxConnections}): try again later`,
