@@ -60,51 +60,39 @@ async function keptAlive(port: number): Promise<Socket> {
   return s;
 }
 
+/** N connections, opened 100 at a time. */
+async function inBatches<T>(open: () => Promise<T>): Promise<T[]> {
+  const out: T[] = [];
+  for (let i = 0; i < N; i += 100)
+    out.push(...(await Promise.all(Array.from({ length: Math.min(100, N - i) }, open))));
+  return out;
+}
+
 it(`${N} idle connections per protocol stay open; memory per connection measured`, async () => {
   const [grpcPort, httpPort, wsPort] = ports;
   await settle();
   const rss0 = rssKb();
-  const held: Socket[] = [];
-  for (let i = 0; i < N; i += 100)
-    held.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(100, N - i) }, () => keptAlive(httpPort)),
-      )),
-    );
+  const held = await inBatches(() => keptAlive(httpPort));
   await settle();
   const rss1 = rssKb();
-  const sockets: WebSocket[] = [];
-  for (let i = 0; i < N; i += 100)
-    sockets.push(
-      ...(await Promise.all(
-        Array.from(
-          { length: Math.min(100, N - i) },
-          () =>
-            new Promise<WebSocket>((resolve, reject) => {
-              const ws = new WebSocket(`ws://127.0.0.1:${wsPort}/`, 'json');
-              ws.once('open', () => resolve(ws));
-              ws.once('error', reject);
-            }),
-        ),
-      )),
-    );
+  const sockets = await inBatches(
+    () =>
+      new Promise<WebSocket>((resolve, reject) => {
+        const ws = new WebSocket(`ws://127.0.0.1:${wsPort}/`, 'json');
+        ws.once('open', () => resolve(ws));
+        ws.once('error', reject);
+      }),
+  );
   await settle();
   const rss2 = rssKb();
-  const sessions: http2.ClientHttp2Session[] = [];
-  for (let i = 0; i < N; i += 100)
-    sessions.push(
-      ...(await Promise.all(
-        Array.from(
-          { length: Math.min(100, N - i) },
-          () =>
-            new Promise<http2.ClientHttp2Session>((resolve, reject) => {
-              const s = http2.connect(`http://127.0.0.1:${grpcPort}`);
-              s.once('remoteSettings', () => resolve(s));
-              s.once('error', reject);
-            }),
-        ),
-      )),
-    );
+  const sessions = await inBatches(
+    () =>
+      new Promise<http2.ClientHttp2Session>((resolve, reject) => {
+        const s = http2.connect(`http://127.0.0.1:${grpcPort}`);
+        s.once('remoteSettings', () => resolve(s));
+        s.once('error', reject);
+      }),
+  );
   await settle();
   const rss3 = rssKb();
   // (The executor's own ready probe may still hold one keep-alive connection for a few seconds.)

@@ -73,15 +73,6 @@ export function idleSocket(port: number): Promise<Socket> {
   });
 }
 
-/** Waits until `check` holds (polled every 25 ms) or throws after `ms`. */
-export async function until(check: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`not within ${ms} ms: ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
-
 /** One HTTP/2 session to a gRPC server, with what the server said when it went away. */
 export function h2Session(port: number): {
   session: http2.ClientHttp2Session;
